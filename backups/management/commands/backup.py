@@ -1,0 +1,65 @@
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from backups.models import BackupRun, Target
+from backups.serializers import run_to_dict
+from backups.services import backup
+
+
+class Command(BaseCommand):
+    help = "Back up one target now: in this process, or through the Celery workers with --queue."
+
+    def add_arguments(self, parser):
+        parser.add_argument("target", help="Target name (see the admin or plans/*.toml)")
+        parser.add_argument("--queue", action="store_true", help="Hand the job to the workers and wait for it.")
+        parser.add_argument("--timeout", type=float, default=6 * 3600, help="With --queue: seconds to wait.")
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="Print the finished run as one JSON object."
+        )
+
+    def handle(self, target, queue, timeout, as_json, **options):
+        try:
+            target_obj = Target.objects.get(name=target)
+        except Target.DoesNotExist:
+            names = ", ".join(Target.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"no target named {target!r} (targets: {names})") from None
+        run = backup.start_backup(target_obj, trigger=BackupRun.Trigger.COMMAND)
+        if queue:
+            from backups.tasks import run_backup
+
+            run_backup.delay(run.pk)
+            run = self._wait(run, timeout)
+        else:
+            try:
+                run = backup.execute(run)
+            except backup.AnotherRunActive as exc:
+                run = backup.refuse(run, str(exc))
+        run = BackupRun.objects.select_related("target").prefetch_related("artifacts__location").get(pk=run.pk)
+        self._report(run, as_json)
+        if run.status != BackupRun.Status.SUCCEEDED:
+            raise SystemExit(1)
+
+    def _wait(self, run, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.is_finished:
+                return run
+            time.sleep(0.2)
+        raise CommandError(f"run #{run.pk} did not finish within {timeout:.0f} s (status: {run.status})")
+
+    def _report(self, run, as_json):
+        if as_json:
+            self.stdout.write(json.dumps(run_to_dict(run), indent=2))
+            return
+        if run.status == BackupRun.Status.SUCCEEDED:
+            self.stdout.write(
+                f"run #{run.pk} of {run.target.name} succeeded: {run.bytes_in} bytes read, "
+                f"{run.bytes_out} bytes written, sha256 {run.sha256}"
+            )
+            for artifact in run.artifacts.all():
+                self.stdout.write(f"  {artifact.location.name}: {artifact.url}")
+        else:
+            self.stderr.write(f"run #{run.pk} of {run.target.name} {run.status}: {run.error}")

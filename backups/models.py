@@ -1,0 +1,263 @@
+"""The backup catalogue: where copies go, what is backed up, every run and every copy."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .fields import EncryptedTextField
+from .querysets import BackupRunQuerySet
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def validate_name(value: str) -> None:
+    if not NAME_RE.match(value):
+        raise ValidationError("Use lowercase letters, digits, '-' and '_' (at most 63 characters).")
+
+
+def validate_location_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme == "file":
+        if not parts.path.startswith("/"):
+            raise ValidationError("A file location needs an absolute path: file:///var/backups/portal")
+    elif parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValidationError("An S3 location needs a bucket: s3://bucket/prefix")
+        if parts.username or parts.password:
+            raise ValidationError("Do not put credentials in the URL; use the credential fields.")
+    else:
+        raise ValidationError("Location URL must start with file:/// or s3://")
+
+
+class Location(models.Model):
+    """Where copies of backups are kept: a local folder or an S3 bucket prefix."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_name])
+    url = models.CharField(
+        max_length=500,
+        validators=[validate_location_url],
+        help_text="file:///absolute/path or s3://bucket/prefix",
+    )
+    endpoint_url = models.URLField(
+        blank=True, help_text="S3-compatible endpoint (MinIO, Supabase Storage...); empty for AWS."
+    )
+    region = models.CharField(max_length=40, blank=True, help_text="S3 region; empty for the default.")
+    storage_class = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="S3 storage class for new copies, e.g. STANDARD_IA or GLACIER; empty for STANDARD.",
+    )
+    access_key_id = EncryptedTextField(
+        blank=True, help_text="S3 access key id; empty to use the worker's own AWS credentials."
+    )
+    secret_access_key = EncryptedTextField(blank=True, help_text="Encrypted at rest; never shown back.")
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Delete copies older than this many days (empty: keep by age forever)."
+    )
+    keep_last = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Always keep at least this many newest copies per target."
+    )
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def kind(self) -> str:
+        return urlsplit(self.url).scheme
+
+    def backend(self):
+        """The storage backend that reads and writes this location's objects."""
+        from .locations import backend_for
+
+        return backend_for(self)
+
+
+class Target(models.Model):
+    """Something that is backed up: a database, a folder or bucket, an environment file."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_name])
+    engine = models.CharField(max_length=20, help_text="How the source is read: postgresql, sqlite, portal...")
+    source = EncryptedTextField(
+        blank=True,
+        help_text="A URL (postgresql://user:password@host/db, sqlite:///path) or env:NAME to read it "
+        "from the worker's environment. Encrypted at rest; never shown back.",
+    )
+    locations = models.ManyToManyField(Location, related_name="targets", help_text="Where copies go.")
+    schedule = models.CharField(
+        max_length=100, blank=True, help_text="Cron expression (minute hour day month weekday), e.g. '0 2 * * *'."
+    )
+    timezone = models.CharField(max_length=64, default="UTC", help_text="Time zone of the schedule.")
+    compression = models.CharField(
+        max_length=10,
+        choices=[("zstd", "zstd"), ("gzip", "gzip")],
+        default="zstd",
+        help_text="zstd is smaller and faster; gzip for compatibility.",
+    )
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .engines import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ValidationError({"engine": f"Unknown engine; choose one of {', '.join(sorted(ENGINES))}."})
+
+    @property
+    def source_display(self) -> str:
+        """The source with any password removed, safe for logs and HTML."""
+        from .engines.base import redact
+
+        return redact(self.source)
+
+
+class BackupRun(models.Model):
+    """One backup of one target: its state, progress, checksum and error."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "admin"
+        SCHEDULE = "schedule"
+        COMMAND = "command", "command line"
+        REBUILT = "rebuilt", "rebuilt from manifest"
+
+    target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress report from the worker.")
+    worker = models.CharField(max_length=200, blank=True)
+    bytes_in = models.BigIntegerField(default=0, help_text="Bytes read from the source so far.")
+    bytes_out = models.BigIntegerField(default=0, help_text="Encrypted bytes written so far.")
+    sha256 = models.CharField(max_length=64, blank=True)
+    engine = models.CharField(max_length=20, blank=True)
+    format = models.CharField(max_length=40, blank=True, help_text="What the decrypted, decompressed stream is.")
+    compression = models.CharField(max_length=10, blank=True)
+    key_ids = models.JSONField(default=list, blank=True, help_text="Ids of the age recipients it is encrypted to.")
+    recipients = models.JSONField(default=list, blank=True, help_text="age public keys it is encrypted to.")
+    tables = models.JSONField(default=dict, blank=True, help_text="Row count of each table at backup time.")
+    error = models.TextField(blank=True)
+
+    objects = BackupRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [models.Index(fields=["target", "-queued_at"], name="run_target_recent")]
+        constraints = [
+            # The database itself guarantees one running backup per target.
+            models.UniqueConstraint(
+                fields=["target"], condition=Q(status="running"), name="one_running_backup_per_target"
+            ),
+            models.CheckConstraint(condition=~Q(status="succeeded") | ~Q(sha256=""), name="succeeded_run_has_checksum"),
+        ]
+        permissions = [("run_backup", "Can start a backup")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.target_id and self.target.name} {self.status}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    # --- state changes ---------------------------------------------------------------
+    @classmethod
+    def enqueue(cls, target: Target, *, trigger: str, user=None) -> BackupRun:
+        return cls.objects.create(target=target, trigger=trigger, triggered_by=user)
+
+    def claim(self, worker: str) -> bool:
+        """Move queued → running atomically; False if it was taken or another run is active."""
+        from django.db import IntegrityError
+
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                claimed = BackupRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+                    status=self.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
+                )
+        except IntegrityError:
+            return False
+        if claimed:
+            self.refresh_from_db()
+        return bool(claimed)
+
+    def report_progress(self, bytes_in: int, bytes_out: int) -> None:
+        BackupRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+            bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
+        )
+
+    def succeed(self, **fields) -> None:
+        self._finish(self.Status.SUCCEEDED, error="", **fields)
+
+    def fail(self, error: str, **fields) -> None:
+        self._finish(self.Status.FAILED, error=error[:10000], **fields)
+
+    def _finish(self, status: str, **fields) -> None:
+        fields.setdefault("finished_at", timezone.now())
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.status = status
+        self.save(update_fields=["status", *fields])
+
+
+class Artifact(models.Model):
+    """One stored copy of a run's encrypted stream, in one location."""
+
+    class Status(models.TextChoices):
+        STORED = "stored"
+        DELETED = "deleted"
+
+    run = models.ForeignKey(BackupRun, on_delete=models.CASCADE, related_name="artifacts")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="artifacts")
+    key = models.CharField(max_length=500, help_text="Object key inside the location.")
+    url = models.CharField(max_length=1000)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_class = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STORED, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["location__name"]
+        constraints = [models.UniqueConstraint(fields=["run", "location"], name="one_copy_per_location")]
+
+    def __str__(self) -> str:
+        return self.url

@@ -1,0 +1,77 @@
+"""The plan sections the backups app owns: [locations.*] and [targets.*]."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from drportal.plan import PlanContext, Table, section, upsert
+
+from .engines import ENGINES
+from .engines.base import redact
+from .models import Location, Target, validate_location_url, validate_name
+
+
+def _check(table: Table, key: str, validator, value) -> None:
+    try:
+        validator(value)
+    except ValidationError as exc:
+        raise table.error(key, " ".join(exc.messages)) from None
+
+
+@section("locations", order=10)
+def apply_locations(tables: dict[str, Table], ctx: PlanContext) -> None:
+    for name, table in tables.items():
+        _check(table, None, validate_name, name)
+        values = {
+            "url": table.str("url", required=True),
+            "endpoint_url": table.str("endpoint_url"),
+            "region": table.str("region"),
+            "storage_class": table.str("storage_class"),
+            "retention_days": table.int("retention_days", minimum=1),
+            "keep_last": table.int("keep_last", minimum=1),
+            "enabled": table.bool("enabled", True),
+            "description": table.str("description"),
+        }
+        table.done()
+        _check(table, "url", validate_location_url, values["url"])
+        if values["url"].startswith("file:") and (values["endpoint_url"] or values["storage_class"]):
+            raise table.error("url", "endpoint_url and storage_class only apply to s3:// locations")
+        upsert(Location, {"name": name}, values, ctx, f"location {name}")
+
+
+@section("targets", order=20)
+def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
+    for name, table in tables.items():
+        _check(table, None, validate_name, name)
+        engine = table.str("engine", required=True, choices=sorted(ENGINES))
+        values = {
+            "engine": engine,
+            "source": table.str("source", required=engine != "portal"),
+            "schedule": table.str("schedule"),
+            "timezone": table.str("timezone", "UTC"),
+            "compression": table.str("compression", "zstd", choices=["zstd", "gzip"]),
+            "enabled": table.bool("enabled", True),
+            "description": table.str("description"),
+        }
+        location_names = table.str_list("locations", required=True)
+        table.done()
+        if values["source"] and redact(values["source"]) != values["source"]:
+            raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
+        locations = list(Location.objects.filter(name__in=location_names))
+        missing = sorted(set(location_names) - {loc.name for loc in locations})
+        if missing:
+            raise table.error("locations", f"unknown location(s): {', '.join(missing)}")
+        if not locations:
+            raise table.error("locations", "needs at least one location")
+        target, created = upsert(Target, {"name": name}, values, ctx, f"target {name}")
+        current = set(target.locations.values_list("name", flat=True))
+        if current != set(location_names):
+            target.locations.set(locations)
+            if not created:
+                ctx.changed(f"updated target {name}: locations")
+        for hook in TARGET_HOOKS:
+            hook(target, table, ctx)
+
+
+# Functions run after each target is applied (e.g. to sync its beat schedule).
+TARGET_HOOKS: list = []

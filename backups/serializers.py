@@ -1,0 +1,36 @@
+"""Plain-dict views of catalogue rows for --json output (one shape everywhere)."""
+
+from __future__ import annotations
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def run_to_dict(run) -> dict:
+    return {
+        "id": run.pk,
+        "target": run.target.name,
+        "status": run.status,
+        "trigger": run.trigger,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "bytes_in": run.bytes_in,
+        "bytes_out": run.bytes_out,
+        "sha256": run.sha256 or None,
+        "format": run.format or None,
+        "compression": run.compression or None,
+        "key_ids": list(run.key_ids or []),
+        "tables": dict(run.tables or {}),
+        "artifacts": [
+            {
+                "location": a.location.name,
+                "url": a.url,
+                "size": a.size,
+                "storage_class": a.storage_class,
+                "status": a.status,
+            }
+            for a in run.artifacts.all()
+        ],
+        "error": run.error or None,
+    }

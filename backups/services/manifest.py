@@ -1,0 +1,95 @@
+"""Manifests: what makes a bare location self-describing.
+
+Each artifact gets a sidecar ``<artifact>.json`` written beside it (the source of
+truth, never rewritten), and each target folder a ``manifest.json`` index of the
+copies it currently holds (regenerated from the catalogue after every change).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.utils import timezone
+
+from ..locations import LocationError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+SIDECAR_SUFFIX = ".json"
+INDEX_NAME = "manifest.json"
+
+
+def restore_hint(run_format: str, compression: str) -> str:
+    decompress = {"zstd": "zstd -d", "gzip": "gzip -d"}[compression]
+    load = {
+        "postgresql-sql": "psql --set ON_ERROR_STOP=1 --single-transaction -d NEW_DATABASE",
+        "sqlite3": "cat > restored.sqlite3",
+        "tar": "tar -x -C DESTINATION",
+        "env": "cat > restored.env",
+    }.get(run_format, "cat > restored")
+    return f"age -d -i IDENTITY_FILE ARTIFACT | {decompress} | {load}"
+
+
+def describe(run, artifact_key: str, storage_class: str = "") -> dict:
+    """The manifest entry of one run's copy in one location."""
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "run_id": run.pk,
+        "target": run.target.name,
+        "engine": run.engine,
+        "format": run.format,
+        "compression": run.compression,
+        "encryption": "age-x25519",
+        "recipients": list(run.recipients),
+        "key_ids": list(run.key_ids),
+        "queued_at": _iso(run.queued_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "bytes_in": run.bytes_in,
+        "bytes_out": run.bytes_out,
+        "sha256": run.sha256,
+        "artifact": artifact_key,
+        "storage_class": storage_class,
+        "tables": dict(run.tables or {}),
+        "restore": restore_hint(run.format, run.compression),
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def encode(data: dict) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_sidecar(backend, run, artifact_key: str, storage_class: str = "") -> None:
+    backend.put_bytes(artifact_key + SIDECAR_SUFFIX, encode(describe(run, artifact_key, storage_class)))
+
+
+def write_index(location, target) -> None:
+    """Rewrite ``<target>/manifest.json`` in a location from the catalogue.
+
+    Best effort: sidecars are authoritative, so a failed index write is logged
+    and repaired by the next backup or prune, never fails a backup.
+    """
+    from ..models import Artifact
+
+    artifacts = (
+        Artifact.objects.filter(location=location, run__target=target, status=Artifact.Status.STORED)
+        .select_related("run", "run__target")
+        .order_by("-run__queued_at")
+    )
+    index = {
+        "manifest_version": MANIFEST_VERSION,
+        "location": location.name,
+        "target": target.name,
+        "generated_at": timezone.now().isoformat(),
+        "runs": [describe(a.run, a.key, a.storage_class) for a in artifacts],
+    }
+    try:
+        location.backend().put_bytes(f"{target.name}/{INDEX_NAME}", encode(index))
+    except LocationError as exc:
+        logger.warning("manifest index not updated: %s", exc)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DRPortalConfig(AppConfig):
+    name = "drportal"
+    verbose_name = "DR Portal"

@@ -1,0 +1,222 @@
+"""Plan as code: read a DR plan TOML file and apply it, section by section.
+
+Each app registers the sections it owns (``@section("targets", order=20)``) in its
+own ``plan.py``; this module only reads the file, checks every key and value
+through :class:`Table`, and calls the handlers in order inside one transaction.
+String values may use ``${VAR}`` or ``${VAR:-default}`` to read the environment,
+so one file serves a laptop and production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+
+class PlanError(Exception):
+    """A problem in a plan file, naming the file, the table and the key."""
+
+
+@dataclass
+class PlanContext:
+    file: str
+    changes: list[str] = field(default_factory=list)
+
+    def changed(self, message: str) -> None:
+        self.changes.append(message)
+
+
+Handler = Callable[[dict[str, "Table"], PlanContext], None]
+_SECTIONS: dict[str, tuple[int, Handler]] = {}
+# Sections that only describe the plan (read by exportplan and similar).
+_FREE_SECTIONS = {"plan"}
+
+
+def section(name: str, order: int) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        _SECTIONS[name] = (order, handler)
+        return handler
+
+    return register
+
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def _interpolation_defaults() -> dict[str, str]:
+    from django.conf import settings
+
+    return {"BACKUP_LOCAL_DIR": str(settings.BACKUP_DEFAULT_LOCAL_DIR)}
+
+
+def interpolate(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        defaults = _interpolation_defaults()
+
+        def replace(match: re.Match) -> str:
+            name = match["name"]
+            if name in os.environ:
+                return os.environ[name]
+            if match["default"] is not None:
+                return match["default"]
+            if name in defaults:
+                return defaults[name]
+            raise PlanError(f"{where}: environment variable {name} is not set and has no default")
+
+        return _VAR.sub(replace, value)
+    if isinstance(value, list):
+        return [interpolate(v, where) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate(v, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '15m', '1h', '7d', '2w' → timedelta."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30m, 1h, 7d")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+_MISSING = object()
+
+
+class Table:
+    """One ``[section.name]`` table, read key by key with checks; ``done()`` rejects leftovers."""
+
+    def __init__(self, file: str, section_name: str, name: str, data: dict) -> None:
+        self.file, self.section, self.name = file, section_name, name
+        self.data = dict(data)
+        self.seen: set[str] = set()
+
+    def where(self, key: str | None = None) -> str:
+        base = f"{self.file} [{self.section}.{self.name}]"
+        return f"{base} key '{key}'" if key else base
+
+    def error(self, key: str | None, problem: str) -> PlanError:
+        return PlanError(f"{self.where(key)}: {problem}")
+
+    def _get(self, key: str, default, required: bool):
+        self.seen.add(key)
+        if key in self.data:
+            return interpolate(self.data[key], self.where(key))
+        if required:
+            raise self.error(key, "is required")
+        return default
+
+    def str(self, key: str, default: str | None = "", *, required: bool = False, choices=None) -> str | None:
+        value = self._get(key, default, required)
+        if value is not None and not isinstance(value, str):
+            raise self.error(key, f"must be a string, got {type(value).__name__}")
+        if choices is not None and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+
+    def int(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int | None:
+        value = self._get(key, default, False)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be a whole number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def bool(self, key: str, default: bool = False) -> bool:
+        value = self._get(key, default, False)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {value!r}")
+        return value
+
+    def list(self, key: str, default: list | None = None, *, required: bool = False) -> list:
+        value = self._get(key, default if default is not None else [], required)
+        if not isinstance(value, list):
+            raise self.error(key, f"must be a list, got {type(value).__name__}")
+        return value
+
+    def str_list(self, key: str, *, required: bool = False) -> list[str]:
+        value = self.list(key, required=required)
+        if not all(isinstance(v, str) for v in value):
+            raise self.error(key, "must be a list of strings")
+        return value
+
+    def duration(self, key: str, default: str | None = None, *, required: bool = False) -> timedelta | None:
+        value = self._get(key, default, required)
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def raw(self, key: str, default=None):
+        return self._get(key, default, False)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            allowed = ", ".join(sorted(self.seen))
+            raise self.error(unknown[0], f"unknown key (known keys: {allowed})")
+
+
+def read_plan(path: str | Path) -> tuple[str, dict]:
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return str(path), tomllib.load(fh)
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{path}: not valid TOML: {exc}") from None
+
+
+def apply_plan(path: str | Path, *, dry_run: bool = False) -> list[str]:
+    """Upsert every section of the plan; returns the list of changes (empty when nothing changed)."""
+    file, data = read_plan(path)
+    unknown = sorted(set(data) - set(_SECTIONS) - _FREE_SECTIONS)
+    if unknown:
+        known = ", ".join(sorted(set(_SECTIONS) | _FREE_SECTIONS))
+        raise PlanError(f"{file}: unknown section [{unknown[0]}] (known sections: {known})")
+    ctx = PlanContext(file=file)
+    with transaction.atomic():
+        for name, (_order, handler) in sorted(_SECTIONS.items(), key=lambda item: item[1][0]):
+            raw = data.get(name, {})
+            if not isinstance(raw, dict) or any(not isinstance(v, dict) for v in raw.values()):
+                raise PlanError(f"{file}: [{name}] must hold tables like [{name}.NAME]")
+            tables = {key: Table(file, name, key, value) for key, value in raw.items()}
+            handler(tables, ctx)
+        if dry_run:
+            transaction.set_rollback(True)
+    return ctx.changes
+
+
+def upsert(model, lookup: dict, values: dict, ctx: PlanContext, label: str) -> tuple[Any, bool]:
+    """Create or update one row, saving (and reporting) only when something differs; returns (row, created)."""
+    obj = model.objects.filter(**lookup).first()
+    if obj is None:
+        obj = model(**lookup, **values)
+        obj.full_clean()
+        obj.save()
+        ctx.changed(f"created {label}")
+        return obj, True
+    differing = [k for k, v in values.items() if getattr(obj, k) != v]
+    if differing:
+        for key in differing:
+            setattr(obj, key, values[key])
+        obj.full_clean()
+        obj.save()
+        ctx.changed(f"updated {label}: {', '.join(differing)}")
+    return obj, False

@@ -1,0 +1,193 @@
+"""DR Portal settings, read from the environment.
+
+Defaults run the portal on embedded parts (a SQLite file, a filesystem broker, a
+local folder for backups) so that `make run` works on a bare machine. Production
+sets DATABASE_URL, REDIS_URL, DJANGO_SECRET_KEY and the age keys; see README.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env, envbool, envint, envlist, envsecret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Where the embedded defaults keep their state (SQLite file, broker folder, demo backups).
+PORTAL_HOME = Path(env("DRPORTAL_HOME", str(BASE_DIR / "var"))).resolve()
+
+
+def _persistent_random(name: str, make) -> str:
+    """A random value kept in PORTAL_HOME, for running without configuration.
+
+    Production passes its own value through the environment; this only keeps a
+    bare-machine install stable across restarts.
+    """
+    path = PORTAL_HOME / name
+    if path.exists():
+        return path.read_text().strip()
+    PORTAL_HOME.mkdir(parents=True, exist_ok=True)
+    value = make()
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value
+
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = envsecret("DJANGO_SECRET_KEY") or _persistent_random("secret_key", lambda: secrets.token_urlsafe(50))
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "drportal",
+    "backups",
+    "incidents",
+    "drills",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "drportal.urls"
+WSGI_APPLICATION = "drportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / 'portal.sqlite3'}"
+try:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+except ValueError as exc:
+    # The message may echo the URL; never print credentials.
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL ({type(exc).__name__})") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    PORTAL_HOME.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Web, worker and beat share the file: WAL lets readers run beside the writer,
+    # IMMEDIATE transactions avoid "database is locked" upgrades mid-transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(PORTAL_HOME / "static")))
+
+# --- Celery -----------------------------------------------------------------
+# REDIS_URL (or CELERY_BROKER_URL) in production; otherwise kombu's filesystem
+# transport, an embedded broker that needs no server.
+_broker_folder = PORTAL_HOME / "broker"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL") or env("REDIS_URL") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    for sub in ("in", "processed"):
+        (_broker_folder / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_folder / "in"),
+        "data_folder_out": str(_broker_folder / "in"),
+        "processed_folder": str(_broker_folder / "processed"),
+        "store_processed": False,
+    }
+elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):
+    raise ImproperlyConfigured("CELERY_BROKER_URL/REDIS_URL must start with redis://, rediss:// or amqp://")
+# The portal's own tables are the source of truth for job state; no result backend.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Backups ----------------------------------------------------------------
+# Comma-separated age X25519 public keys; every backup is encrypted to all of them
+# (the operational key plus an offline escrow key). Without any, backups refuse to run.
+BACKUP_AGE_RECIPIENTS = envlist("BACKUP_AGE_RECIPIENTS")
+for _recipient in BACKUP_AGE_RECIPIENTS:
+    if not _recipient.startswith("age1"):
+        raise ImproperlyConfigured(
+            f"BACKUP_AGE_RECIPIENTS: {_recipient[:12]!r}... is not an age X25519 public key (age1...)"
+        )
+# The private key file(s), needed only to verify and restore.
+BACKUP_AGE_IDENTITY_FILE = env("BACKUP_AGE_IDENTITY_FILE")
+BACKUP_COMPRESSION = env("BACKUP_COMPRESSION", "zstd")
+if BACKUP_COMPRESSION not in ("zstd", "gzip"):
+    raise ImproperlyConfigured(f"BACKUP_COMPRESSION must be zstd or gzip, got {BACKUP_COMPRESSION!r}")
+BACKUP_ZSTD_LEVEL = envint("BACKUP_ZSTD_LEVEL", 3, minimum=-7)
+# Where a run spools its encrypted stream before copying it to each location.
+BACKUP_SPOOL_DIR = Path(env("BACKUP_SPOOL_DIR", str(PORTAL_HOME / "spool")))
+BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backups")))
+# Hard limit on one backup's source command (pg_dump etc.).
+BACKUP_TIMEOUT_SECONDS = envint("BACKUP_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
+# A running job that has not reported progress for this long is taken as dead.
+BACKUP_STALE_SECONDS = envint("BACKUP_STALE_SECONDS", 300, minimum=10)
+BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, minimum=50)) / 1000
+S3_CONNECT_TIMEOUT = envint("S3_CONNECT_TIMEOUT", 10, minimum=1)
+S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 120, minimum=1)
+
+# Keys that encrypt credentials stored in the portal's own database (MultiFernet:
+# the first encrypts, all decrypt, so keys rotate by prepending a new one).
+FIELD_ENCRYPTION_KEYS = envlist("FIELD_ENCRYPTION_KEYS") or [
+    _persistent_random("field_key", lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Production hardening ------------------------------------------------------
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG and envbool("HTTPS", False))
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
+X_FRAME_OPTIONS = "DENY"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
