@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from the same process: no separate web server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,6 +118,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(PORTAL_HOME / "static")))
+# Without collectstatic (development, tests) whitenoise finds files in the apps directly.
+WHITENOISE_USE_FINDERS = True
 
 # --- Celery -----------------------------------------------------------------
 # REDIS_URL (or CELERY_BROKER_URL) in production; otherwise kombu's filesystem
