@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
@@ -44,10 +44,17 @@ class KeepSecretsForm(forms.ModelForm):
         return cleaned
 
 
+def _formfield(db_field, **kwargs):
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
 class LocationForm(KeepSecretsForm):
     secret_fields = ("access_key_id", "secret_access_key")
 
     class Meta:
+        formfield_callback = _formfield
         model = Location
         fields = (
             "name",

@@ -120,6 +120,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(PORTAL_HOME / "static")))
 # Without collectstatic (development, tests) whitenoise finds files in the apps directly.
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- Celery -----------------------------------------------------------------
 # REDIS_URL (or CELERY_BROKER_URL) in production; otherwise kombu's filesystem
@@ -194,4 +195,3 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
 X_FRAME_OPTIONS = "DENY"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now

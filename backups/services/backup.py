@@ -42,6 +42,9 @@ def reap_stale_runs() -> int:
                 "and is presumed dead; no copy was recorded"
             ),
         )
+        # The dead worker's spool, if it was on this machine's disk.
+        for leftover in settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*"):
+            leftover.unlink(missing_ok=True)
     if stale:
         logger.warning("marked %d stale backup run(s) as failed", len(stale))
     return len(stale)

@@ -1,0 +1,105 @@
+"""Backups through a real Celery worker process over Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from django.urls import reverse
+
+from backups.models import BackupRun
+from tests.conftest import ROOT, pg_url, start_worker, stop_worker, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def test_back_up_now_in_the_admin_queues_a_job_that_a_worker_runs(
+    celery_worker, admin_client, source_db, local_location, make_target
+):
+    target = make_target("botflow-db", source_db, [local_location])
+
+    response = admin_client.post(
+        reverse("admin:backups_target_changelist"),
+        {"action": "back_up_now", "_selected_action": [target.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    run = BackupRun.objects.get(target=target)
+    assert "queued as" in response.content.decode()
+    assert run.trigger == "manual" and run.triggered_by.username == "admin"
+    wait_for(lambda: BackupRun.objects.get(pk=run.pk).is_finished, message="the worker to finish the run")
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert run.worker.startswith("celery@") or "test-" in run.worker
+    assert run.artifacts.count() == 1
+
+
+def test_backup_command_with_queue_waits_for_the_worker(celery_worker, source_db, local_location, make_target):
+    import json
+
+    make_target("botflow-db", source_db, [local_location])
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "backup", "botflow-db", "--queue", "--json", "--timeout", "60"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["status"] == "succeeded"
+    assert data["target"] == "botflow-db"
+    assert len(data["sha256"]) == 64
+    assert data["artifacts"][0]["location"] == "local"
+    run = BackupRun.objects.get(pk=data["id"])
+    assert run.worker and str(os.getpid()) not in run.worker  # ran in the worker, not here
+
+
+def test_a_killed_worker_leaves_a_run_that_says_so(
+    settings, tmp_path, source_db, local_location, make_target, _flush_test_broker, age_key, s3_endpoint
+):
+    """SIGKILL the worker mid-backup: the run must end up failed with the reason, never 'running' forever."""
+    target = make_target("botflow-db", source_db, [local_location])
+    # A source that never finishes: pg_dump waits on a table lock held by this test.
+    import psycopg
+
+    blocker = psycopg.connect(source_db)
+    blocker.execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    worker = start_worker(tmp_path / "victim.log", concurrency=1)
+    try:
+        run = BackupRun.enqueue(target, trigger="manual")
+        from backups.tasks import run_backup
+
+        run_backup.delay(run.pk)
+        wait_for(lambda: BackupRun.objects.get(pk=run.pk).status == "running", message="the run to start")
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(10)
+    finally:
+        blocker.close()
+        stop_worker(worker)
+
+    run.refresh_from_db()
+    assert run.status == "running"  # nobody has noticed yet
+    from backups.services.backup import reap_stale_runs
+
+    settings.BACKUP_STALE_SECONDS = 0
+    assert reap_stale_runs() == 1
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "stopped reporting" in run.error and "presumed dead" in run.error
+    assert not run.artifacts.exists()
+    assert list(settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*")) == []
+    assert [p for p in local_location.backend().list() if p.endswith(".age")] == []

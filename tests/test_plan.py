@@ -1,0 +1,96 @@
+"""applyplan: the shipped plan applies idempotently; mistakes are named by file, table and key."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from backups.models import Location, Target
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.django_db
+
+PLAN = ROOT / "plans" / "botflow.toml"
+
+
+def apply(path, capsys=None) -> str:
+    call_command("applyplan", str(path))
+    return capsys.readouterr().out if capsys else ""
+
+
+def write_plan(tmp_path, text: str):
+    path = tmp_path / "plan.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_shipped_plan_applies_and_second_apply_changes_nothing(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
+    first = apply(PLAN, capsys)
+    assert "created target portal" in first
+    snapshot = [
+        (loc.name, loc.url, loc.storage_class, loc.retention_days, loc.keep_last, loc.updated_at)
+        for loc in Location.objects.all()
+    ]
+    assert apply(PLAN, capsys).strip().endswith("nothing to change")
+    assert snapshot == [
+        (loc.name, loc.url, loc.storage_class, loc.retention_days, loc.keep_last, loc.updated_at)
+        for loc in Location.objects.all()
+    ]
+    assert Location.objects.get(name="local").url == f"file://{tmp_path}/botflow"
+    assert Location.objects.get(name="s3-daily").storage_class == "STANDARD_IA"
+    assert Location.objects.get(name="s3-archive").retention_days == 365
+    portal = Target.objects.get(name="portal")
+    assert portal.engine == "portal" and [loc.name for loc in portal.locations.all()] == ["local"]
+    assert Target.objects.get(name="database").source == "env:BOTFLOW_DATABASE_URL"
+
+
+def test_a_changed_plan_updates_rows(tmp_path, capsys):
+    path = write_plan(
+        tmp_path,
+        f"""
+        [locations.a]
+        url = "file://{tmp_path}/a"
+        retention_days = 7
+    """,
+    )
+    apply(path)
+    path.write_text(path.read_text().replace("retention_days = 7", "retention_days = 30"))
+    assert "updated location a: retention_days" in apply(path, capsys)
+    assert Location.objects.get(name="a").retention_days == 30
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[locations.a]\nurl = "file:///x"\nretension_days = 3\n', "[locations.a] key 'retension_days': unknown key"),
+        ('[locations.a]\nurl = "ftp://x"\n', "[locations.a] key 'url': Location URL must start with"),
+        ('[locations.a]\nurl = "file:///x"\nkeep_last = "seven"\n', "key 'keep_last': must be a whole number"),
+        ('[locations.a]\nurl = "file:///x"\nkeep_last = 0\n', "key 'keep_last': must be at least 1"),
+        ('[targets.t]\nengine = "mysql"\nsource = "x"\nlocations = []\n', "key 'engine': must be one of"),
+        ('[targets.t]\nengine = "postgresql"\nsource = "env:X"\nlocations = ["nope"]\n', "unknown location(s): nope"),
+        (
+            '[locations.a]\nurl = "file:///x"\n[targets.t]\nengine = "postgresql"\n'
+            'source = "postgresql://u:hunter2@h/db"\nlocations = ["a"]\n',
+            "key 'source': holds a password; use env:NAME",
+        ),
+        ('[locations.a]\nurl = "${NOT_SET_ANYWHERE}"\n', "environment variable NOT_SET_ANYWHERE is not set"),
+        ("[widgets.a]\nx = 1\n", "unknown section [widgets]"),
+        ("[locations.a\n", "not valid TOML"),
+    ],
+)
+def test_plan_mistakes_name_file_table_and_key(tmp_path, body, message):
+    path = write_plan(tmp_path, body)
+    with pytest.raises(CommandError) as excinfo:
+        apply(path)
+    assert str(path) in str(excinfo.value)
+    assert message in str(excinfo.value)
+    assert "hunter2" not in str(excinfo.value)
+    assert not Location.objects.exists() and not Target.objects.exists()
+
+
+def test_missing_plan_file(tmp_path):
+    with pytest.raises(CommandError, match="no such file"):
+        apply(tmp_path / "missing.toml")
