@@ -182,7 +182,11 @@ class BackupRun(models.Model):
             ),
             models.CheckConstraint(condition=~Q(status="succeeded") | ~Q(sha256=""), name="succeeded_run_has_checksum"),
         ]
-        permissions = [("run_backup", "Can start a backup")]
+        permissions = [
+            ("run_backup", "Can start a backup"),
+            ("verify_backuprun", "Can verify a backup and run restore tests"),
+            ("restore_backuprun", "Can restore a backup over live data"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.target_id and self.target.name} {self.status}"
@@ -261,3 +265,144 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+
+class Verification(models.Model):
+    """One check of one run: integrity of every copy, or a full restore test."""
+
+    class Kind(models.TextChoices):
+        INTEGRITY = "integrity", "integrity (checksum, decrypt, decompress, manifest)"
+        RESTORE_TEST = "restore_test", "restore test"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PASSED = "passed"
+        FAILED = "failed"
+
+    run = models.ForeignKey(BackupRun, on_delete=models.CASCADE, related_name="verifications")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INTEGRITY)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=10, choices=BackupRun.Trigger.choices, default=BackupRun.Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="For a restore test: RTO evidence.")
+    checks = models.JSONField(default=list, blank=True, help_text="Each check: name, result, message.")
+    tables = models.JSONField(default=list, blank=True, help_text="Each table: name, expected and restored rows.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [models.Index(fields=["run", "-queued_at"], name="verification_run_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of run #{self.run_id}: {self.status}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == self.Status.PASSED
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.PASSED, self.Status.FAILED)
+
+    def start(self) -> bool:
+        now = timezone.now()
+        started = Verification.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.RUNNING, started_at=now
+        )
+        if started:
+            self.status, self.started_at = self.Status.RUNNING, now
+        return bool(started)
+
+    def finish(self, checks: list[dict], tables: list[dict], duration: float | None, error: str = "") -> None:
+        self.checks, self.tables, self.duration_seconds = checks, tables, duration
+        self.error = error
+        passed = not error and bool(checks) and all(c["result"] == "pass" for c in checks)
+        self.status = self.Status.PASSED if passed else self.Status.FAILED
+        self.finished_at = timezone.now()
+        self.save(update_fields=["checks", "tables", "duration_seconds", "error", "status", "finished_at"])
+
+
+class Restore(models.Model):
+    """One restore: where from, where to, what was kept for rollback, and how it ended."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    run = models.ForeignKey(BackupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="restores")
+    source = models.CharField(max_length=1000, help_text="Run id, artifact path or s3:// URL restored from.")
+    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    destination = EncryptedTextField(blank=True, help_text="Where it was restored to; empty = the target's source.")
+    destination_display = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=10, choices=BackupRun.Trigger.choices, default=BackupRun.Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    bytes_done = models.BigIntegerField(default=0, help_text="Encrypted bytes restored so far.")
+    bytes_total = models.BigIntegerField(default=0)
+    format = models.CharField(max_length=40, blank=True)
+    scratch_name = models.CharField(max_length=200, blank=True, help_text="The new database or file restored into.")
+    rollback_name = models.CharField(
+        max_length=200, blank=True, help_text="Where the previous data was kept; rename it back to roll back."
+    )
+    tables = models.JSONField(default=list, blank=True)
+    log = models.TextField(blank=True, help_text="What was done, step by step, including how to roll back.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"restore #{self.pk} from {self.source}: {self.status}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    def start(self, worker: str = "") -> bool:
+        now = timezone.now()
+        started = Restore.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.RUNNING, started_at=now, heartbeat_at=now
+        )
+        if started:
+            self.status, self.started_at, self.heartbeat_at = self.Status.RUNNING, now, now
+        return bool(started)
+
+    def report_progress(self, done: int) -> None:
+        Restore.objects.filter(pk=self.pk).update(bytes_done=done, heartbeat_at=timezone.now())
+
+    def note(self, line: str) -> None:
+        self.log = f"{self.log}{timezone.now():%H:%M:%S} {line}\n"
+        Restore.objects.filter(pk=self.pk).update(log=self.log)
+
+    def succeed(self, **fields) -> None:
+        self._finish(self.Status.SUCCEEDED, **fields)
+
+    def fail(self, error: str, **fields) -> None:
+        self._finish(self.Status.FAILED, error=error[:10000], **fields)
+
+    def _finish(self, status: str, **fields) -> None:
+        fields.setdefault("finished_at", timezone.now())
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.status = status
+        self.save(update_fields=["status", *fields])

@@ -137,3 +137,90 @@ def encrypt_stream(
     pyrage.encrypt_io(reader, writer, list(recipients))
     writer.flush()
     return PipelineResult(reader.bytes_in, writer.bytes_out, writer.sha256.hexdigest())
+
+
+class HashingReader:
+    """The reader pyrage pulls ciphertext from: hashes and counts every byte read."""
+
+    def __init__(self, raw: BinaryIO, on_progress: Callable[[int], None] | None = None, interval: float = 1.0):
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+        self.on_progress = on_progress
+        self.interval = interval
+        self._next_report = time.monotonic() + interval
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size if size and size > 0 else CHUNK)
+        if data:
+            self.sha256.update(data)
+            self.bytes_read += len(data)
+            if self.on_progress is not None:
+                now = time.monotonic()
+                if now >= self._next_report:
+                    self._next_report = now + self.interval
+                    self.on_progress(self.bytes_read)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class DecompressingWriter:
+    """The writer pyrage pushes plaintext to: decompresses and forwards to ``out``."""
+
+    def __init__(self, out: BinaryIO | None, compression: str) -> None:
+        self.out = out
+        self.decomp = decompressor(compression)
+        self.bytes_out = 0
+
+    def write(self, data) -> int:
+        plain = self.decomp.decompress(data)
+        if plain:
+            self.bytes_out += len(plain)
+            if self.out is not None:
+                self.out.write(plain)
+        return len(data)
+
+    def flush(self) -> None:
+        if self.out is not None:
+            self.out.flush()
+
+    @property
+    def complete(self) -> bool:
+        """True when the compressed stream reached its proper end (not cut short)."""
+        return self.decomp.eof
+
+
+@dataclass
+class DecryptResult:
+    bytes_in: int
+    bytes_out: int
+    sha256: str
+    complete: bool
+
+
+def decrypt_stream(
+    source: BinaryIO,
+    sink: BinaryIO | None,
+    identities: list,
+    *,
+    compression: str,
+    on_progress: Callable[[int], None] | None = None,
+    progress_interval: float = 1.0,
+) -> DecryptResult:
+    """Hash, decrypt and decompress ``source`` into ``sink`` (or nowhere, to just check it).
+
+    Raises ``pyrage.DecryptError`` for a key that does not match and ``OSError``
+    when authentication fails (tampered or truncated ciphertext).
+    """
+    reader = HashingReader(source, on_progress, progress_interval)
+    writer = DecompressingWriter(sink, compression)
+    pyrage.decrypt_io(reader, writer, list(identities))
+    # Drain anything left after the last authenticated chunk, so the checksum covers it all.
+    while reader.read(CHUNK):
+        pass
+    writer.flush()
+    return DecryptResult(reader.bytes_read, writer.bytes_out, reader.sha256.hexdigest(), writer.complete)

@@ -30,6 +30,15 @@ def run_backup(self, run_id: int) -> str:
             backup.refuse(run, f"{exc}; gave up waiting")
             return run.status
         raise self.retry(countdown=WAIT_RETRY_SECONDS) from None
+    if run.status == BackupRun.Status.SUCCEEDED:
+        # Every backup is proven straight away: checksum, decrypt and decompress each copy.
+        from .models import Verification
+        from .services import verify
+
+        verification = verify.start_verification(
+            run, kind=Verification.Kind.INTEGRITY, trigger=BackupRun.Trigger.SCHEDULE
+        )
+        verify_backup.delay(verification.pk)
     return run.status
 
 
@@ -46,5 +55,30 @@ def backup_target(target_name: str) -> int | None:
 
 
 @shared_task
-def reap_stale_runs() -> int:
-    return backup.reap_stale_runs()
+def reap_stale_jobs() -> int:
+    """Fail backups and restores whose worker died, cleaning up what they left."""
+    from .services import restore
+
+    return backup.reap_stale_runs() + restore.reap_stale_restores()
+
+
+@shared_task(acks_late=True)
+def verify_backup(verification_id: int) -> str:
+    from .models import Verification
+    from .services import verify
+
+    verification = Verification.objects.select_related("run__target").filter(pk=verification_id).first()
+    if verification is None:
+        return "missing"
+    return verify.verify(verification).status
+
+
+@shared_task(acks_late=True)
+def run_restore(restore_id: int) -> str:
+    from .models import Restore
+    from .services import restore
+
+    record = Restore.objects.filter(pk=restore_id).first()
+    if record is None:
+        return "missing"
+    return restore.execute(record).status

@@ -170,6 +170,9 @@ BACKUP_TIMEOUT_SECONDS = envint("BACKUP_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # A running job that has not reported progress for this long is taken as dead.
 BACKUP_STALE_SECONDS = envint("BACKUP_STALE_SECONDS", 300, minimum=10)
 BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, minimum=50)) / 1000
+# A separate PostgreSQL server for restore tests' scratch databases (the plan's "test
+# environment"); empty = the backed-up database's own server.
+RESTORE_TEST_DATABASE_URL = env("RESTORE_TEST_DATABASE_URL")
 S3_CONNECT_TIMEOUT = envint("S3_CONNECT_TIMEOUT", 10, minimum=1)
 S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 120, minimum=1)
 

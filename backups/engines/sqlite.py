@@ -16,6 +16,8 @@ def sqlite_path(source: str) -> Path:
     if source.startswith("sqlite:"):
         parts = urlsplit(source)
         path = parts.path
+        if path.startswith("//"):  # sqlite:////abs/path: four slashes, as SQLAlchemy writes it
+            path = "/" + path.lstrip("/")
         if parts.netloc:  # sqlite://relative/path is not meaningful; insist on sqlite:///abs
             raise SourceError("a SQLite source must look like sqlite:////absolute/path.db or sqlite:///path.db")
         return Path(path)
@@ -44,7 +46,7 @@ class SQLiteDump(Dump):
         self._copy = tempfile.NamedTemporaryFile(dir=settings.BACKUP_SPOOL_DIR, suffix=".sqlite3", delete=False)
         self._copy.close()
         try:
-            src = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            src = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             dst = sqlite3.connect(self._copy.name)
             with dst:
                 src.backup(dst)

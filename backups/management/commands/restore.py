@@ -1,0 +1,90 @@
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from backups.engines import SourceError
+from backups.locations import LocationError
+from backups.models import BackupRun, Restore
+from backups.services import restore as restores
+from backups.services.artifacts import ArtifactRefused
+
+
+class Command(BaseCommand):
+    help = (
+        "Restore a backup safely: prove the artifact, restore into a new database, check it, "
+        "then swap it in, keeping the previous data for rollback."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("source", help="A run id, a local artifact path, or an s3://bucket/key URL.")
+        parser.add_argument("--to", help="Destination URL or path (default: the target's own source).")
+        parser.add_argument("--location", help="Which location's copy to use (with a run id).")
+        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        parser.add_argument("--json", action="store_true", dest="as_json")
+
+    def handle(self, source, to, location, yes, as_json, **options):
+        try:
+            proposal = restores.propose(source, to=to, location=location)
+        except (ArtifactRefused, restores.RestoreFailed, SourceError, LocationError) as exc:
+            self._finish_refused(source, str(exc), as_json)
+            return
+        out = self.stderr if as_json else self.stdout
+        for line in proposal.lines():
+            out.write(line)
+        if not yes and not self._confirm():
+            raise CommandError("not confirmed; nothing was changed (pass --yes to skip this question)")
+        record = Restore.objects.create(
+            source=source,
+            destination=to or "",
+            location=proposal.ref.location,
+            trigger=BackupRun.Trigger.COMMAND,
+            run=proposal.ref.run,
+        )
+        record = restores.execute(record, to=to)
+        self._report(record, as_json)
+        if record.status != Restore.Status.SUCCEEDED:
+            raise SystemExit(1)
+
+    def _confirm(self) -> bool:
+        """Ask on the terminal; anything but yes (including no input at all) means no."""
+        self.stdout.write("Proceed with this restore? [y/N] ", ending="")
+        self.stdout.flush()
+        try:
+            answer = sys.stdin.readline() if sys.stdin else ""
+        except (OSError, ValueError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    def _finish_refused(self, source, error, as_json):
+        if as_json:
+            self.stdout.write(json.dumps({"id": None, "source": source, "status": "refused", "error": error}))
+        else:
+            self.stderr.write(f"refused: {error}")
+        raise SystemExit(1)
+
+    def _report(self, record, as_json):
+        if as_json:
+            self.stdout.write(json.dumps(restore_to_dict(record), indent=2))
+            return
+        if record.status == Restore.Status.SUCCEEDED:
+            self.stdout.write(record.log)
+            self.stdout.write(f"restore #{record.pk} succeeded in {record.duration.total_seconds():.1f} s")
+        else:
+            self.stderr.write(f"restore #{record.pk} failed: {record.error}")
+            self.stderr.write("the live data was not changed")
+
+
+def restore_to_dict(r: Restore) -> dict:
+    return {
+        "id": r.pk,
+        "source": r.source,
+        "run": r.run_id,
+        "status": r.status,
+        "destination": r.destination_display,
+        "rollback_name": r.rollback_name or None,
+        "tables": r.tables,
+        "duration_seconds": r.duration.total_seconds() if r.duration else None,
+        "error": r.error or None,
+        "log": r.log,
+    }
