@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from .models import Artifact, BackupRun, Location, Target
-from .services import backup
+from .engines import SourceError
+from .locations import LocationError
+from .models import Artifact, BackupRun, Location, Restore, Target, Verification
+from .services import backup, verify
+from .services import restore as restores
+from .services.artifacts import ArtifactRefused
 
 
 class SecretInput(forms.PasswordInput):
@@ -171,13 +178,27 @@ class ArtifactInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("location")
+
     @admin.display(description="size")
     def size_display(self, obj):
         return filesizeformat(obj.size)
 
 
+def _bar(url: str, status: str, percent: int | None, text: str) -> str:
+    return format_html(
+        '<span class="run-progress" data-url="{}" data-status="{}">'
+        '<progress max="100" {}></progress> <span class="run-progress-text">{}</span></span>',
+        url,
+        status,
+        format_html('value="{}"', percent) if percent is not None else "",
+        text,
+    )
+
+
 def progress_bar(run: BackupRun) -> str:
-    """A progress bar: bytes read so far against the previous good run's size, when known."""
+    """Bytes read so far against the previous good run's size, when there is one."""
     if run.status == BackupRun.Status.RUNNING:
         expected = (
             BackupRun.objects.succeeded()
@@ -191,13 +212,86 @@ def progress_bar(run: BackupRun) -> str:
         percent = 100
     else:
         percent = None if run.status == BackupRun.Status.QUEUED else 0
-    return format_html(
-        '<span class="run-progress" data-run="{}" data-status="{}">'
-        '<progress max="100" {}></progress> <span class="run-progress-text">{}</span></span>',
-        run.pk,
-        run.status,
-        format_html('value="{}"', percent) if percent is not None else "",
-        f"{filesizeformat(run.bytes_in)} read" if run.status in ("running", "queued") else run.status,
+    text = f"{filesizeformat(run.bytes_in)} read" if run.status in ("running", "queued") else run.status
+    return _bar(reverse("admin:backups_backuprun_progress", args=[run.pk]), run.status, percent, text)
+
+
+def restore_progress_bar(record: Restore) -> str:
+    if record.status == Restore.Status.RUNNING and record.bytes_total:
+        percent = min(99, int(100 * record.bytes_done / record.bytes_total))
+    elif record.status == Restore.Status.SUCCEEDED:
+        percent = 100
+    else:
+        percent = None if record.status in (Restore.Status.QUEUED, Restore.Status.RUNNING) else 0
+    text = (
+        f"{filesizeformat(record.bytes_done)} of {filesizeformat(record.bytes_total)}"
+        if record.status == Restore.Status.RUNNING
+        else record.status
+    )
+    return _bar(reverse("admin:backups_restore_progress", args=[record.pk]), record.status, percent, text)
+
+
+def _status_badge(obj) -> str:
+    return format_html('<span class="run-status run-status-{}">{}</span>', obj.status, obj.get_status_display())
+
+
+def _seconds(duration) -> str:
+    if duration is None:
+        return "-"
+    seconds = duration.total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class VerificationInline(ReadOnlyInline):
+    model = Verification
+    fields = ("queued_at", "kind", "status_badge", "summary", "duration_seconds", "triggered_by")
+    readonly_fields = fields
+    ordering = ("-queued_at",)
+
+    @admin.display(description="status")
+    def status_badge(self, obj):
+        return _status_badge(obj)
+
+    @admin.display(description="checks")
+    def summary(self, obj):
+        return verification_summary(obj)
+
+
+def verification_summary(obj: Verification) -> str:
+    if obj.error:
+        return obj.error
+    failed = [c for c in obj.checks if c["result"] != "pass"]
+    if failed:
+        return format_html_join(format_html("<br>"), "{}: {}", ((c["name"], c["message"]) for c in failed))
+    if not obj.checks:
+        return "-"
+    text = f"{len(obj.checks)} checks passed"
+    if obj.tables:
+        text += f"; {len(obj.tables)} tables restored with matching row counts"
+    return text
+
+
+class RestoreForm(forms.Form):
+    """The confirmation page's form: which copy, where to, and an explicit yes."""
+
+    location = forms.ChoiceField(label="Copy to restore from")
+    to = forms.CharField(
+        label="Restore to",
+        required=False,
+        help_text="Empty: the target's own database. Or a postgresql:// URL or a path for a new copy.",
+        widget=forms.TextInput(attrs={"size": 60, "autocomplete": "off"}),
     )
 
 
@@ -219,7 +313,9 @@ class BackupRunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     date_hierarchy = "queued_at"
     search_fields = ("=id", "sha256", "target__name")
-    inlines = [ArtifactInline]
+    inlines = [ArtifactInline, VerificationInline]
+    actions = ["verify_runs", "restore_test_runs", "restore_run"]
+    change_form_template = "admin/backups/backuprun/change_form.html"
     readonly_fields = (
         "target",
         "status_badge",
@@ -287,34 +383,124 @@ class BackupRunAdmin(admin.ModelAdmin):
         # Runs are records: nobody edits them, but viewers may open them.
         return False
 
-    def get_urls(self):
-        urls = super().get_urls()
-        extra = [
-            path(
-                "<int:run_id>/progress/",
-                self.admin_site.admin_view(self.progress_view),
-                name="backups_backuprun_progress",
-            ),
-        ]
-        return extra + urls
+    def has_verify_permission(self, request):
+        return request.user.has_perm("backups.verify_backuprun")
 
+    def has_restore_permission(self, request):
+        return request.user.has_perm("backups.restore_backuprun")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:run_id>/progress/", view(self.progress_view), name="backups_backuprun_progress"),
+            path("<int:run_id>/restore/", view(self.restore_view), name="backups_backuprun_restore"),
+            path("<int:run_id>/verify/", view(self.verify_view), name="backups_backuprun_verify"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_verify": self.has_verify_permission(request),
+            "can_restore": self.has_restore_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- views ---------------------------------------------------------------------------
     def progress_view(self, request, run_id):
         if not self.has_view_permission(request):
-            return JsonResponse({"error": "forbidden"}, status=403)
+            raise PermissionDenied
         run = get_object_or_404(BackupRun, pk=run_id)
-        return JsonResponse(
-            {
-                "id": run.pk,
-                "status": run.status,
-                "bytes_in": run.bytes_in,
-                "bytes_out": run.bytes_out,
-                "html": progress_bar(run),
-            }
-        )
+        data = {"id": run.pk, "status": run.status, "bytes_in": run.bytes_in, "bytes_out": run.bytes_out}
+        return JsonResponse({**data, "html": progress_bar(run)})
 
+    def verify_view(self, request, run_id):
+        """POST-only: queue an integrity check (kind=integrity) or a restore test (kind=restore_test)."""
+        if request.method != "POST" or not self.has_verify_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(BackupRun, pk=run_id)
+        kind = request.POST.get("kind", Verification.Kind.INTEGRITY)
+        if kind not in Verification.Kind.values:
+            raise PermissionDenied
+        self._queue_verification(request, run, kind)
+        return HttpResponseRedirect(reverse("admin:backups_backuprun_change", args=[run.pk]))
+
+    def restore_view(self, request, run_id):
+        """Django's delete_selected pattern: a page that says exactly what will happen, then a POST."""
+        if not self.has_restore_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(BackupRun.objects.select_related("target"), pk=run_id)
+        copies = list(run.artifacts.filter(status=Artifact.Status.STORED).select_related("location"))
+        form = RestoreForm(request.POST or None)
+        form.fields["location"].choices = [(a.location.name, f"{a.location.name} — {a.url}") for a in copies]
+        proposal, problem = None, None
+        if not copies:
+            problem = "This run has no stored copy to restore from."
+        elif form.is_valid() or request.method == "GET":
+            data = form.cleaned_data if form.is_bound else {"location": copies[0].location.name, "to": ""}
+            try:
+                proposal = restores.propose(str(run.pk), to=data["to"] or None, location=data["location"])
+            except (ArtifactRefused, restores.RestoreFailed, SourceError, LocationError) as exc:
+                problem = str(exc)
+        if request.method == "POST" and proposal and request.POST.get("confirm") == "yes":
+            record = Restore.objects.create(
+                run=run,
+                source=str(run.pk),
+                location=proposal.ref.location,
+                destination=form.cleaned_data["to"],
+                destination_display=proposal.plan.destination,
+                triggered_by=request.user,
+                trigger=BackupRun.Trigger.MANUAL,
+            )
+            from .tasks import run_restore
+
+            transaction.on_commit(lambda: run_restore.delay(record.pk))
+            self.log_change(request, run, f"Started restore #{record.pk} into {proposal.plan.destination}")
+            self.message_user(request, f"Restore #{record.pk} queued.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[record.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Restore run #{run.pk} of {run.target.name}?",
+            "opts": self.model._meta,
+            "run": run,
+            "form": form,
+            "proposal": proposal,
+            "problem": problem,
+            "confirming": request.method == "POST" and proposal is not None,
+        }
+        return TemplateResponse(request, "admin/backups/backuprun/restore_confirm.html", context)
+
+    # --- actions ------------------------------------------------------------------------
+    def _queue_verification(self, request, run, kind):
+        from .tasks import verify_backup
+
+        verification = verify.start_verification(run, kind=kind, trigger=BackupRun.Trigger.MANUAL, user=request.user)
+        transaction.on_commit(lambda: verify_backup.delay(verification.pk))
+        label = "Restore test" if kind == Verification.Kind.RESTORE_TEST else "Verification"
+        self.message_user(request, f"{label} of run #{run.pk} queued.", messages.SUCCESS)
+
+    @admin.action(description="Verify selected runs", permissions=["verify"])
+    def verify_runs(self, request, queryset):
+        for run in queryset.select_related("target"):
+            self._queue_verification(request, run, Verification.Kind.INTEGRITY)
+
+    @admin.action(description="Restore test (scratch database, then dropped)", permissions=["verify"])
+    def restore_test_runs(self, request, queryset):
+        for run in queryset.select_related("target"):
+            self._queue_verification(request, run, Verification.Kind.RESTORE_TEST)
+
+    @admin.action(description="Restore…", permissions=["restore"])
+    def restore_run(self, request, queryset):
+        runs = list(queryset[:2])
+        if len(runs) != 1:
+            self.message_user(request, "Choose exactly one run to restore.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:backups_backuprun_restore", args=[runs[0].pk]))
+
+    # --- columns ------------------------------------------------------------------------
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
-        return format_html('<span class="run-status run-status-{}">{}</span>', obj.status, obj.get_status_display())
+        return _status_badge(obj)
 
     @admin.display(description="progress")
     def progress(self, obj):
@@ -322,11 +508,7 @@ class BackupRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="duration")
     def duration_display(self, obj):
-        duration = obj.duration
-        if duration is None:
-            return "-"
-        seconds = duration.total_seconds()
-        return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+        return _seconds(obj.duration)
 
     @admin.display(description="size", ordering="bytes_out")
     def size_display(self, obj):
@@ -342,3 +524,145 @@ class BackupRunAdmin(admin.ModelAdmin):
             return "-"
         rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", obj.tables.items())
         return format_html('<table class="run-tables"><tr><th>table</th><th>rows</th></tr>{}</table>', rows)
+
+
+@admin.register(Verification)
+class VerificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "run", "kind", "status_badge", "summary", "duration_seconds", "queued_at", "triggered_by")
+    list_filter = ("status", "kind", "run__target")
+    list_select_related = ("run__target", "triggered_by")
+    show_full_result_count = False
+    raw_id_fields = ("run",)
+    readonly_fields = (
+        "run",
+        "kind",
+        "status",
+        "trigger",
+        "triggered_by",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "checks_display",
+        "tables_display",
+        "error",
+    )
+    exclude = ("checks", "tables")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return _status_badge(obj)
+
+    @admin.display(description="checks")
+    def summary(self, obj):
+        return verification_summary(obj)
+
+    @admin.display(description="checks")
+    def checks_display(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((c["name"], c["result"], c["message"]) for c in obj.checks),
+        )
+        return format_html('<table class="run-tables">{}</table>', rows) if obj.checks else "-"
+
+    @admin.display(description="tables")
+    def tables_display(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((t["name"], t["expected"], t["restored"]) for t in obj.tables),
+        )
+        header = "<tr><th>table</th><th>expected</th><th>restored</th></tr>"
+        return format_html('<table class="run-tables">{}{}</table>', mark_safe(header), rows) if obj.tables else "-"
+
+
+@admin.register(Restore)
+class RestoreAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "source",
+        "run",
+        "destination_display",
+        "status_badge",
+        "progress",
+        "started_at",
+        "duration_display",
+        "triggered_by",
+    )
+    list_filter = ("status", "trigger")
+    list_select_related = ("run__target", "triggered_by")
+    show_full_result_count = False
+    raw_id_fields = ("run",)
+    fields = (
+        "status_badge",
+        "progress",
+        "source",
+        "run",
+        "location",
+        "destination_display",
+        "rollback_name",
+        "trigger",
+        "triggered_by",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "tables_display",
+        "log",
+        "error",
+    )
+    readonly_fields = fields
+
+    class Media:
+        js = ("backups/progress.js",)
+        css = {"all": ("backups/admin.css",)}
+
+    def has_add_permission(self, request):
+        return False  # restores start from a backup run's "Restore…" page
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:restore_id>/progress/", view(self.progress_view), name="backups_restore_progress"),
+            *super().get_urls(),
+        ]
+
+    def progress_view(self, request, restore_id):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        record = get_object_or_404(Restore, pk=restore_id)
+        return JsonResponse({"id": record.pk, "status": record.status, "html": restore_progress_bar(record)})
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return _status_badge(obj)
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return restore_progress_bar(obj)
+
+    @admin.display(description="duration")
+    def duration_display(self, obj):
+        return _seconds(obj.duration)
+
+    @admin.display(description="tables (expected / restored rows)")
+    def tables_display(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((t["name"], t["expected"], t["restored"]) for t in obj.tables),
+        )
+        return format_html('<table class="run-tables">{}</table>', rows) if obj.tables else "-"

@@ -1,19 +1,17 @@
-// Polls running backups' progress and swaps in the new bar; reloads once a run ends,
-// so the page shows the final state (artifacts, checksum, error) without a manual refresh.
+// Polls running jobs' progress bars (backups, restores) and swaps in the new bar; reloads
+// once a job ends so the page shows its final state without a manual refresh.
 (function () {
   "use strict";
+  var ACTIVE = '.run-progress[data-status="running"], .run-progress[data-status="queued"]';
   function poll() {
-    var bars = document.querySelectorAll('.run-progress[data-status="running"], .run-progress[data-status="queued"]');
+    var bars = document.querySelectorAll(ACTIVE);
     if (!bars.length) { return; }
-    var base = window.location.pathname.replace(/\/backuprun\/.*$/, "/backuprun/");
     var pending = bars.length, finished = false;
     bars.forEach(function (bar) {
-      fetch(base + bar.dataset.run + "/progress/", {credentials: "same-origin"})
+      fetch(bar.dataset.url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json(); })
         .then(function (data) {
-          if (data.status !== bar.dataset.status && (data.status === "succeeded" || data.status === "failed")) {
-            finished = true;
-          }
+          if (data.status === "succeeded" || data.status === "failed") { finished = true; }
           if (data.html) { bar.outerHTML = data.html; }
         })
         .catch(function () {})
