@@ -29,6 +29,12 @@ class SecretInput(forms.PasswordInput):
         super().__init__(render_value=False, attrs={"autocomplete": "new-password"})
 
 
+def _formfield(db_field, **kwargs):
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
 class KeepSecretsForm(forms.ModelForm):
     """A blank secret field on change keeps the stored value instead of erasing it."""
 
@@ -49,12 +55,6 @@ class KeepSecretsForm(forms.ModelForm):
             if self.instance.pk and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
-
-
-def _formfield(db_field, **kwargs):
-    if isinstance(db_field, models.URLField):
-        kwargs.setdefault("assume_scheme", "https")
-    return db_field.formfield(**kwargs)
 
 
 class LocationForm(KeepSecretsForm):
@@ -88,6 +88,7 @@ class TargetForm(KeepSecretsForm):
             "name",
             "engine",
             "source",
+            "endpoint_url",
             "locations",
             "enabled",
             "description",
@@ -95,6 +96,7 @@ class TargetForm(KeepSecretsForm):
             "timezone",
             "compression",
         )
+        formfield_callback = _formfield
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -132,7 +134,21 @@ class TargetAdmin(admin.ModelAdmin):
     readonly_fields = ("source_display",)
     actions = ["back_up_now"]
     fieldsets = (
-        (None, {"fields": ("name", "engine", "source", "source_display", "locations", "enabled", "description")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "engine",
+                    "source",
+                    "source_display",
+                    "endpoint_url",
+                    "locations",
+                    "enabled",
+                    "description",
+                )
+            },
+        ),
         ("Schedule", {"fields": ("schedule", "timezone", "compression")}),
     )
 

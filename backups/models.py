@@ -97,6 +97,11 @@ class Target(models.Model):
         help_text="A URL (postgresql://user:password@host/db, sqlite:///path) or env:NAME to read it "
         "from the worker's environment. Encrypted at rest; never shown back.",
     )
+    endpoint_url = models.URLField(
+        blank=True,
+        help_text="For an s3:// source: the S3-compatible endpoint (e.g. Supabase Storage); empty for AWS. "
+        "Credentials come from the worker's AWS_* environment.",
+    )
     locations = models.ManyToManyField(Location, related_name="targets", help_text="Where copies go.")
     schedule = models.CharField(
         max_length=100, blank=True, help_text="Cron expression (minute hour day month weekday), e.g. '0 2 * * *'."

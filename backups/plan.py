@@ -47,6 +47,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
         values = {
             "engine": engine,
             "source": table.str("source", required=engine != "portal"),
+            "endpoint_url": table.str("endpoint_url"),
             "schedule": table.str("schedule"),
             "timezone": table.str("timezone", "UTC"),
             "compression": table.str("compression", "zstd", choices=["zstd", "gzip"]),
