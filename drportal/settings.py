@@ -128,12 +128,13 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 _broker_folder = PORTAL_HOME / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL") or env("REDIS_URL") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
-    for sub in ("in", "processed"):
+    for sub in ("in", "processed", "control"):
         (_broker_folder / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_folder / "in"),
         "data_folder_out": str(_broker_folder / "in"),
         "processed_folder": str(_broker_folder / "processed"),
+        "control_folder": str(_broker_folder / "control"),
         "store_processed": False,
     }
 elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):
@@ -175,6 +176,28 @@ BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, min
 RESTORE_TEST_DATABASE_URL = env("RESTORE_TEST_DATABASE_URL")
 S3_CONNECT_TIMEOUT = envint("S3_CONNECT_TIMEOUT", 10, minimum=1)
 S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 120, minimum=1)
+
+# --- Alerts -------------------------------------------------------------------
+# Where alerts go besides the channels in the plan: a comma-separated list of
+# addresses and a Slack-compatible incoming webhook URL.
+ALERT_EMAIL_TO = envlist("ALERT_EMAIL_TO")
+ALERT_WEBHOOK_URL = envsecret("ALERT_WEBHOOK_URL")
+# While an objective stays breached, remind this often.
+ALERT_REMINDER_SECONDS = envint("ALERT_REMINDER_SECONDS", 3600, minimum=60)
+ALERT_WEBHOOK_TIMEOUT = envint("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "dr-portal@localhost")
+# SMTP when EMAIL_HOST is set; otherwise mail is written to the log (embedded default).
+EMAIL_HOST = env("EMAIL_HOST")
+EMAIL_PORT = envint("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 20, minimum=1)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+# Base URL of the portal, for links in alerts.
+PORTAL_URL = env("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # Keys that encrypt credentials stored in the portal's own database (MultiFernet:
 # the first encrypts, all decrypt, so keys rotate by prepending a new one).
