@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
@@ -16,7 +17,7 @@ from django.utils.safestring import mark_safe
 
 from .engines import SourceError
 from .locations import LocationError
-from .models import Artifact, BackupRun, Location, Restore, Target, Verification
+from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
 from .services import backup, verify
 from .services import restore as restores
 from .services.artifacts import ArtifactRefused
@@ -682,3 +683,84 @@ class RestoreAdmin(admin.ModelAdmin):
             ((t["name"], t["expected"], t["restored"]) for t in obj.tables),
         )
         return format_html('<table class="run-tables">{}</table>', rows) if obj.tables else "-"
+
+
+class ObjectiveChangeInline(ReadOnlyInline):
+    model = ObjectiveChange
+    fields = ("at", "from_state", "to_state", "exposure_seconds", "last_good_at")
+    readonly_fields = fields
+    ordering = ("-at",)
+    max_num = 0
+
+    def get_queryset(self, request):
+        # Only the recent history on the page; the full history is in the changes list.
+        return super().get_queryset(request).order_by("-at")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never backed up"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+@admin.register(Objective)
+class ObjectiveAdmin(admin.ModelAdmin):
+    list_display = ("name", "state_badge", "exposure", "rpo", "last_good_at", "fed_by", "enabled")
+    list_filter = ("state", "ping", "enabled")
+    filter_horizontal = ("targets",)
+    readonly_fields = ("state_badge", "exposure", "last_good_at", "state_changed_at", "evaluated_at", "ping_url")
+    inlines = [ObjectiveChangeInline]
+    fieldsets = (
+        (None, {"fields": ("name", "description", "rpo", "grace", "enabled")}),
+        ("Fed by", {"fields": ("targets", "ping", "ping_url")}),
+        ("Now", {"fields": ("state_badge", "exposure", "last_good_at", "state_changed_at", "evaluated_at")}),
+    )
+
+    class Media:
+        css = {"all": ("backups/admin.css",)}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("targets")
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj):
+        return format_html('<span class="rpo-state rpo-state-{}">{}</span>', obj.state, obj.get_state_display())
+
+    @admin.display(description="exposure (data-loss window now)", ordering="exposure_seconds")
+    def exposure(self, obj):
+        return _duration(obj.exposure_seconds)
+
+    @admin.display(description="fed by")
+    def fed_by(self, obj):
+        return "pings" if obj.ping else ", ".join(t.name for t in obj.targets.all())
+
+    @admin.display(description="ping URL")
+    def ping_url(self, obj):
+        if not obj.pk or not obj.ping:
+            return "Set “ping” and save to get the URL external feeds POST to."
+        url = settings.PORTAL_URL + reverse("ping", args=[obj.ping_token])
+        return format_html("<code>curl -fsS -X POST {}</code>", url)
+
+
+@admin.register(ObjectiveChange)
+class ObjectiveChangeAdmin(admin.ModelAdmin):
+    list_display = ("at", "objective", "from_state", "to_state", "exposure_seconds", "last_good_at")
+    list_filter = ("to_state", "objective")
+    list_select_related = ("objective",)
+    show_full_result_count = False
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -6,4 +6,8 @@ class BackupsConfig(AppConfig):
     verbose_name = "Backups"
 
     def ready(self) -> None:
-        from . import plan  # noqa: F401  registers the [locations] and [targets] plan sections
+        from django.db.models.signals import post_migrate
+
+        from . import plan, receivers  # noqa: F401  plan sections; schedule sync
+
+        post_migrate.connect(receivers.ensure_housekeeping, sender=self, dispatch_uid="backups.housekeeping")

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .fields import EncryptedTextField
 from .querysets import BackupRunQuerySet
+from .schedules import validate_cron, validate_timezone
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -104,9 +105,14 @@ class Target(models.Model):
     )
     locations = models.ManyToManyField(Location, related_name="targets", help_text="Where copies go.")
     schedule = models.CharField(
-        max_length=100, blank=True, help_text="Cron expression (minute hour day month weekday), e.g. '0 2 * * *'."
+        max_length=100,
+        blank=True,
+        validators=[validate_cron],
+        help_text="Cron expression (minute hour day month weekday), e.g. '0 2 * * *'; empty: not scheduled.",
     )
-    timezone = models.CharField(max_length=64, default="UTC", help_text="Time zone of the schedule.")
+    timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_timezone], help_text="Time zone of the schedule."
+    )
     compression = models.CharField(
         max_length=10,
         choices=[("zstd", "zstd"), ("gzip", "gzip")],
@@ -239,11 +245,14 @@ class BackupRun(models.Model):
         self._finish(self.Status.FAILED, error=error[:10000], **fields)
 
     def _finish(self, status: str, **fields) -> None:
+        from .signals import backup_finished
+
         fields.setdefault("finished_at", timezone.now())
         for name, value in fields.items():
             setattr(self, name, value)
         self.status = status
         self.save(update_fields=["status", *fields])
+        backup_finished.send(sender=BackupRun, run=self)
 
 
 class Artifact(models.Model):
@@ -331,6 +340,9 @@ class Verification(models.Model):
         self.status = self.Status.PASSED if passed else self.Status.FAILED
         self.finished_at = timezone.now()
         self.save(update_fields=["checks", "tables", "duration_seconds", "error", "status", "finished_at"])
+        from .signals import verification_finished
+
+        verification_finished.send(sender=Verification, verification=self)
 
 
 class Restore(models.Model):
@@ -411,3 +423,98 @@ class Restore(models.Model):
             setattr(self, name, value)
         self.status = status
         self.save(update_fields=["status", *fields])
+        from .signals import restore_finished
+
+        restore_finished.send(sender=Restore, restore=self)
+
+
+def new_ping_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+class Objective(models.Model):
+    """A recovery point objective: how old the newest good copy of some data may be."""
+
+    class State(models.TextChoices):
+        UNKNOWN = "unknown"
+        OK = "ok"
+        LATE = "late"
+        BREACHED = "breached"
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_name])
+    description = models.TextField(blank=True)
+    rpo = models.DurationField(help_text="Target RPO: the newest good copy may be at most this old.")
+    grace = models.DurationField(
+        null=True, blank=True, help_text="How long past the RPO counts as late before breached (default 10%)."
+    )
+    targets = models.ManyToManyField(
+        Target, blank=True, related_name="objectives", help_text="Every one of these must have a fresh verified copy."
+    )
+    ping = models.BooleanField(
+        default=False, help_text="Fed by pings from outside (WAL archiving, log shipping) instead of targets."
+    )
+    ping_token = models.CharField(max_length=64, unique=True, default=new_ping_token, editable=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.UNKNOWN, db_index=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    last_good_at = models.DateTimeField(null=True, blank=True, help_text="Recovery point of the newest good copy.")
+    exposure_seconds = models.FloatField(null=True, blank=True, help_text="Data-loss window if disaster struck now.")
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    next_reminder_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(rpo__gt=timedelta(0)), name="objective_rpo_positive")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def effective_grace(self) -> timedelta:
+        return self.grace if self.grace is not None else self.rpo / 10
+
+    def state_for(self, exposure: timedelta | None) -> str:
+        if exposure is None:
+            return self.State.BREACHED
+        if exposure <= self.rpo:
+            return self.State.OK
+        if exposure <= self.rpo + self.effective_grace:
+            return self.State.LATE
+        return self.State.BREACHED
+
+
+class ObjectiveChange(models.Model):
+    """A state change of an objective: the history of breaches."""
+
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="changes")
+    at = models.DateTimeField(db_index=True)
+    from_state = models.CharField(max_length=10, choices=Objective.State.choices)
+    to_state = models.CharField(max_length=10, choices=Objective.State.choices)
+    exposure_seconds = models.FloatField(null=True, blank=True)
+    last_good_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["objective", "-at"], name="objective_change_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.objective}: {self.from_state} → {self.to_state} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Ping(models.Model):
+    """A report from an external feed (WAL archiver, log shipper) that its data is safe up to now."""
+
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="pings")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    body = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["objective", "-received_at"], name="ping_recent")]
+
+    def __str__(self) -> str:
+        return f"ping of {self.objective_id} at {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -8,7 +8,8 @@ from drportal.plan import PlanContext, Table, section, upsert
 
 from .engines import ENGINES
 from .engines.base import redact
-from .models import Location, Target, validate_location_url, validate_name
+from .models import Location, Objective, Target, validate_location_url, validate_name
+from .schedules import validate_cron, validate_timezone
 
 
 def _check(table: Table, key: str, validator, value) -> None:
@@ -58,6 +59,8 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
         table.done()
         if values["source"] and redact(values["source"]) != values["source"]:
             raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
+        _check(table, "schedule", validate_cron, values["schedule"])
+        _check(table, "timezone", validate_timezone, values["timezone"])
         locations = list(Location.objects.filter(name__in=location_names))
         missing = sorted(set(location_names) - {loc.name for loc in locations})
         if missing:
@@ -70,9 +73,35 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             target.locations.set(locations)
             if not created:
                 ctx.changed(f"updated target {name}: locations")
-        for hook in TARGET_HOOKS:
-            hook(target, table, ctx)
 
 
-# Functions run after each target is applied (e.g. to sync its beat schedule).
-TARGET_HOOKS: list = []
+@section("objectives", order=30)
+def apply_objectives(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[objectives.NAME]: rpo = "1h", targets = [...] or ping = true, optional grace."""
+    for name, table in tables.items():
+        _check(table, None, validate_name, name)
+        rpo = table.duration("rpo", required=True)
+        values = {
+            "rpo": rpo,
+            "grace": table.duration("grace"),
+            "ping": table.bool("ping", False),
+            "description": table.str("description"),
+            "enabled": table.bool("enabled", True),
+        }
+        target_names = table.str_list("targets")
+        table.done()
+        if rpo.total_seconds() <= 0:
+            raise table.error("rpo", "must be longer than zero")
+        if values["ping"] and target_names:
+            raise table.error("targets", "a ping objective is fed by pings, not targets; remove one of the two")
+        if not values["ping"] and not target_names:
+            raise table.error("targets", "name the targets that meet this objective, or set ping = true")
+        targets = list(Target.objects.filter(name__in=target_names))
+        missing = sorted(set(target_names) - {t.name for t in targets})
+        if missing:
+            raise table.error("targets", f"unknown target(s): {', '.join(missing)}")
+        objective, created = upsert(Objective, {"name": name}, values, ctx, f"objective {name}")
+        if set(objective.targets.values_list("name", flat=True)) != set(target_names):
+            objective.targets.set(targets)
+            if not created:
+                ctx.changed(f"updated objective {name}: targets")

@@ -82,3 +82,36 @@ def run_restore(restore_id: int) -> str:
     if record is None:
         return "missing"
     return restore.execute(record).status
+
+
+@shared_task
+def evaluate_objectives() -> dict[str, str]:
+    from .services import rpo
+
+    return {objective.name: objective.state for objective in rpo.evaluate()}
+
+
+@shared_task
+def prune_expired() -> int:
+    from .services import retention
+
+    return sum(1 for decision in retention.prune() if decision.action == "delete" and not decision.error)
+
+
+@shared_task
+def monthly_restore_tests() -> list[int]:
+    """The plan's monthly "restore backup to test environment": every enabled target's newest backup."""
+    from .models import Verification
+    from .services import verify
+
+    queued = []
+    for target in Target.objects.filter(enabled=True):
+        run = target.runs.filter(status=BackupRun.Status.SUCCEEDED).order_by("-started_at").first()
+        if run is None:
+            continue
+        verification = verify.start_verification(
+            run, kind=Verification.Kind.RESTORE_TEST, trigger=BackupRun.Trigger.SCHEDULE
+        )
+        verify_backup.delay(verification.pk)
+        queued.append(verification.pk)
+    return queued

@@ -28,9 +28,7 @@ def staff_with(*codenames) -> User:
     return user
 
 
-def test_restore_confirmation_page_says_what_will_happen_then_restores(
-    celery_worker, admin_client, run, source_db
-):
+def test_restore_confirmation_page_says_what_will_happen_then_restores(celery_worker, admin_client, run, source_db):
     before = table_rows(source_db)
     with psycopg.connect(source_db) as conn:
         conn.execute("DELETE FROM messages")

@@ -1,0 +1,35 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from backups.models import Objective
+from backups.services import rpo
+
+
+class Command(BaseCommand):
+    help = "Show every RPO objective: target, current exposure (data-loss window) and state."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", dest="as_json")
+
+    def handle(self, as_json, **options):
+        rpo.evaluate()
+        objectives = [rpo.describe(o) for o in Objective.objects.filter(enabled=True).prefetch_related("targets")]
+        if as_json:
+            self.stdout.write(json.dumps(objectives, indent=2))
+            return
+        for o in objectives:
+            exposure = "never backed up" if o["exposure_seconds"] is None else _human(o["exposure_seconds"])
+            self.stdout.write(
+                f"{o['name']:<20} {o['state']:<9} exposure {exposure:<16} target {_human(o['target_seconds'])}"
+            )
+
+
+def _human(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

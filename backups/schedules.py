@@ -1,0 +1,134 @@
+"""Beat schedules in django-celery-beat's tables, so they are editable in the admin.
+
+Each target with a ``schedule`` gets one PeriodicTask named ``backup <target>``;
+the portal's own housekeeping (RPO checks, pruning, restore tests, reaping dead
+jobs) gets fixed entries created at migrate time and by applyplan.
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+
+from celery.schedules import crontab
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+TASK_BACKUP = "backups.tasks.backup_target"
+PREFIX = "backup "
+
+# name → (task, cron, description)
+SYSTEM_SCHEDULES = {
+    "rpo: evaluate objectives": (
+        "backups.tasks.evaluate_objectives",
+        "* * * * *",
+        "Recompute every RPO objective's state; alert on changes and remind while breached.",
+    ),
+    "jobs: reap dead workers' jobs": (
+        "backups.tasks.reap_stale_jobs",
+        "*/5 * * * *",
+        "Fail backups and restores whose worker stopped reporting.",
+    ),
+    "retention: prune expired copies": (
+        "backups.tasks.prune_expired",
+        "30 3 * * *",
+        "Delete copies past their location's retention (never a target's last verified copy).",
+    ),
+    "verify: monthly restore test": (
+        "backups.tasks.monthly_restore_tests",
+        "0 4 1 * *",
+        "Restore each target's newest backup into a scratch database and compare row counts.",
+    ),
+}
+
+
+def cron_fields(expression: str) -> dict[str, str]:
+    """Split and check a five-field cron expression (minute hour day month weekday)."""
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValidationError(
+            f"{expression!r} is not a cron expression: it needs 5 fields (minute hour day month weekday)"
+        )
+    fields = dict(zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"), parts, strict=True))
+    try:
+        crontab(**fields)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{expression!r} is not a valid cron expression: {exc}") from None
+    return fields
+
+
+def validate_cron(expression: str) -> None:
+    if expression:
+        cron_fields(expression)
+
+
+def validate_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{name!r} is not a time zone name (e.g. UTC, Africa/Johannesburg)") from None
+
+
+def _crontab(expression: str, tz: str):
+    from django_celery_beat.models import CrontabSchedule
+
+    schedule, _ = CrontabSchedule.objects.get_or_create(**cron_fields(expression), timezone=zoneinfo.ZoneInfo(tz))
+    return schedule
+
+
+def _upsert_task(name: str, task: str, expression: str, tz: str, args: list, enabled: bool, description: str):
+    from django_celery_beat.models import PeriodicTask
+
+    crontab_row = _crontab(expression, tz)
+    wanted = {
+        "task": task,
+        "crontab": crontab_row,
+        "interval": None,
+        "args": json.dumps(args),
+        "enabled": enabled,
+        "description": description,
+    }
+    existing = PeriodicTask.objects.filter(name=name).first()
+    if existing is None:
+        return PeriodicTask.objects.create(name=name, **wanted)
+    changed = [key for key, value in wanted.items() if getattr(existing, key) != value]
+    if changed:
+        for key in changed:
+            setattr(existing, key, wanted[key])
+        existing.save()  # save() (not update()) so beat notices the change
+    return existing
+
+
+def sync_target(target) -> None:
+    """Create, update or remove the target's beat entry to match its schedule."""
+    from django_celery_beat.models import PeriodicTask
+
+    name = PREFIX + target.name
+    with transaction.atomic():
+        if not target.schedule:
+            PeriodicTask.objects.filter(name=name).delete()
+            return
+        _upsert_task(
+            name,
+            TASK_BACKUP,
+            target.schedule,
+            target.timezone or "UTC",
+            [target.name],
+            target.enabled,
+            f"Back up {target.name} ({target.schedule} {target.timezone}); edit the schedule on the target.",
+        )
+
+
+def remove_target(target) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(name=PREFIX + target.name).delete()
+
+
+def ensure_system_schedules() -> None:
+    """The portal's housekeeping entries; their times may be edited in the admin afterwards."""
+    from django_celery_beat.models import PeriodicTask
+
+    for name, (task, expression, description) in SYSTEM_SCHEDULES.items():
+        if not PeriodicTask.objects.filter(name=name).exists():
+            _upsert_task(name, task, expression, "UTC", [], True, description)

@@ -1,0 +1,132 @@
+"""RPO monitoring: how much data would be lost if disaster struck now, per objective.
+
+An objective over targets is as fresh as its stalest target: each target's
+recovery point is the start of its newest backup that succeeded and passed
+verification (the snapshot time, not when the upload ended). A ping objective's
+recovery point is its newest ping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, OuterRef, Subquery
+from django.utils import timezone
+
+from ..models import BackupRun, Objective, ObjectiveChange, Ping, Verification
+from ..signals import objective_changed
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Exposure:
+    last_good_at: datetime | None
+    exposure: timedelta | None
+    stale_target: str | None = None
+
+
+def verified_recovery_points(target_ids: list[int]) -> dict[int, datetime | None]:
+    """Per target: the snapshot time of its newest succeeded and verified run (one query)."""
+    passed = Verification.objects.filter(run=OuterRef("pk"), status=Verification.Status.PASSED)
+    runs = (
+        BackupRun.objects.filter(target_id__in=target_ids, status=BackupRun.Status.SUCCEEDED)
+        .filter(pk__in=Subquery(passed.values("run")))
+        .values("target_id")
+        .annotate(newest=Max("started_at"))
+    )
+    points = {row["target_id"]: row["newest"] for row in runs}
+    return {target_id: points.get(target_id) for target_id in target_ids}
+
+
+def exposure_of(objective: Objective, now: datetime) -> Exposure:
+    if objective.ping:
+        last = objective.pings.aggregate(newest=Max("received_at"))["newest"]
+        return Exposure(last, now - last if last else None)
+    targets = list(objective.targets.all())
+    if not targets:
+        return Exposure(None, None)
+    points = verified_recovery_points([t.pk for t in targets])
+    names = {t.pk: t.name for t in targets}
+    if any(point is None for point in points.values()):
+        missing = next(names[pk] for pk, point in points.items() if point is None)
+        return Exposure(None, None, missing)
+    stalest_pk = min(points, key=lambda pk: points[pk])
+    last = points[stalest_pk]
+    return Exposure(last, now - last, names[stalest_pk])
+
+
+def evaluate(now: datetime | None = None) -> list[Objective]:
+    """Recompute every enabled objective; record state changes and signal them (alerts listen)."""
+    now = now or timezone.now()
+    results = []
+    for objective in Objective.objects.filter(enabled=True).prefetch_related("targets"):
+        results.append(evaluate_one(objective, now))
+    return results
+
+
+def evaluate_one(objective: Objective, now: datetime) -> Objective:
+    exposure = exposure_of(objective, now)
+    new_state = objective.state_for(exposure.exposure)
+    with transaction.atomic():
+        locked = Objective.objects.select_for_update().get(pk=objective.pk)
+        old_state = locked.state
+        locked.last_good_at = exposure.last_good_at
+        locked.exposure_seconds = exposure.exposure.total_seconds() if exposure.exposure is not None else None
+        locked.evaluated_at = now
+        reminder = False
+        if new_state != old_state:
+            locked.state = new_state
+            locked.state_changed_at = now
+            ObjectiveChange.objects.create(
+                objective=locked,
+                at=now,
+                from_state=old_state,
+                to_state=new_state,
+                exposure_seconds=locked.exposure_seconds,
+                last_good_at=exposure.last_good_at,
+            )
+            locked.next_reminder_at = (
+                now + timedelta(seconds=settings.ALERT_REMINDER_SECONDS)
+                if new_state == Objective.State.BREACHED
+                else None
+            )
+        elif new_state == Objective.State.BREACHED and locked.next_reminder_at and now >= locked.next_reminder_at:
+            reminder = True
+            locked.next_reminder_at = now + timedelta(seconds=settings.ALERT_REMINDER_SECONDS)
+        locked.save()
+    if new_state != old_state and not (old_state == Objective.State.UNKNOWN and new_state == Objective.State.OK):
+        logger.info("objective %s: %s -> %s", locked.name, old_state, new_state)
+        objective_changed.send(
+            sender=Objective, objective=locked, from_state=old_state, to_state=new_state, reminder=False
+        )
+    elif reminder:
+        objective_changed.send(
+            sender=Objective, objective=locked, from_state=old_state, to_state=new_state, reminder=True
+        )
+    return locked
+
+
+def record_ping(objective: Objective, *, remote_addr: str | None, user_agent: str, body: str) -> Ping:
+    ping = Ping.objects.create(
+        objective=objective, remote_addr=remote_addr or None, user_agent=user_agent[:200], body=body[:1000]
+    )
+    evaluate_one(objective, ping.received_at)
+    return ping
+
+
+def describe(objective: Objective) -> dict:
+    return {
+        "name": objective.name,
+        "target_seconds": objective.rpo.total_seconds(),
+        "grace_seconds": objective.effective_grace.total_seconds(),
+        "exposure_seconds": objective.exposure_seconds,
+        "state": objective.state,
+        "last_good_at": objective.last_good_at.isoformat() if objective.last_good_at else None,
+        "ping": objective.ping,
+        "targets": [t.name for t in objective.targets.all()],
+    }

@@ -1,0 +1,12 @@
+"""Events other apps listen to (alerts, incident timelines, drills). Sent after the row is saved."""
+
+from django.dispatch import Signal
+
+# sender=BackupRun class, run=BackupRun (status succeeded or failed)
+backup_finished = Signal()
+# sender=Verification class, verification=Verification (passed or failed)
+verification_finished = Signal()
+# sender=Restore class, restore=Restore (succeeded or failed)
+restore_finished = Signal()
+# sender=Objective class, objective=Objective, from_state=str, to_state=str, reminder=bool
+objective_changed = Signal()

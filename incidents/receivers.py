@@ -1,0 +1,81 @@
+"""Turns backup events into alerts. The backups app sends signals; it knows nothing of alerts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.dispatch import receiver
+from django.urls import reverse
+
+from backups.models import BackupRun, Objective, Verification
+from backups.signals import backup_finished, objective_changed, verification_finished
+
+from . import notify
+
+
+def _link(viewname: str, pk: int) -> str:
+    return settings.PORTAL_URL + reverse(viewname, args=[pk])
+
+
+@receiver(backup_finished, dispatch_uid="incidents.alert_on_backup")
+def alert_on_backup(sender, run: BackupRun, **kwargs):
+    previous = (
+        BackupRun.objects.filter(
+            target_id=run.target_id, status__in=["succeeded", "failed"], queued_at__lt=run.queued_at
+        )
+        .order_by("-queued_at")
+        .values_list("status", flat=True)
+        .first()
+    )
+    if run.status == BackupRun.Status.FAILED:
+        notify.send(
+            "backup_failed",
+            f"[DR Portal] Backup of {run.target.name} FAILED (run #{run.pk})",
+            f"Backup run #{run.pk} of {run.target.name} failed: {run.error}\n\n"
+            f"{_link('admin:backups_backuprun_change', run.pk)}",
+            object_ref=f"backuprun:{run.pk}",
+        )
+    elif previous == BackupRun.Status.FAILED:
+        notify.send(
+            "backup_recovered",
+            f"[DR Portal] Backups of {run.target.name} succeed again (run #{run.pk})",
+            f"Run #{run.pk} of {run.target.name} succeeded after a failure.\n\n"
+            f"{_link('admin:backups_backuprun_change', run.pk)}",
+            object_ref=f"backuprun:{run.pk}",
+        )
+
+
+@receiver(verification_finished, dispatch_uid="incidents.alert_on_verification")
+def alert_on_verification(sender, verification: Verification, **kwargs):
+    if verification.status != Verification.Status.FAILED:
+        return
+    run = verification.run
+    failed = [f"- {c['name']}: {c['message']}" for c in verification.checks if c["result"] != "pass"]
+    detail = "\n".join(failed) or verification.error
+    notify.send(
+        "verification_failed",
+        f"[DR Portal] {verification.get_kind_display().capitalize()} of {run.target.name} run #{run.pk} FAILED",
+        f"{detail}\n\n{_link('admin:backups_backuprun_change', run.pk)}",
+        object_ref=f"verification:{verification.pk}",
+    )
+
+
+@receiver(objective_changed, dispatch_uid="incidents.alert_on_objective")
+def alert_on_objective(sender, objective: Objective, from_state: str, to_state: str, reminder: bool, **kwargs):
+    event = {"late": "objective_late", "breached": "objective_breached", "ok": "objective_ok"}.get(to_state)
+    if event is None:
+        return
+    exposure = (
+        "no good copy at all"
+        if objective.exposure_seconds is None
+        else f"newest good copy is {objective.exposure_seconds / 60:.0f} min old"
+    )
+    verb = {"late": "is LATE", "breached": "is BREACHED", "ok": "is met again"}[to_state]
+    prefix = "Reminder: " if reminder else ""
+    notify.send(
+        event,
+        f"[DR Portal] {prefix}RPO {objective.name} {verb}",
+        f"Objective {objective.name} (RPO {objective.rpo}) {verb}: {exposure}"
+        f" (last good: {objective.last_good_at or 'never'}; was {from_state}).\n\n"
+        f"{_link('admin:backups_objective_change', objective.pk)}",
+        object_ref=f"objective:{objective.pk}",
+    )

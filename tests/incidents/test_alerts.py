@@ -1,0 +1,165 @@
+"""Alerts: email through Django's mail and a Slack-compatible webhook to a real local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from backups.models import Objective
+from backups.services import backup, rpo
+from incidents.models import Notification, NotificationChannel
+
+pytestmark = pytest.mark.django_db
+
+
+class WebhookServer:
+    """A real HTTP server on loopback that records what it is sent, and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append(json.loads(body))
+                self.send_response(outer.status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/secret-token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    server = WebhookServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def channels(webhook):
+    NotificationChannel.objects.create(name="ops", kind="email", email_to="devops@example.com, oncall@example.com")
+    NotificationChannel.objects.create(name="slack", kind="webhook", webhook_url=webhook.url)
+
+
+def test_a_failed_backup_sends_an_email_and_a_webhook_post(channels, webhook, local_location, make_target):
+    target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "failed"
+
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["devops@example.com", "oncall@example.com"]
+    assert "Backup of db FAILED" in mail.outbox[0].subject
+    assert "pg_dump failed" in mail.outbox[0].body
+    assert len(webhook.received) == 1 and "Backup of db FAILED" in webhook.received[0]["text"]
+    assert set(Notification.objects.values_list("channel", "status")) == {("ops", "sent"), ("slack", "sent")}
+
+
+def test_the_next_success_sends_a_recovery_alert(channels, webhook, source_db, local_location, make_target):
+    target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
+    backup.execute(backup.start_backup(target, trigger="command"))
+    target.source = source_db
+    target.save()
+    backup.execute(backup.start_backup(target, trigger="command"))
+    assert "succeed again" in mail.outbox[-1].subject
+    assert Notification.objects.filter(event="backup_recovered").count() == 2
+
+
+def test_a_failing_webhook_is_recorded_with_the_error_and_email_still_goes(
+    channels, webhook, local_location, make_target
+):
+    webhook.status = 500
+    target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
+    backup.execute(backup.start_backup(target, trigger="command"))
+    failed = Notification.objects.get(channel="slack")
+    assert failed.status == "failed" and failed.error == "webhook answered HTTP 500"
+    assert "secret-token" not in failed.error
+    assert Notification.objects.get(channel="ops").status == "sent"
+
+
+def test_unreachable_webhook_is_recorded(local_location, make_target):
+    from tests.conftest import free_port
+
+    NotificationChannel.objects.create(name="slack", kind="webhook", webhook_url=f"http://127.0.0.1:{free_port()}/x")
+    target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
+    backup.execute(backup.start_backup(target, trigger="command"))
+    record = Notification.objects.get()
+    assert record.status == "failed" and record.error.startswith("webhook unreachable")
+
+
+def test_settings_channels_work_without_any_in_the_database(settings, webhook, local_location, make_target):
+    settings.ALERT_EMAIL_TO = ["ops@example.com"]
+    settings.ALERT_WEBHOOK_URL = webhook.url
+    target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
+    backup.execute(backup.start_backup(target, trigger="command"))
+    assert mail.outbox[0].to == ["ops@example.com"] and len(webhook.received) == 1
+
+
+def test_objective_alerts_on_late_breached_reminders_and_recovery(settings, channels, webhook):
+    settings.ALERT_REMINDER_SECONDS = 600
+    objective = Objective.objects.create(name="logs", rpo=timedelta(minutes=10), ping=True)
+    ping = rpo.record_ping(objective, remote_addr=None, user_agent="", body="")
+    t0 = ping.received_at
+    assert mail.outbox == []  # unknown → ok is not news
+
+    rpo.evaluate_one(objective, t0 + timedelta(minutes=10, seconds=30))
+    rpo.evaluate_one(objective, t0 + timedelta(minutes=12))
+    rpo.evaluate_one(objective, t0 + timedelta(minutes=15))  # still breached, no reminder yet
+    rpo.evaluate_one(objective, t0 + timedelta(minutes=23))  # reminder due
+    rpo.evaluate_one(objective, t0 + timedelta(minutes=24))
+    objective.refresh_from_db()
+    rpo.record_ping(objective, remote_addr=None, user_agent="", body="")
+
+    subjects = [m.subject for m in mail.outbox]
+    assert subjects == [
+        "[DR Portal] RPO logs is LATE",
+        "[DR Portal] RPO logs is BREACHED",
+        "[DR Portal] Reminder: RPO logs is BREACHED",
+        "[DR Portal] RPO logs is met again",
+    ]
+    assert len(webhook.received) == 4
+
+
+def test_channel_event_filter(webhook, local_location, make_target):
+    NotificationChannel.objects.create(
+        name="slack", kind="webhook", webhook_url=webhook.url, events=["objective_breached"]
+    )
+    target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
+    backup.execute(backup.start_backup(target, trigger="command"))
+    assert webhook.received == [] and not Notification.objects.exists()
+
+
+def test_webhook_url_never_shown_in_the_admin(admin_client, webhook):
+    channel = NotificationChannel.objects.create(name="slack", kind="webhook", webhook_url=webhook.url)
+    from django.urls import reverse
+
+    for url in (
+        reverse("admin:incidents_notificationchannel_changelist"),
+        reverse("admin:incidents_notificationchannel_change", args=[channel.pk]),
+    ):
+        assert "secret-token" not in admin_client.get(url).content.decode()
+
+
+def test_evaluate_uses_now_by_default():
+    objective = Objective.objects.create(name="x", rpo=timedelta(minutes=10), ping=True)
+    result = rpo.evaluate()
+    assert [o.pk for o in result] == [objective.pk]
+    assert result[0].evaluated_at <= timezone.now()
