@@ -230,7 +230,10 @@ class BackupRun(models.Model):
         except IntegrityError:
             return False
         if claimed:
+            from .signals import backup_started
+
             self.refresh_from_db()
+            backup_started.send(sender=BackupRun, run=self)
         return bool(claimed)
 
     def report_progress(self, bytes_in: int, bytes_out: int) -> None:
@@ -330,7 +333,10 @@ class Verification(models.Model):
             status=self.Status.RUNNING, started_at=now
         )
         if started:
+            from .signals import verification_started
+
             self.status, self.started_at = self.Status.RUNNING, now
+            verification_started.send(sender=Verification, verification=self)
         return bool(started)
 
     def finish(self, checks: list[dict], tables: list[dict], duration: float | None, error: str = "") -> None:
@@ -401,7 +407,10 @@ class Restore(models.Model):
             status=self.Status.RUNNING, started_at=now, heartbeat_at=now
         )
         if started:
+            from .signals import restore_started
+
             self.status, self.started_at, self.heartbeat_at = self.Status.RUNNING, now, now
+            restore_started.send(sender=Restore, restore=self)
         return bool(started)
 
     def report_progress(self, done: int) -> None:

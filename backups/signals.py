@@ -2,6 +2,10 @@
 
 from django.dispatch import Signal
 
+# Sent when a job starts running: sender=the model class, and run= / verification= / restore=
+backup_started = Signal()
+verification_started = Signal()
+restore_started = Signal()
 # sender=BackupRun class, run=BackupRun (status succeeded or failed)
 backup_finished = Signal()
 # sender=Verification class, verification=Verification (passed or failed)
