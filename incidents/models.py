@@ -20,6 +20,13 @@ EVENTS = [
     ("objective_late", "an RPO objective is late"),
     ("objective_breached", "an RPO objective is breached (and reminders while it stays so)"),
     ("objective_ok", "an RPO objective is met again"),
+    ("status_update", "an incident status update (stakeholders)"),
+    ("incident_report_overdue", "a post-incident report is overdue"),
+    ("drill_overdue", "a drill is overdue"),
+    ("finding_overdue", "a drill finding is overdue"),
+    ("review_overdue", "a plan review is overdue"),
+    ("probe_down", "a health probe fails"),
+    ("probe_up", "a health probe recovers"),
 ]
 
 

@@ -61,6 +61,7 @@ def test_open_a_run_restore_it_confirm_and_watch_it_finish(
     expect(page.locator("#id_to")).to_have_value("")
     assert table_rows(source_db)["messages"] == []
     assert not Restore.objects.exists()
+    screenshot(page, "restore-confirm.png")
 
     # "Yes, restore" queues it and lands on the restore's page, which polls and reloads itself.
     page.click("#confirm-restore")
