@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from .models import BackupRun, Target
 from .services import backup
 
 logger = logging.getLogger(__name__)
 
-# A second backup of a target waits for the first: retry every 30 s for up to an hour.
-WAIT_RETRY_SECONDS = 30
+# A second backup of a target waits for the first: retry every BACKUP_WAIT_RETRY_SECONDS
+# (30 s by default) up to this many times (an hour at the default).
 WAIT_MAX_RETRIES = 120
 
 
@@ -29,7 +30,7 @@ def run_backup(self, run_id: int) -> str:
         if self.request.retries >= self.max_retries:
             backup.refuse(run, f"{exc}; gave up waiting")
             return run.status
-        raise self.retry(countdown=WAIT_RETRY_SECONDS) from None
+        raise self.retry(exc=exc, countdown=settings.BACKUP_WAIT_RETRY_SECONDS) from None
     if run.status == BackupRun.Status.SUCCEEDED:
         # Every backup is proven straight away: checksum, decrypt and decompress each copy.
         from .models import Verification

@@ -148,7 +148,11 @@ def source_db():
     name = f"drp_src_{secrets.token_hex(4)}"
     url = create_botflow_db(name)
     yield url
-    drop_database(name)
+    # Also any rollback copy (<name>_pre_restore_...) a restore test left behind.
+    with pg_admin() as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",)).fetchall()
+        for (db,) in rows:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 @pytest.fixture

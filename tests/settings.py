@@ -10,6 +10,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/drport
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("DRPORTAL_HOME", tempfile.mkdtemp(prefix="drportal-test-home-"))
 os.environ.setdefault("BACKUP_PROGRESS_INTERVAL_MS", "100")
+os.environ.setdefault("BACKUP_WAIT_RETRY_SECONDS", "1")
 
 from drportal.settings import *  # noqa: E402,F403
 

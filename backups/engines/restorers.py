@@ -41,6 +41,9 @@ def _stamp() -> str:
 
 class Restorer:
     format = ""
+    # The rollback name shown on a confirmation page; used when still free, so what the
+    # person agreed to is what happens even if the minute changed in between.
+    rollback_hint: str | None = None
 
     def plan(self) -> RestorePlan:
         raise NotImplementedError
@@ -113,6 +116,8 @@ class PostgreSQLRestorer(Restorer):
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
     def _rollback_name(self, conn) -> str:
+        if self.rollback_hint and not self._exists(conn, self.rollback_hint):
+            return self.rollback_hint
         suffix = f"_pre_restore_{_stamp()}"
         name = f"{self.live[: PG_NAME_LIMIT - len(suffix)]}{suffix}"
         if self._exists(conn, name):
@@ -318,15 +323,24 @@ class SQLiteRestorer(Restorer):
         return done
 
 
+# Imported here, not at the top: these modules subclass Restorer (the package imports this module first).
+from .envfile import EnvRestorer  # noqa: E402
+from .files import TarRestorer  # noqa: E402
+
 RESTORERS: dict[str, type[Restorer]] = {
     PostgreSQLRestorer.format: PostgreSQLRestorer,
     SQLiteRestorer.format: SQLiteRestorer,
+    TarRestorer.format: TarRestorer,
+    EnvRestorer.format: EnvRestorer,
 }
 
 
-def restorer_for(fmt: str, destination: str, **kwargs) -> Restorer:
+def restorer_for(fmt: str, destination: str, *, endpoint_url: str = "", **kwargs) -> Restorer:
+    """The restorer for a backup format; ``endpoint_url`` goes only to those that reach S3."""
     try:
         cls = RESTORERS[fmt]
     except KeyError:
         raise SourceError(f"no restorer for backup format {fmt!r}") from None
+    if getattr(cls, "uses_endpoint", False):
+        kwargs["endpoint_url"] = endpoint_url
     return cls(destination, **kwargs)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
-from ..engines import SourceError, get_engine, resolve_source
+from ..engines import SourceError, get_engine, open_dump, resolve_source
 from ..keys import KeyProblem, load_recipients
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, Target
@@ -34,14 +34,14 @@ def reap_stale_runs() -> int:
     """Fail runs whose worker stopped reporting: a killed worker leaves a row that says so."""
     stale = list(BackupRun.objects.stale(settings.BACKUP_STALE_SECONDS).only("pk", "heartbeat_at", "worker"))
     for run in stale:
-        BackupRun.objects.filter(pk=run.pk, status=BackupRun.Status.RUNNING).update(
-            status=BackupRun.Status.FAILED,
-            finished_at=timezone.now(),
-            error=(
-                f"the worker ({run.worker or 'unknown'}) stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC "
-                "and is presumed dead; no copy was recorded"
-            ),
+        error = (
+            f"the worker ({run.worker or 'unknown'}) stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC "
+            "and is presumed dead; no copy was recorded"
         )
+        # Conditional, so a run that finished meanwhile is left alone; then fail() for its signal (alerts).
+        if BackupRun.objects.filter(pk=run.pk, status=BackupRun.Status.RUNNING).update(heartbeat_at=None):
+            run.refresh_from_db()
+            run.fail(error)
         # The dead worker's spool, if it was on this machine's disk.
         for leftover in settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*"):
             leftover.unlink(missing_ok=True)
@@ -111,7 +111,7 @@ def _perform(run: BackupRun) -> None:
     spool_fd, spool_name = tempfile.mkstemp(prefix=f"run{run.pk}-", suffix=".age", dir=settings.BACKUP_SPOOL_DIR)
     spool = Path(spool_name)
     try:
-        with os.fdopen(spool_fd, "wb") as out, engine.dump(source) as dump:
+        with os.fdopen(spool_fd, "wb") as out, open_dump(engine, source, endpoint_url=target.endpoint_url) as dump:
             result = encrypt_stream(
                 dump.stream,
                 out,

@@ -77,10 +77,14 @@ def destination_for(ref: ArtifactRef, to: str | None) -> str:
         raise RestoreFailed(str(exc)) from None
 
 
-def propose(source: str, *, to: str | None = None, location: str | None = None) -> Proposal:
+def propose(
+    source: str, *, to: str | None = None, location: str | None = None, rollback_hint: str | None = None
+) -> Proposal:
     ref = artifacts.resolve(source, location)
     destination = destination_for(ref, to)
-    restorer = restorer_for(ref.format, destination)
+    target = Target.objects.filter(name=ref.target_name).first() if ref.target_name else None
+    restorer = restorer_for(ref.format, destination, endpoint_url=target.endpoint_url if target else "")
+    restorer.rollback_hint = rollback_hint
     return Proposal(ref, destination, restorer, restorer.plan())
 
 
@@ -127,6 +131,7 @@ def execute(restore: Restore, *, to: str | None = None, identities=None) -> Rest
             restore.source,
             to=to or restore.destination or None,
             location=restore.location.name if restore.location else None,
+            rollback_hint=restore.rollback_name or None,
         )
         restore.note(" / ".join(proposal.lines()))
         identities = artifacts.identities_or_refuse(identities)
@@ -205,4 +210,5 @@ def restore_test(ref: ArtifactRef, identities, destination: str) -> dict:
     finally:
         restorer.discard()
     outcome["duration_seconds"] = round(time.monotonic() - started, 3)
+    outcome["scratch"] = str(restorer.scratch)
     return outcome

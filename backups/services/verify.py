@@ -108,7 +108,8 @@ def verify(verification: Verification, *, identities=None) -> Verification:
                     _check(
                         "restore",
                         "pass",
-                        f"restored into a scratch database in {duration:.1f} s; {len(tables)} table(s) match; dropped",
+                        f"restored into scratch copy {outcome['scratch']} in {duration:.1f} s; "
+                        f"{len(tables)} table(s) match; dropped",
                     )
                 )
     except ArtifactRefused as exc:

@@ -266,7 +266,9 @@ def test_restore_test_reports_tables_and_duration_and_leaves_no_scratch_database
         "public.messages": (508, 508),
         "public.organizations": (3, 3),
     }
-    assert databases_like("drp_restore_test_") == []
+    restore_check = next(c for c in data["checks"] if c["name"] == "restore")
+    scratch = restore_check["message"].split("scratch copy ", 1)[1].split(" ", 1)[0]
+    assert scratch.startswith("drp_restore_test_") and databases_like(scratch) == []
     stored = Verification.objects.get(pk=data["id"])
     assert stored.kind == "restore_test" and stored.duration_seconds == data["duration_seconds"]
 

@@ -103,3 +103,31 @@ def test_a_killed_worker_leaves_a_run_that_says_so(
     assert not run.artifacts.exists()
     assert list(settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*")) == []
     assert [p for p in local_location.backend().list() if p.endswith(".age")] == []
+
+
+def test_two_backups_of_one_target_never_interleave(celery_worker, source_db, local_location, make_target):
+    """The second waits for the first (the worker retries it), then runs; they never overlap."""
+    import psycopg
+
+    from backups.tasks import run_backup
+
+    target = make_target("botflow-db", source_db, [local_location])
+    blocker = psycopg.connect(source_db)
+    blocker.execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    try:
+        first = BackupRun.enqueue(target, trigger="manual")
+        run_backup.delay(first.pk)
+        wait_for(lambda: BackupRun.objects.get(pk=first.pk).status == "running", message="the first run to start")
+        second = BackupRun.enqueue(target, trigger="manual")
+        run_backup.delay(second.pk)
+        # The worker has a free process, yet the second stays queued while the first holds the target.
+        wait_for(lambda: "another backup of botflow-db is running" in celery_worker.log(), message="a retry")
+        assert BackupRun.objects.get(pk=second.pk).status == "queued"
+    finally:
+        blocker.close()
+
+    wait_for(lambda: BackupRun.objects.get(pk=second.pk).is_finished, message="the second run to finish")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == second.status == "succeeded", (first.error, second.error)
+    assert second.started_at >= first.finished_at

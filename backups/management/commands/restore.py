@@ -40,6 +40,7 @@ class Command(BaseCommand):
             location=proposal.ref.location,
             trigger=BackupRun.Trigger.COMMAND,
             run=proposal.ref.run,
+            rollback_name=proposal.plan.rollback_name or "",  # what was shown before "Proceed?"
         )
         record = restores.execute(record, to=to)
         self._report(record, as_json)

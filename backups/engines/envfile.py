@@ -1,0 +1,225 @@
+"""Environment files: an app's ``.env``, or chosen variables of the worker's own environment.
+
+The content is secrets by nature, so nothing here ever puts a value into a
+message, a log line or the manifest: only the file's path, variable *names*
+and a count of variables. The bytes go through the same pipeline as every
+other backup (always age-encrypted), and a restore writes a new file with
+mode 0600 beside the destination before renaming it into place.
+
+Sources: an absolute path or ``file:///path`` (``env:NAME`` is resolved to one
+before the engine sees it), or ``vars:NAME1,NAME2``: those variables of the
+worker's environment, rendered as ``NAME=value`` lines, quoted for a shell.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import shlex
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+
+from .base import Dump, SourceError
+from .restorers import RestorePlan, Restorer, _stamp
+
+logger = logging.getLogger(__name__)
+
+# An environment file is small; anything bigger is the wrong path, not a .env to hold in memory.
+MAX_BYTES = 16 << 20
+SECRET_MODE = 0o600
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+_PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")
+
+
+def env_path(location: str) -> Path:
+    """An absolute path or ``file:///path`` → the file's path (the location itself is never echoed)."""
+    path = urlsplit(location).path if location.startswith("file:") else location
+    result = Path(path).expanduser()
+    if not result.is_absolute():
+        raise SourceError("an environment file must be an absolute path or file:///absolute/path")
+    return result
+
+
+def render_variables(spec: str) -> bytes:
+    """``NAME1,NAME2`` → ``NAME1=value`` lines from this process's environment, quoted where needed."""
+    names = list(dict.fromkeys(name.strip() for name in spec.split(",") if name.strip()))
+    if not names:
+        raise SourceError("a vars: source must name variables: vars:NAME1,NAME2")
+    lines = []
+    for name in names:
+        if not _NAME.match(name):
+            raise SourceError(f"{name!r} is not a valid environment variable name")
+        value = os.environ.get(name)
+        if value is None:
+            raise SourceError(f"environment variable {name} is not set on this worker")
+        lines.append(f"{name}={value if _PLAIN_VALUE.match(value) else shlex.quote(value)}\n")
+    return "".join(lines).encode()
+
+
+def read_env_file(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_BYTES:
+                raise SourceError(f"{path} is larger than {MAX_BYTES >> 20} MiB; is it really an environment file?")
+            return handle.read()
+    except FileNotFoundError:
+        raise SourceError(f"environment file {path} does not exist") from None
+    except IsADirectoryError:
+        raise SourceError(f"environment file {path} is a folder, not a file") from None
+    except PermissionError:
+        raise SourceError(f"cannot read environment file {path}: permission denied") from None
+    except OSError as exc:
+        # strerror only: the exception's text could in theory carry more than the path.
+        raise SourceError(f"cannot read environment file {path}: {exc.strerror}") from None
+
+
+def _closes(rest: str, quote: str) -> bool:
+    """Whether ``rest`` holds the closing ``quote`` (inside double quotes a backslash escapes)."""
+    i = 0
+    while i < len(rest):
+        if rest[i] == "\\" and quote == '"':
+            i += 2
+            continue
+        if rest[i] == quote:
+            return True
+        i += 1
+    return False
+
+
+def count_variables(data: bytes) -> int:
+    """How many distinct variables a dotenv/shell file assigns; lenient, never raises, never shows a value.
+
+    Multi-line quoted values count once; comments and blank lines not at all.
+    """
+    names: set[str] = set()
+    quote = None
+    for line in data.decode("utf-8", "replace").split("\n"):
+        if quote:
+            if _closes(line, quote):
+                quote = None
+            continue
+        match = _ASSIGNMENT.match(line)
+        if not match:
+            continue
+        names.add(match[1])
+        value = line[match.end() :].lstrip()
+        if value[:1] in ("'", '"') and not _closes(value[1:], value[0]):
+            quote = value[0]
+    return len(names)
+
+
+class EnvDump(Dump):
+    format = "env"
+    extension = ".env"
+
+    def __init__(self, source: str) -> None:
+        data = render_variables(source[5:]) if source.startswith("vars:") else read_env_file(env_path(source))
+        self.variables = count_variables(data)
+        self.stream = io.BytesIO(data)
+
+    def finish(self) -> dict:
+        return {"tables": {"variables": self.variables}}
+
+    def abort(self) -> None:
+        self.stream.close()
+
+
+class EnvEngine:
+    name = "env"
+    label = "Environment file (.env) or vars:NAME1,NAME2 of the worker"
+
+    def dump(self, source: str) -> Dump:
+        return EnvDump(source)
+
+
+class EnvRestorer(Restorer):
+    """Write a new 0600 file beside the destination, count its variables, then rename it into place."""
+
+    format = "env"
+
+    def __init__(self, destination: str, *, scratch_prefix: str | None = None) -> None:
+        self.path = env_path(destination).resolve()
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
+        if scratch_prefix:
+            self.scratch = Path(tempfile.gettempdir()) / f"{scratch_prefix}_{stamp}.env"
+        else:
+            self.scratch = self.path.with_name(f".{self.path.name}.restoring-{stamp}")
+        self.rollback: Path | None = self.path.with_name(f"{self.path.name}.pre_restore_{_stamp()}")
+        self._file: BinaryIO | None = None
+
+    def plan(self) -> RestorePlan:
+        if self.path.is_dir():
+            raise SourceError(f"{self.path} is a folder, not an environment file")
+        exists = self.path.exists()
+        return RestorePlan(
+            destination=str(self.path),
+            replaces=f"file {self.path} (kept as {self.rollback.name}, mode 0600)" if exists else None,
+            rollback_name=str(self.rollback) if exists else None,
+        )
+
+    def prepare(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 from the first byte: secrets are never readable by others, not even briefly.
+        fd = os.open(self.scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
+        os.fchmod(fd, SECRET_MODE)  # whatever the umask
+        self._file = os.fdopen(fd, "wb")
+
+    def sink(self) -> BinaryIO:
+        assert self._file is not None
+        return self._file
+
+    def finish_load(self) -> None:
+        assert self._file is not None
+        if self._file.closed:
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def count_rows(self, tables: list[str]) -> dict[str, int]:
+        counts = {"variables": count_variables(self.scratch.read_bytes())}
+        return {name: counts.get(name, -1) for name in tables} if tables else counts
+
+    def swap(self) -> str:
+        if not self.path.exists():
+            os.replace(self.scratch, self.path)
+            self.rollback = None
+            return f"{self.path} did not exist before; nothing to roll back"
+        assert self.rollback is not None
+        if self.rollback.exists():
+            self.rollback = self.rollback.with_name(f"{self.rollback.name}{timezone.now():%S}")
+        os.replace(self.path, self.rollback)
+        os.replace(self.scratch, self.path)
+        try:
+            # The previous secrets stay around for rollback: no more readable than the new ones.
+            os.chmod(self.rollback, SECRET_MODE)
+        except OSError as exc:
+            logger.warning("could not make %s mode 0600: %s", self.rollback, exc.strerror)
+        return f"previous file kept as {self.rollback} (mode 0600). To roll back: mv {self.rollback} {self.path}"
+
+    @property
+    def rollback_name(self) -> str | None:
+        return str(self.rollback) if self.rollback else None
+
+    def discard(self) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        self.scratch.unlink(missing_ok=True)
+
+    def recover(self, scratch: str, rollback: str | None) -> list[str]:
+        done = []
+        if rollback and not self.path.exists() and Path(rollback).exists():
+            os.replace(rollback, self.path)
+            done.append(f"moved {rollback} back to {self.path}")
+        if scratch and Path(scratch).exists():
+            Path(scratch).unlink()
+            done.append(f"removed the half-restored file {scratch}")
+        return done
