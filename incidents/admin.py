@@ -1,8 +1,44 @@
-from django import forms
-from django.contrib import admin
-from django.utils.html import format_html
+"""Admin for incidents: the commander works on the incident page; configuration comes from the plan."""
 
-from .models import Notification, NotificationChannel
+from __future__ import annotations
+
+from datetime import UTC
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import Case, Count, F, IntegerField, When
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+
+from backups.models import BackupRun, Restore, Target, Verification
+
+from .models import (
+    ChecklistItemTemplate,
+    Contact,
+    Incident,
+    IncidentChecklistItem,
+    IncidentStep,
+    Notification,
+    NotificationChannel,
+    ResponseRole,
+    RoleAssignment,
+    Scenario,
+    ScenarioStep,
+    ServiceProvider,
+    Severity,
+    StatusComponent,
+    StatusUpdate,
+    TimelineEntry,
+    check_evidence,
+)
+from .services import communicate, measure, report, security
 
 
 class ChannelForm(forms.ModelForm):
@@ -65,3 +101,625 @@ class NotificationAdmin(admin.ModelAdmin):
             "succeeded" if obj.status == "sent" else "failed",
             obj.status,
         )
+
+
+# --- The plan's incident-response configuration ----------------------------------------------
+
+
+def _badge(color: str, text: str) -> str:
+    return format_html('<span class="severity-badge" style="background:{}">{}</span>', color, text)
+
+
+@admin.register(Severity)
+class SeverityAdmin(admin.ModelAdmin):
+    list_display = ("key", "badge", "description", "response", "target_rto", "report_due", "order")
+    list_editable = ("order",)
+    ordering = ("order", "key")
+
+    @admin.display(description="name")
+    def badge(self, obj):
+        return _badge(obj.color, obj.name)
+
+    @admin.display(description="response time")
+    def response(self, obj):
+        return obj.response_time_display
+
+
+class ScenarioStepInline(admin.TabularInline):
+    model = ScenarioStep
+    extra = 0
+    fields = ("order", "text", "command", "expected_duration")
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
+
+
+@admin.register(Scenario)
+class ScenarioAdmin(admin.ModelAdmin):
+    list_display = ("number", "title", "severity", "rto", "rpo", "estimated_recovery", "step_count")
+    list_display_links = ("number", "title")
+    list_select_related = ("severity",)
+    list_filter = ("severity",)
+    inlines = [ScenarioStepInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(step_total=Count("steps"))
+
+    @admin.display(description="target RTO", ordering="target_rto")
+    def rto(self, obj):
+        return measure.target_label(obj.target_rto)
+
+    @admin.display(description="target RPO", ordering="target_rpo")
+    def rpo(self, obj):
+        return measure.target_label(obj.target_rpo, unset="-")
+
+    @admin.display(description="steps", ordering="step_total")
+    def step_count(self, obj):
+        return obj.step_total
+
+
+@admin.register(ChecklistItemTemplate)
+class ChecklistItemTemplateAdmin(admin.ModelAdmin):
+    list_display = ("order", "text", "key", "requires_evidence")
+    list_display_links = ("text",)
+
+
+@admin.register(ResponseRole)
+class ResponseRoleAdmin(admin.ModelAdmin):
+    list_display = ("name", "responsibilities", "order")
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ("name", "title", "phone", "email", "default_role", "stakeholder", "user")
+    list_filter = ("stakeholder", "default_role")
+    list_select_related = ("default_role", "user")
+    search_fields = ("name", "title", "email")
+    raw_id_fields = ("user",)
+
+
+@admin.register(ServiceProvider)
+class ServiceProviderAdmin(admin.ModelAdmin):
+    list_display = ("name", "service", "support_link", "contact", "status_link")
+
+    @admin.display(description="support")
+    def support_link(self, obj):
+        return (
+            format_html('<a href="{}" rel="noopener">{}</a>', obj.support_url, obj.support_url)
+            if obj.support_url
+            else "-"
+        )
+
+    @admin.display(description="status page")
+    def status_link(self, obj):
+        return (
+            format_html('<a href="{}" rel="noopener">{}</a>', obj.status_url, obj.status_url) if obj.status_url else "-"
+        )
+
+
+@admin.register(StatusComponent)
+class StatusComponentAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "state", "order", "updated_at")
+    list_editable = ("state", "order")
+
+
+# --- Incidents ---------------------------------------------------------------------------
+
+
+class IncidentFormSet(forms.BaseInlineFormSet):
+    """Inline formsets whose saving goes through Incident's methods (see IncidentAdmin.save_formset)."""
+
+    action = ""
+
+
+class RoleHistoryInline(admin.TabularInline):
+    """Every holder of every role, current first, with from/until: the hand-off history."""
+
+    model = RoleAssignment
+    verbose_name = "role holder"
+    verbose_name_plural = "Roles (current holders and hand-off history)"
+    extra = 0
+    can_delete = False
+    fields = ("role", "holder_display", "started_at", "ended_at", "assigned_by")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("role", "contact", "user", "assigned_by")
+            .order_by(F("ended_at").desc(nulls_first=True), "role__order", "-started_at")
+        )
+
+    @admin.display(description="held by")
+    def holder_display(self, obj):
+        current = "" if obj.ended_at else " (current)"
+        return f"{obj.holder}{current}"
+
+
+class AssignRoleFormSet(IncidentFormSet):
+    action = "assign"
+
+
+class AssignRoleForm(forms.ModelForm):
+    class Meta:
+        model = RoleAssignment
+        fields = ("role", "contact", "user")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("role") and not (cleaned.get("contact") or cleaned.get("user")):
+            raise forms.ValidationError("Choose a contact or a portal user to hold the role.")
+        return cleaned
+
+    def _post_clean(self):
+        # The model's constraints (one current holder per role) hold after assign_role() ends the
+        # previous holder; checking them on this unsaved row would refuse every hand-off.
+        # Nothing to construct either: save_formset() calls Incident.assign_role() with cleaned_data.
+        return
+
+
+class AssignRoleInline(admin.TabularInline):
+    """Blank rows only: assigning a role that someone holds hands it over (history kept above)."""
+
+    model = RoleAssignment
+    form = AssignRoleForm
+    formset = AssignRoleFormSet
+    verbose_name = "role assignment"
+    verbose_name_plural = "Assign or hand over a role"
+    extra = 1
+    can_delete = False
+    fields = ("role", "contact", "user")
+    raw_id_fields = ("user",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+
+class ChecklistFormSet(IncidentFormSet):
+    action = "checklist"
+
+
+class ChecklistItemForm(forms.ModelForm):
+    done = forms.BooleanField(required=False, label="done")
+
+    class Meta:
+        model = IncidentChecklistItem
+        fields = ("evidence_note", "evidence_restore", "evidence_verification")
+        widgets = {"evidence_note": forms.TextInput(attrs={"size": 30, "placeholder": "evidence note"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["done"].initial = bool(self.instance.done_at)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("done") and not self.instance.done_at:
+            try:
+                check_evidence(
+                    self.instance,
+                    (cleaned.get("evidence_note") or "").strip(),
+                    cleaned.get("evidence_restore"),
+                    cleaned.get("evidence_verification"),
+                )
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from None
+        return cleaned
+
+
+class ChecklistInline(admin.TabularInline):
+    model = IncidentChecklistItem
+    form = ChecklistItemForm
+    formset = ChecklistFormSet
+    verbose_name = "checklist item"
+    verbose_name_plural = "Response checklist"
+    extra = 0
+    can_delete = False
+    fields = ("order", "text", "done", "done_info", "evidence_note", "evidence_restore", "evidence_verification")
+    readonly_fields = ("order", "text", "done_info")
+    raw_id_fields = ("evidence_restore", "evidence_verification")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("done_by")
+
+    @admin.display(description="ticked")
+    def done_info(self, obj):
+        return _done_info(obj)
+
+
+def _done_info(obj) -> str:
+    if not obj.done_at:
+        return "-"
+    who = (obj.done_by.get_full_name() or obj.done_by.get_username()) if obj.done_by else "system"
+    return f"{who}, {obj.done_at:%Y-%m-%d %H:%M} UTC"
+
+
+class StepFormSet(IncidentFormSet):
+    action = "steps"
+
+
+class StepForm(forms.ModelForm):
+    done = forms.BooleanField(required=False, label="done")
+
+    class Meta:
+        model = IncidentStep
+        fields = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["done"].initial = bool(self.instance.done_at)
+
+
+class StepInline(admin.TabularInline):
+    model = IncidentStep
+    form = StepForm
+    formset = StepFormSet
+    verbose_name = "runbook step"
+    verbose_name_plural = "Runbook steps (copied from the scenario when the incident opened)"
+    extra = 0
+    can_delete = False
+    fields = ("order", "step", "expected_duration", "done", "done_info")
+    readonly_fields = ("order", "step", "expected_duration", "done_info")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("done_by")
+
+    @admin.display(description="step")
+    def step(self, obj):
+        lines = obj.text.splitlines()
+        text = format_html("<strong>{}</strong>", lines[0]) if lines else ""
+        rest = format_html_join("", "<br>{}", ((line,) for line in lines[1:]))
+        command = format_html('<pre class="runbook-command">{}</pre>', obj.command) if obj.command else ""
+        return format_html("{}{}{}", text, rest, command)
+
+    @admin.display(description="done by")
+    def done_info(self, obj):
+        return _done_info(obj)
+
+
+RTO_STATE_CLASSES = {"met": "ok", "on track": "ok", "at risk": "late", "breached": "breached"}
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "severity_badge", "status", "scenario", "age", "rto_display", "customer_facing")
+    list_display_links = ("id", "title")
+    list_filter = ("status", "severity", "scenario", "customer_facing")
+    list_select_related = ("severity", "scenario")
+    show_full_result_count = False
+    search_fields = ("=id", "title")
+    date_hierarchy = "detected_at"
+    change_form_template = "admin/incidents/incident/change_form.html"
+    raw_id_fields = ("opened_by",)
+
+    class Media:
+        css = {"all": ("backups/admin.css", "incidents/admin.css")}
+
+    # --- list ------------------------------------------------------------------------------
+    def get_ordering(self, request):
+        # Open incidents first, then the newest.
+        open_first = Case(When(status__in=Incident.OPEN_STATUSES, then=0), default=1, output_field=IntegerField())
+        return [open_first.asc(), "-detected_at"]
+
+    @admin.display(description="severity", ordering="severity__order")
+    def severity_badge(self, obj):
+        return _badge(obj.severity.color, obj.severity.key)
+
+    @admin.display(description="age", ordering="detected_at")
+    def age(self, obj):
+        end = obj.resolved_at or timezone.now()
+        return measure.human(end - obj.detected_at)
+
+    @admin.display(description="RTO")
+    def rto_display(self, obj):
+        state = obj.rto_state
+        return format_html(
+            '<span class="rpo-state rpo-state-{}" title="target {}">{} · {}</span>',
+            RTO_STATE_CLASSES[state],
+            measure.target_label(obj.target_rto),
+            measure.human(obj.time_since_impact),
+            state,
+        )
+
+    # --- form ------------------------------------------------------------------------------
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return (
+                (None, {"fields": ("title", "severity", "scenario", "customer_facing", "public_title")}),
+                ("When", {"fields": ("impact_started_at", "detected_at")}),
+                (None, {"fields": ("summary",)}),
+            )
+        return (
+            (None, {"fields": (("status", "severity"), "title", "scenario", ("customer_facing", "public_title"))}),
+            (
+                "Times",
+                {
+                    "fields": (
+                        ("impact_started_at", "detected_at"),
+                        ("acknowledged_at", "recovered_at"),
+                        ("resolved_at", "closed_at"),
+                    )
+                },
+            ),
+            ("Post-incident report", {"fields": ("summary", "root_cause", "follow_up_actions", "report_state")}),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        # Set by the incident's own state changes (status, checklist, linked restores), never typed.
+        return ("acknowledged_at", "recovered_at", "resolved_at", "closed_at", "report_state")
+
+    def get_inlines(self, request, obj):
+        if obj is None:
+            return [AssignRoleInline]
+        return [RoleHistoryInline, AssignRoleInline, ChecklistInline, StepInline]
+
+    @admin.display(description="report")
+    def report_state(self, obj):
+        if obj.report_submitted_at:
+            return f"submitted {obj.report_submitted_at:%Y-%m-%d %H:%M} UTC"
+        if obj.report_due_at:
+            late = " — OVERDUE" if obj.report_due_at < timezone.now() else ""
+            return f"due {obj.report_due_at:%Y-%m-%d %H:%M} UTC{late}"
+        return "due 24 h (per severity) after resolution"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            Incident.open(user=request.user, incident=obj)
+            return
+        # Status and severity go through the model's methods, which stamp times and write the timeline.
+        old = Incident.objects.get(pk=obj.pk)
+        new_status, new_severity = obj.status, obj.severity
+        obj.status, obj.severity = old.status, old.severity
+        obj.save()
+        # changed_data, not !=: the form's time inputs drop microseconds, which is no correction.
+        if "impact_started_at" in form.changed_data:
+            obj.log(
+                TimelineEntry.Kind.NOTE,
+                f"Impact start corrected: {old.impact_started_at:%Y-%m-%d %H:%M} → "
+                f"{obj.impact_started_at:%Y-%m-%d %H:%M} UTC.",
+                user=request.user,
+            )
+        obj.change_severity(new_severity, request.user)
+        obj.change_status(new_status, request.user)
+
+    def save_formset(self, request, form, formset, change):
+        action = getattr(formset, "action", "")
+        incident = form.instance
+        if not action:
+            return super().save_formset(request, form, formset, change)
+        for f in formset.forms:
+            if not f.has_changed() or not hasattr(f, "cleaned_data") or not f.cleaned_data:
+                continue
+            data = f.cleaned_data
+            if action == "assign":
+                incident.assign_role(
+                    data["role"], contact=data.get("contact"), person=data.get("user"), by=request.user
+                )
+            elif action == "checklist":
+                item = f.instance
+                if data["done"] and not item.done_at:
+                    incident.tick_checklist(
+                        item,
+                        request.user,
+                        evidence_note=data.get("evidence_note", ""),
+                        evidence_restore=data.get("evidence_restore"),
+                        evidence_verification=data.get("evidence_verification"),
+                    )
+                elif not data["done"] and item.done_at:
+                    incident.untick_checklist(item, request.user)
+            elif action == "steps" and data["done"] and not f.instance.done_at:
+                incident.complete_step(f.instance, request.user)
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    # --- the commander's page ------------------------------------------------------------------
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/timeline/", view(self.timeline_view), name="incidents_incident_timeline"),
+            path("<int:pk>/link-job/", view(self.link_job_view), name="incidents_incident_link_job"),
+            path("<int:pk>/status-update/", view(self.status_update_view), name="incidents_incident_status_update"),
+            path("<int:pk>/report.md", view(self.report_view), name="incidents_incident_report"),
+            path("<int:pk>/report/submit/", view(self.submit_report_view), name="incidents_incident_submit_report"),
+            path("<int:pk>/restore-before/", view(self.restore_before_view), name="incidents_incident_restore_before"),
+            path("<int:pk>/force-logout/", view(self.force_logout_view), name="incidents_incident_force_logout"),
+            path("<int:pk>/read-only/", view(self.read_only_view), name="incidents_incident_read_only"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        incident = self.get_object(request, object_id)
+        if incident is not None:
+            extra_context = {**(extra_context or {}), **self._page_context(request, incident)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _page_context(self, request, incident: Incident) -> dict:
+        user = request.user
+        jobs = []
+        for job in incident.jobs.select_related("run__target", "verification__run__target", "restore", "linked_by"):
+            obj = job.run or job.verification or job.restore
+            model = obj._meta.model_name
+            jobs.append({"job": job, "obj": obj, "url": reverse(f"admin:backups_{model}_change", args=[obj.pk])})
+        return {
+            "incident": incident,
+            "measures": measure.measure(incident),
+            "rto_state": incident.rto_state,
+            "rto_state_class": RTO_STATE_CLASSES[incident.rto_state],
+            "target_rto_label": measure.target_label(incident.target_rto),
+            "elapsed_label": measure.human(incident.time_since_impact),
+            "timeline": incident.timeline.select_related("author").order_by("-pinned", "-at", "-id")[:500],
+            "jobs": jobs,
+            "status_updates": incident.status_updates.select_related("author")[:50],
+            "deliveries": Notification.objects.filter(object_ref=communicate.object_ref(incident))[:50],
+            "components": StatusComponent.objects.all(),
+            "component_states": StatusComponent.State.choices,
+            "phases": StatusUpdate.Phase.choices,
+            "timeline_kinds": [(k, label) for k, label in TimelineEntry.Kind.choices if k in ("note", "communication")],
+            "can_edit": self.has_change_permission(request, incident),
+            "can_restore": user.has_perm("incidents.restore_via_incident"),
+            "can_force_logout": user.has_perm("incidents.force_logout"),
+            "can_toggle_read_only": user.has_perm("incidents.toggle_read_only"),
+            "read_only": security.read_only_on(),
+            "targets": Target.objects.exclude(engine="portal").order_by("name"),
+            "now": timezone.now(),
+        }
+
+    def _incident_for(self, request, pk: int, *, change: bool = True, perm: str | None = None) -> Incident:
+        incident = get_object_or_404(Incident.objects.select_related("severity", "scenario"), pk=pk)
+        allowed = self.has_change_permission(request, incident) if change else self.has_view_permission(request)
+        if not allowed or (perm and not request.user.has_perm(perm)):
+            raise PermissionDenied
+        return incident
+
+    def _back(self, incident: Incident) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:incidents_incident_change", args=[incident.pk]))
+
+    def timeline_view(self, request, pk):
+        """POST: the one-line "add to timeline" box."""
+        if request.method != "POST":
+            raise PermissionDenied
+        incident = self._incident_for(request, pk)
+        kind = request.POST.get("kind", "note")
+        if kind not in ("note", "communication"):
+            kind = "note"
+        try:
+            incident.add_note(
+                request.POST.get("text", ""), request.user, pinned=bool(request.POST.get("pinned")), kind=kind
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        return self._back(incident)
+
+    def link_job_view(self, request, pk):
+        """POST kind (run / verification / restore) and id: that job's events go on the timeline."""
+        if request.method != "POST":
+            raise PermissionDenied
+        incident = self._incident_for(request, pk)
+        models_by_kind = {"run": BackupRun, "verification": Verification, "restore": Restore}
+        kind = request.POST.get("kind", "")
+        job_id = request.POST.get("job_id", "").strip().lstrip("#")
+        model = models_by_kind.get(kind)
+        obj = model.objects.filter(pk=int(job_id)).first() if model and job_id.isdigit() else None
+        if obj is None:
+            self.message_user(request, f"No {kind or 'job'} #{job_id or '?'} to link.", messages.ERROR)
+        else:
+            incident.link_job(user=request.user, **{kind: obj})
+            self.message_user(
+                request, f"Linked {kind} #{obj.pk}: its events now go on this timeline.", messages.SUCCESS
+            )
+        return self._back(incident)
+
+    def status_update_view(self, request, pk):
+        """POST: publish a status-page update and send it to stakeholders and channels."""
+        if request.method != "POST":
+            raise PermissionDenied
+        incident = self._incident_for(request, pk)
+        states = {
+            c.name: request.POST[f"component-{c.pk}"]
+            for c in StatusComponent.objects.all()
+            if request.POST.get(f"component-{c.pk}") and request.POST[f"component-{c.pk}"] != c.state
+        }
+        try:
+            _update, records = communicate.post_update(
+                incident,
+                request.POST.get("message", ""),
+                phase=request.POST.get("phase", "investigating"),
+                components=states,
+                user=request.user,
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return self._back(incident)
+        failed = [r for r in records if r.status == Notification.Status.FAILED]
+        text = f"Status update published; {len(records) - len(failed)} of {len(records)} deliveries succeeded."
+        self.message_user(request, text, messages.WARNING if failed else messages.SUCCESS)
+        return self._back(incident)
+
+    def report_view(self, request, pk):
+        incident = self._incident_for(request, pk, change=False)
+        response = HttpResponse(report.render(incident), content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{report.filename(incident)}"'
+        return response
+
+    def submit_report_view(self, request, pk):
+        if request.method != "POST":
+            raise PermissionDenied
+        incident = self._incident_for(request, pk)
+        incident.submit_report(request.user)
+        self.message_user(request, "Post-incident report marked as submitted.", messages.SUCCESS)
+        return self._back(incident)
+
+    def restore_before_view(self, request, pk):
+        """POST target + time T: to the safe restore's confirmation page for the newest good backup before T."""
+        if request.method != "POST":
+            raise PermissionDenied
+        incident = self._incident_for(request, pk, perm="incidents.restore_via_incident")
+        target = Target.objects.filter(pk=request.POST.get("target") or 0).first()
+        before = parse_datetime(request.POST.get("before", "").strip().replace(" ", "T"))
+        if target is None or before is None:
+            self.message_user(request, "Choose a target and a time (YYYY-MM-DD HH:MM, UTC).", messages.ERROR)
+            return self._back(incident)
+        if timezone.is_naive(before):
+            before = timezone.make_aware(before, UTC)
+        try:
+            return HttpResponseRedirect(security.restore_before_url(incident, target, before, request.user))
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return self._back(incident)
+
+    def force_logout_view(self, request, pk):
+        """A confirmation page (it ends everyone's session but yours), then a POST with confirm=yes."""
+        incident = self._incident_for(request, pk, change=False, perm="incidents.force_logout")
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            ended = security.force_logout(incident, request.user, request.session.session_key)
+            self.message_user(request, f"Ended {ended} session(s); everyone else must log in again.", messages.SUCCESS)
+            return self._back(incident)
+        from django.contrib.sessions.models import Session
+
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "End every other portal session?",
+            "opts": self.model._meta,
+            "incident": incident,
+            "sessions": Session.objects.filter(expire_date__gt=timezone.now())
+            .exclude(session_key=request.session.session_key)
+            .count(),
+        }
+        return TemplateResponse(request, "admin/incidents/incident/force_logout_confirm.html", context)
+
+    def read_only_view(self, request, pk):
+        """POST on=1 / on=0: the portal-wide read-only switch (the middleware lets this URL through)."""
+        if request.method != "POST":
+            raise PermissionDenied
+        incident = self._incident_for(request, pk, change=False, perm="incidents.toggle_read_only")
+        on = request.POST.get("on") == "1"
+        security.set_read_only(incident, on, request.user)
+        self.message_user(request, "The portal is now READ-ONLY." if on else "Read-only mode is off.", messages.WARNING)
+        return self._back(incident)
+
+
+@admin.register(StatusUpdate)
+class StatusUpdateAdmin(admin.ModelAdmin):
+    """Every public update ever posted (read-only: they were sent)."""
+
+    list_display = ("at", "incident", "phase", "message", "author")
+    list_filter = ("phase",)
+    list_select_related = ("incident", "author")
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -55,7 +55,9 @@ class NotificationChannel(models.Model):
     def clean(self) -> None:
         if self.kind == self.Kind.EMAIL and not self.recipients:
             raise ValidationError({"email_to": "An email channel needs at least one address."})
-        if self.kind == self.Kind.WEBHOOK and not self.webhook_url.startswith(("https://", "http://")):
+        # A disabled webhook channel may wait for its URL (the plan's ${SLACK_WEBHOOK_URL:-} left unset).
+        needs_url = self.enabled or self.webhook_url
+        if self.kind == self.Kind.WEBHOOK and needs_url and not self.webhook_url.startswith(("https://", "http://")):
             raise ValidationError({"webhook_url": "A webhook channel needs an http(s) URL."})
         unknown = set(self.events) - {key for key, _ in EVENTS}
         if unknown:
@@ -197,6 +199,9 @@ class ResponseRole(models.Model):
 class Contact(models.Model):
     """A person to call: the plan's emergency contacts."""
 
+    key = models.CharField(
+        max_length=63, blank=True, help_text="Its key in the plan ([contacts.KEY]); empty for contacts added here."
+    )
     name = models.CharField(max_length=120)
     title = models.CharField(max_length=120, blank=True, help_text="e.g. CTO / Technical Lead")
     phone = models.CharField(max_length=40, blank=True)
@@ -215,6 +220,7 @@ class Contact(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["key"], condition=~Q(key=""), name="one_contact_per_plan_key")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.title})" if self.title else self.name
@@ -293,6 +299,276 @@ class Incident(models.Model):
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
 
+    # --- measures shown everywhere (admin list, incident page, report) ---------------------
+    @property
+    def target_rto(self) -> timedelta:
+        """The RTO the clock runs against: the scenario's when it sets one, else the severity's."""
+        if self.scenario_id and self.scenario.target_rto is not None:
+            return self.scenario.target_rto
+        return self.severity.target_rto
+
+    @property
+    def time_since_impact(self) -> timedelta:
+        """The RTO clock: impact start → recovery verified (or now, while not yet verified)."""
+        return (self.recovered_at or timezone.now()) - self.impact_started_at
+
+    @property
+    def rto_state(self) -> str:
+        """met / breached (recovered in or over target), or running: on track / at risk / breached."""
+        elapsed, target = self.time_since_impact, self.target_rto
+        if self.recovered_at:
+            return "met" if elapsed <= target else "breached"
+        if elapsed > target:
+            return "breached"
+        return "at risk" if elapsed >= target * 0.75 else "on track"
+
+    # --- state changes: each writes the timeline ------------------------------------------
+    def log(self, kind: str, text: str, *, user=None, at=None, pinned: bool = False) -> TimelineEntry:
+        """Add one timeline entry (every change below goes through here)."""
+        return TimelineEntry.objects.create(
+            incident=self, kind=kind, text=text, author=user, at=at or timezone.now(), pinned=pinned
+        )
+
+    @classmethod
+    def open(cls, *, user=None, incident: Incident | None = None, **fields) -> Incident:
+        """Open an incident (from fields, or an unsaved one a form built) and snapshot its runbook.
+
+        The scenario's steps and the response checklist are copied onto the incident, so editing
+        the runbook later never rewrites what this incident's responders saw and ticked.
+        """
+        incident = incident or cls(**fields)
+        if incident.pk:
+            raise ValueError("this incident is already open")
+        now = timezone.now()
+        incident.detected_at = incident.detected_at or now
+        incident.impact_started_at = incident.impact_started_at or incident.detected_at
+        incident.opened_by = incident.opened_by or user
+        with transaction.atomic():
+            incident.save()
+            if incident.scenario_id:
+                IncidentStep.objects.bulk_create(
+                    IncidentStep(
+                        incident=incident,
+                        order=step.order,
+                        text=step.text,
+                        command=step.command,
+                        expected_duration=step.expected_duration,
+                    )
+                    for step in incident.scenario.steps.all()
+                )
+            IncidentChecklistItem.objects.bulk_create(
+                IncidentChecklistItem(
+                    incident=incident,
+                    order=item.order,
+                    key=item.key,
+                    text=item.text,
+                    requires_evidence=item.requires_evidence,
+                )
+                for item in ChecklistItemTemplate.objects.all()
+            )
+            scenario = f", scenario {incident.scenario}" if incident.scenario_id else ""
+            incident.log(
+                TimelineEntry.Kind.STATUS,
+                f"Incident opened as {incident.severity}{scenario} "
+                f"(impact since {incident.impact_started_at:%Y-%m-%d %H:%M} UTC).",
+                user=user,
+            )
+        return incident
+
+    # Which timestamp each status sets the first time it is reached.
+    STATUS_TIMESTAMPS = {"investigating": "acknowledged_at", "resolved": "resolved_at", "closed": "closed_at"}
+
+    def change_status(self, new: str, user=None) -> bool:
+        """Move to another status, setting its timestamp; resolving sets when the report is due."""
+        if new not in self.Status.values:
+            raise ValidationError(f"Unknown status {new!r}.")
+        if new == self.status:
+            return False
+        old, now = self.status, timezone.now()
+        fields = ["status"]
+        self.status = new
+        if new in self.OPEN_STATUSES:
+            # Reopened: it is no longer resolved or closed, and no report is due yet.
+            for name in ("resolved_at", "closed_at", "report_due_at"):
+                if getattr(self, name):
+                    setattr(self, name, None)
+                    fields.append(name)
+        if new in ("investigating", "recovering", "monitoring", "resolved", "closed") and not self.acknowledged_at:
+            self.acknowledged_at = now
+            fields.append("acknowledged_at")
+        if new in ("resolved", "closed") and not self.resolved_at:
+            self.resolved_at = now
+            self.report_due_at = now + self.severity.report_due
+            fields += ["resolved_at", "report_due_at"]
+        if new == "closed" and not self.closed_at:
+            self.closed_at = now
+            fields.append("closed_at")
+        with transaction.atomic():
+            self.save(update_fields=fields)
+            text = f"Status: {old} → {new}."
+            if "report_due_at" in fields and self.report_due_at:
+                text += f" Post-incident report due {self.report_due_at:%Y-%m-%d %H:%M} UTC."
+            self.log(TimelineEntry.Kind.STATUS, text, user=user)
+        return True
+
+    def change_severity(self, new: Severity, user=None) -> bool:
+        if new.pk == self.severity_id:
+            return False
+        old = self.severity
+        with transaction.atomic():
+            self.severity = new
+            fields = ["severity"]
+            if self.resolved_at and not self.report_submitted_at:
+                self.report_due_at = self.resolved_at + new.report_due
+                fields.append("report_due_at")
+            self.save(update_fields=fields)
+            self.log(TimelineEntry.Kind.SEVERITY, f"Severity: {old} → {new}.", user=user)
+        return True
+
+    def assign_role(
+        self, role: ResponseRole, *, contact: Contact | None = None, person=None, by=None
+    ) -> RoleAssignment:
+        """Hand a role to a contact or a portal user; the current holder's assignment ends now."""
+        if contact is None and person is None:
+            raise ValidationError("Name a contact or a portal user to hold the role.")
+        now = timezone.now()
+        with transaction.atomic():
+            current = (
+                RoleAssignment.objects.select_for_update(of=("self",))
+                .filter(incident=self, role=role, ended_at__isnull=True)
+                .order_by("pk")
+                .first()
+            )
+            if current and current.contact_id == (contact and contact.pk) and current.user_id == (person and person.pk):
+                return current
+            if current:
+                current.ended_at = now
+                current.save(update_fields=["ended_at"])
+            assignment = RoleAssignment.objects.create(
+                incident=self, role=role, contact=contact, user=person, started_at=now, assigned_by=by
+            )
+            was = f" (was {current.holder})" if current else ""
+            self.log(TimelineEntry.Kind.ROLE, f"{role}: {assignment.holder}{was}.", user=by)
+        return assignment
+
+    def current_roles(self) -> list[RoleAssignment]:
+        return list(self.role_assignments.filter(ended_at__isnull=True).select_related("role", "contact", "user"))
+
+    def tick_checklist(
+        self,
+        item: IncidentChecklistItem,
+        user=None,
+        *,
+        evidence_note: str = "",
+        evidence_restore=None,
+        evidence_verification=None,
+    ) -> IncidentChecklistItem:
+        """Tick a checklist item with who and when; evidence is required where the item says so."""
+        if item.incident_id != self.pk:
+            raise ValidationError("That checklist item belongs to another incident.")
+        if item.done_at:
+            return item
+        evidence_note = (evidence_note or "").strip()
+        check_evidence(item, evidence_note, evidence_restore, evidence_verification)
+        now = timezone.now()
+        with transaction.atomic():
+            item.done_at, item.done_by = now, user
+            item.evidence_note = evidence_note
+            item.evidence_restore, item.evidence_verification = evidence_restore, evidence_verification
+            item.save()
+            text = f"Checklist ✓ {item.text}"
+            evidence = item.evidence_display
+            if evidence:
+                text += f" (evidence: {evidence})"
+            self.log(TimelineEntry.Kind.CHECKLIST, text + ".", user=user)
+            if item.key == RECOVERY_VERIFIED and not self.recovered_at:
+                finished = [e.finished_at for e in (evidence_restore, evidence_verification) if e and e.finished_at]
+                self.mark_recovered(max(finished) if finished else now)
+        return item
+
+    def untick_checklist(self, item: IncidentChecklistItem, user=None) -> None:
+        if not item.done_at:
+            return
+        with transaction.atomic():
+            item.done_at = item.done_by = None
+            item.save(update_fields=["done_at", "done_by"])
+            self.log(TimelineEntry.Kind.CHECKLIST, f"Checklist ✗ {item.text} (unticked).", user=user)
+
+    def mark_recovered(self, at) -> None:
+        # Recovery cannot precede the impact (a database constraint says so too).
+        self.recovered_at = max(at, self.impact_started_at)
+        self.save(update_fields=["recovered_at"])
+
+    def complete_step(self, step: IncidentStep, user=None) -> IncidentStep:
+        if step.incident_id != self.pk:
+            raise ValidationError("That runbook step belongs to another incident.")
+        if step.done_at:
+            return step
+        with transaction.atomic():
+            step.done_at, step.done_by = timezone.now(), user
+            step.save(update_fields=["done_at", "done_by"])
+            self.log(TimelineEntry.Kind.STEP, f"Runbook step {step.order} done: {step.text.splitlines()[0]}", user=user)
+        return step
+
+    def add_note(self, text: str, user=None, *, pinned: bool = False, kind: str = "note") -> TimelineEntry:
+        text = text.strip()
+        if not text:
+            raise ValidationError("A timeline entry needs some text.")
+        return self.log(kind, text, user=user, pinned=pinned)
+
+    def link_job(self, *, run=None, verification=None, restore=None, user=None) -> IncidentJob:
+        """Link a backup run, verification or restore: its events then go on this timeline."""
+        lookup = {"run": run, "verification": verification, "restore": restore}
+        if sum(v is not None for v in lookup.values()) != 1:
+            raise ValidationError("Link exactly one backup run, verification or restore.")
+        with transaction.atomic():
+            job, created = IncidentJob.objects.get_or_create(incident=self, **lookup, defaults={"linked_by": user})
+            if created:
+                obj = run or verification or restore
+                self.log(TimelineEntry.Kind.SYSTEM, f"Linked {job} ({obj.status}).", user=user)
+        if created and restore is not None and restore.status == "succeeded":
+            self.job_finished(restore=restore)
+        return job
+
+    def job_event(self, text: str) -> None:
+        self.log(TimelineEntry.Kind.SYSTEM, text)
+
+    def job_finished(self, *, restore=None) -> None:
+        """A linked restore succeeded: that is evidence of recovery (row counts matched the backup)."""
+        if restore is None or restore.status != "succeeded":
+            return
+        item = self.checklist.filter(key=RECOVERY_VERIFIED, done_at__isnull=True).first()
+        if item is not None:
+            self.tick_checklist(item, restore.triggered_by, evidence_restore=restore)
+        elif not self.recovered_at:
+            self.mark_recovered(restore.finished_at or timezone.now())
+
+    def submit_report(self, user=None) -> None:
+        if self.report_submitted_at:
+            return
+        self.report_submitted_at = timezone.now()
+        self.save(update_fields=["report_submitted_at"])
+        self.log(TimelineEntry.Kind.NOTE, "Post-incident report submitted.", user=user)
+
+
+# The checklist item that records recovery verified (RTO stops here); it needs evidence.
+RECOVERY_VERIFIED = "recovery-verified"
+
+
+def check_evidence(item, note: str, restore, verification) -> None:
+    """Refuse ticking an evidence-requiring item without a successful restore/verification or a note."""
+    if restore is not None and restore.status != "succeeded":
+        raise ValidationError(f"Restore #{restore.pk} has not succeeded ({restore.status}); it is no evidence.")
+    if verification is not None and verification.status != "passed":
+        raise ValidationError(
+            f"Verification #{verification.pk} has not passed ({verification.status}); it is no evidence."
+        )
+    if item.requires_evidence and not (note or restore or verification):
+        raise ValidationError(
+            f"“{item.text}” can only be ticked with evidence: link a successful restore or verification, "
+            "or write a note saying how recovery was checked."
+        )
+
 
 class IncidentStep(models.Model):
     """A runbook step copied from the scenario when the incident opened."""
@@ -340,6 +616,17 @@ class IncidentChecklistItem(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def evidence_display(self) -> str:
+        parts = []
+        if self.evidence_restore_id:
+            parts.append(f"restore #{self.evidence_restore_id} succeeded")
+        if self.evidence_verification_id:
+            parts.append(f"verification #{self.evidence_verification_id} passed")
+        if self.evidence_note:
+            parts.append(self.evidence_note)
+        return "; ".join(parts)
 
 
 class RoleAssignment(models.Model):

@@ -1,12 +1,26 @@
-"""Plan sections owned by the incidents app: [channels.*] (where alerts go)."""
+"""Plan sections owned by the incidents app: [channels.*] (where alerts go) and incident response:
+[severities.*], [scenarios.*], [checklist.*], [roles.*], [contacts.*], [providers.*], [components.*]."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 
-from drportal.plan import PlanContext, Table, section, upsert
+from drportal.plan import PlanContext, Table, parse_duration, section, upsert
 
-from .models import EVENTS, NotificationChannel
+from .models import (
+    EVENTS,
+    ChecklistItemTemplate,
+    Contact,
+    NotificationChannel,
+    ResponseRole,
+    Scenario,
+    ScenarioStep,
+    ServiceProvider,
+    Severity,
+    StatusComponent,
+)
 
 
 @section("channels", order=40)
@@ -32,3 +46,162 @@ def apply_channels(tables: dict[str, Table], ctx: PlanContext) -> None:
             upsert(NotificationChannel, {"name": name}, values, ctx, f"channel {name}")
         except ValidationError as exc:
             raise table.error(None, " ".join(exc.messages)) from None
+
+
+# --- Incident response: severities, scenarios (runbooks), checklist, roles, contacts ------------------
+
+
+def _duration_or_immediate(table: Table, key: str, *, required: bool = False) -> timedelta | None:
+    """A duration like "1h" or "7d", or "immediate" (stored as empty)."""
+    value = table.str(key, None, required=required)
+    if value is None or value.strip().lower() == "immediate":
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise table.error(key, f'{exc}, or "immediate"') from None
+
+
+def _upsert(table: Table, model, lookup: dict, values: dict, ctx: PlanContext, label: str):
+    try:
+        return upsert(model, lookup, values, ctx, label)
+    except ValidationError as exc:
+        raise table.error(None, " ".join(exc.messages)) from None
+
+
+@section("severities", order=41)
+def apply_severities(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[severities.P1]: name, description, examples, response_time ("immediate" or "1h"), target_rto, report_due."""
+    for key, table in tables.items():
+        target_rto = _duration_or_immediate(table, "target_rto", required=True)
+        values = {
+            "name": table.str("name", required=True),
+            "description": table.str("description"),
+            "examples": table.str("examples"),
+            "response_time": _duration_or_immediate(table, "response_time"),
+            "target_rto": target_rto or timedelta(0),
+            "report_due": table.duration("report_due", "24h"),
+            "color": table.str("color", "#7a7a7a"),
+            "order": table.int("order", 0, minimum=0),
+        }
+        table.done()
+        _upsert(table, Severity, {"key": key}, values, ctx, f"severity {key}")
+
+
+def _steps(table: Table) -> list[dict]:
+    steps = []
+    for number, raw in enumerate(table.list("steps"), start=1):
+        if not isinstance(raw, dict):
+            raise table.error("steps", f"step {number} must be a table with text, command and expected")
+        step = Table(table.file, f"{table.section}.{table.name}.steps", str(number), raw)
+        steps.append(
+            {
+                "order": number,
+                "text": step.str("text", required=True).strip(),
+                "command": (step.str("command") or "").strip(),
+                "expected_duration": step.duration("expected"),
+            }
+        )
+        step.done()
+    return steps
+
+
+@section("scenarios", order=42)
+def apply_scenarios(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[scenarios.KEY]: number, title, severity, target_rto, target_rpo, impact, description, steps = [...]."""
+    for key, table in tables.items():
+        severity_key = table.str("severity", required=True)
+        severity = Severity.objects.filter(key=severity_key).first()
+        if severity is None:
+            raise table.error("severity", f"no severity {severity_key!r} (define it under [severities.{severity_key}])")
+        values = {
+            "number": table.int("number", 0, minimum=0),
+            "title": table.str("title", required=True),
+            "severity": severity,
+            "target_rto": _duration_or_immediate(table, "target_rto"),
+            "target_rpo": _duration_or_immediate(table, "target_rpo"),
+            "impact": table.str("impact"),
+            "description": table.str("description"),
+            "estimated_recovery": table.str("estimated_recovery"),
+        }
+        steps = _steps(table)
+        table.done()
+        scenario, _ = _upsert(table, Scenario, {"key": key}, values, ctx, f"scenario {key}")
+        current = list(scenario.steps.values("order", "text", "command", "expected_duration"))
+        if current != steps:
+            # Replaced only when they differ, so a second apply changes nothing. Open incidents
+            # keep their own copies of the steps, so this never rewrites an incident's history.
+            scenario.steps.all().delete()
+            ScenarioStep.objects.bulk_create(ScenarioStep(scenario=scenario, **step) for step in steps)
+            ctx.changed(f"{'set' if not current else 'replaced'} {len(steps)} steps of scenario {key}")
+
+
+@section("checklist", order=43)
+def apply_checklist(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[checklist.KEY]: text, order, requires_evidence (the incident response checklist)."""
+    for key, table in tables.items():
+        values = {
+            "text": table.str("text", required=True),
+            "order": table.int("order", 0, minimum=0),
+            "requires_evidence": table.bool("requires_evidence", False),
+        }
+        table.done()
+        _upsert(table, ChecklistItemTemplate, {"key": key}, values, ctx, f"checklist item {key}")
+
+
+@section("roles", order=44)
+def apply_roles(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[roles.SLUG]: name, responsibilities, order (the incident response team)."""
+    for slug, table in tables.items():
+        name = table.str("name", required=True)
+        values = {"responsibilities": table.str("responsibilities"), "order": table.int("order", 0, minimum=0)}
+        table.done()
+        _upsert(table, ResponseRole, {"name": name}, values, ctx, f"role {slug}")
+
+
+@section("contacts", order=45)
+def apply_contacts(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[contacts.KEY]: name, title, phone, email, role (a role's name), stakeholder."""
+    for key, table in tables.items():
+        role_name = table.str("role")
+        role = None
+        if role_name:
+            role = ResponseRole.objects.filter(name=role_name).first()
+            if role is None:
+                raise table.error("role", f"no role named {role_name!r} (define it under [roles.*])")
+        values = {
+            "name": table.str("name", required=True),
+            "title": table.str("title"),
+            "phone": table.str("phone"),
+            "email": table.str("email"),
+            "default_role": role,
+            "stakeholder": table.bool("stakeholder", False),
+            "notes": table.str("notes"),
+        }
+        table.done()
+        _upsert(table, Contact, {"key": key}, values, ctx, f"contact {key}")
+
+
+@section("providers", order=46)
+def apply_providers(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[providers.KEY]: name, service, support_url, contact, status_url."""
+    for key, table in tables.items():
+        name = table.str("name", required=True)
+        values = {
+            "service": table.str("service", required=True),
+            "support_url": table.str("support_url"),
+            "contact": table.str("contact"),
+            "status_url": table.str("status_url"),
+        }
+        table.done()
+        _upsert(table, ServiceProvider, {"name": name}, values, ctx, f"provider {key}")
+
+
+@section("components", order=47)
+def apply_components(tables: dict[str, Table], ctx: PlanContext) -> None:
+    """[components.KEY]: name, description, order (status-page components; their state is not in the plan)."""
+    for key, table in tables.items():
+        name = table.str("name", required=True)
+        values = {"description": table.str("description"), "order": table.int("order", 0, minimum=0)}
+        table.done()
+        _upsert(table, StatusComponent, {"name": name}, values, ctx, f"status component {key}")

@@ -6,8 +6,16 @@ from django.conf import settings
 from django.dispatch import receiver
 from django.urls import reverse
 
-from backups.models import BackupRun, Objective, Verification
-from backups.signals import backup_finished, objective_changed, verification_finished
+from backups.models import BackupRun, Objective, Restore, Verification
+from backups.signals import (
+    backup_finished,
+    backup_started,
+    objective_changed,
+    restore_finished,
+    restore_started,
+    verification_finished,
+    verification_started,
+)
 
 from . import notify
 
@@ -79,3 +87,63 @@ def alert_on_objective(sender, objective: Objective, from_state: str, to_state: 
         f"{_link('admin:backups_objective_change', objective.pk)}",
         object_ref=f"objective:{objective.pk}",
     )
+
+
+# --- Linked jobs on incident timelines -------------------------------------------------------
+
+
+def _linked(**lookup) -> list:
+    from .models import IncidentJob
+
+    return [job.incident for job in IncidentJob.objects.filter(**lookup).select_related("incident")]
+
+
+def _outcome(obj) -> str:
+    if obj.status in ("succeeded", "passed"):
+        return obj.status
+    return f"FAILED: {obj.error}" if obj.error else obj.status.upper()
+
+
+@receiver(backup_started, dispatch_uid="incidents.timeline_backup_started")
+def timeline_backup_started(sender, run: BackupRun, **kwargs):
+    for incident in _linked(run=run):
+        incident.job_event(f"Backup run #{run.pk} of {run.target.name} started.")
+
+
+@receiver(backup_finished, dispatch_uid="incidents.timeline_backup_finished")
+def timeline_backup_finished(sender, run: BackupRun, **kwargs):
+    for incident in _linked(run=run):
+        incident.job_event(f"Backup run #{run.pk} of {run.target.name} {_outcome(run)}.")
+
+
+@receiver(verification_started, dispatch_uid="incidents.timeline_verification_started")
+def timeline_verification_started(sender, verification: Verification, **kwargs):
+    for incident in _linked(verification=verification):
+        incident.job_event(
+            f"Verification #{verification.pk} ({verification.kind}) of run #{verification.run_id} started."
+        )
+
+
+@receiver(verification_finished, dispatch_uid="incidents.timeline_verification_finished")
+def timeline_verification_finished(sender, verification: Verification, **kwargs):
+    for incident in _linked(verification=verification):
+        incident.job_event(
+            f"Verification #{verification.pk} ({verification.kind}) of run #{verification.run_id} "
+            f"{_outcome(verification)}."
+        )
+
+
+@receiver(restore_started, dispatch_uid="incidents.timeline_restore_started")
+def timeline_restore_started(sender, restore: Restore, **kwargs):
+    for incident in _linked(restore=restore):
+        incident.job_event(f"Restore #{restore.pk} into {restore.destination_display or 'its target'} started.")
+
+
+@receiver(restore_finished, dispatch_uid="incidents.timeline_restore_finished")
+def timeline_restore_finished(sender, restore: Restore, **kwargs):
+    for incident in _linked(restore=restore):
+        incident.job_event(
+            f"Restore #{restore.pk} into {restore.destination_display or 'its target'} {_outcome(restore)}."
+        )
+        # A restore that loaded, matched its checksum and row counts is evidence of recovery.
+        incident.job_finished(restore=restore)

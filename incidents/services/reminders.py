@@ -1,0 +1,48 @@
+"""Reminders for overdue post-incident reports (sent by email and webhook through notify)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from .. import notify
+from ..models import Incident
+
+logger = logging.getLogger(__name__)
+
+
+def overdue(now: datetime | None = None):
+    now = now or timezone.now()
+    return Incident.objects.filter(report_due_at__lt=now, report_submitted_at__isnull=True)
+
+
+def remind_overdue_reports(now: datetime | None = None) -> int:
+    """Send "incident_report_overdue" for each overdue report not reminded within the interval."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ALERT_REMINDER_SECONDS)
+    sent = 0
+    for incident in overdue(now).filter(Q(report_reminded_at__isnull=True) | Q(report_reminded_at__lt=cutoff)):
+        # Claimed with a conditional UPDATE: two beat runs (or two workers) never both remind.
+        claimed = (
+            Incident.objects.filter(pk=incident.pk)
+            .filter(Q(report_reminded_at__isnull=True) | Q(report_reminded_at__lt=cutoff))
+            .update(report_reminded_at=now)
+        )
+        if not claimed:
+            continue
+        late = now - incident.report_due_at
+        url = settings.PORTAL_URL + reverse("admin:incidents_incident_change", args=[incident.pk])
+        notify.send(
+            "incident_report_overdue",
+            f"[DR Portal] Post-incident report for #{incident.pk} {incident.title} is overdue",
+            f"The report for incident #{incident.pk} ({incident.severity}) was due "
+            f"{incident.report_due_at:%Y-%m-%d %H:%M} UTC ({late.total_seconds() / 3600:.1f} h ago).\n\n{url}",
+            object_ref=f"incident:{incident.pk}",
+        )
+        sent += 1
+    return sent

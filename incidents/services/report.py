@@ -1,0 +1,120 @@
+"""The post-incident report, rendered to Markdown (the admin download and `manage.py incidentreport`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..models import Incident
+from .measure import human, measure, target_label
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at else "-"
+
+
+def _who(user) -> str:
+    if user is None:
+        return "system"
+    return user.get_full_name() or user.get_username()
+
+
+def _cell(text: str) -> str:
+    # One table cell: no newlines, no stray pipes.
+    return " ".join(str(text).split()).replace("|", "\\|") or "-"
+
+
+def _section(title: str, body: str) -> list[str]:
+    return [f"## {title}", "", body.strip() or "_None recorded._", ""]
+
+
+def filename(incident: Incident) -> str:
+    return f"incident-{incident.pk}-report.md"
+
+
+def render(incident: Incident) -> str:
+    """Every section of the report: summary, timeline, checklist, roles, RTO/RPO, jobs, root cause, follow-up."""
+    incident = Incident.objects.select_related("severity", "scenario").get(pk=incident.pk)
+    m = measure(incident)
+    out = [
+        f"# Post-incident report: #{incident.pk} {incident.title}",
+        "",
+        f"- Severity: {incident.severity} (target RTO {target_label(incident.severity.target_rto)})",
+        f"- Scenario: {incident.scenario or '-'}",
+        f"- Status: {incident.get_status_display()}",
+        f"- Customer-facing: {'yes' if incident.customer_facing else 'no'}",
+        f"- Impact started: {_when(incident.impact_started_at)}",
+        f"- Detected: {_when(incident.detected_at)}",
+        f"- Acknowledged: {_when(incident.acknowledged_at)}",
+        f"- Recovery verified: {_when(incident.recovered_at)}",
+        f"- Resolved: {_when(incident.resolved_at)}",
+        f"- Closed: {_when(incident.closed_at)}",
+        f"- Report due: {_when(incident.report_due_at)}",
+        "",
+    ]
+    out += _section("Summary", incident.summary)
+
+    rto = f"{human(m.rto)}{' (clock still running: recovery not verified)' if m.rto_running else ''}"
+    rpo = human(m.rpo) if m.rpo is not None else "unknown (no good backup before the impact)"
+    lines = [
+        "| measure | measured | against targets |",
+        "| --- | --- | --- |",
+        f"| RTO (impact → recovery verified) | {rto} | {'; '.join(c.text for c in m.rto_comparisons)} |",
+        f"| RPO (data-loss window) | {rpo} | {'; '.join(c.text for c in m.rpo_comparisons) or 'no target set'} |",
+        "",
+        m.loss_statement,
+    ]
+    if m.rpo_run:
+        lines.append(
+            f"\nMeasured from backup run #{m.rpo_run.pk} of {m.rpo_run.target.name}, "
+            f"started {_when(m.rpo_run.started_at)}."
+        )
+    out += _section("Recovery time and data loss (RTO / RPO)", "\n".join(lines))
+
+    entries = incident.timeline.select_related("author").order_by("at", "id")
+    rows = ["| time (UTC) | kind | entry | by |", "| --- | --- | --- | --- |"]
+    rows += [
+        f"| {e.at:%Y-%m-%d %H:%M:%S} | {e.get_kind_display()}{' 📌' if e.pinned else ''} | {_cell(e.text)} | "
+        f"{_who(e.author)} |"
+        for e in entries
+    ]
+    out += _section("Timeline", "\n".join(rows))
+
+    rows = ["| | item | done at | by | evidence |", "| --- | --- | --- | --- | --- |"]
+    for item in incident.checklist.select_related("done_by"):
+        rows.append(
+            f"| {'[x]' if item.done_at else '[ ]'} | {_cell(item.text)} | {_when(item.done_at)} | "
+            f"{_who(item.done_by) if item.done_at else '-'} | {_cell(item.evidence_display)} |"
+        )
+    out += _section("Response checklist", "\n".join(rows))
+
+    steps = list(incident.steps.select_related("done_by"))
+    if steps:
+        rows = ["| step | done at | by |", "| --- | --- | --- |"]
+        rows += [
+            f"| {s.order}. {_cell(s.text.splitlines()[0])} | {_when(s.done_at)} | "
+            f"{_who(s.done_by) if s.done_at else '-'} |"
+            for s in steps
+        ]
+        out += _section("Runbook steps", "\n".join(rows))
+
+    rows = ["| role | held by | from | until |", "| --- | --- | --- | --- |"]
+    for a in incident.role_assignments.select_related("role", "contact", "user").order_by("role__order", "started_at"):
+        rows.append(
+            f"| {a.role} | {_cell(a.holder)} | {_when(a.started_at)} | {_when(a.ended_at) if a.ended_at else 'now'} |"
+        )
+    out += _section("Roles", "\n".join(rows))
+
+    rows = ["| job | status | started | finished |", "| --- | --- | --- | --- |"]
+    for job in incident.jobs.select_related("run__target", "verification", "restore"):
+        obj = job.run or job.verification or job.restore
+        rows.append(f"| {job} | {obj.status} | {_when(obj.started_at)} | {_when(obj.finished_at)} |")
+    out += _section("Linked backups, verifications and restores", "\n".join(rows))
+
+    updates = incident.status_updates.order_by("at")
+    out += _section(
+        "Status-page updates",
+        "\n".join(f"- {_when(u.at)} ({u.get_phase_display()}): {_cell(u.message)}" for u in updates),
+    )
+    out += _section("Root cause", incident.root_cause)
+    out += _section("Follow-up actions", incident.follow_up_actions)
+    return "\n".join(out).rstrip() + "\n"

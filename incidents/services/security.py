@@ -1,0 +1,93 @@
+"""Security-incident helpers (scenario 6): force logout, the read-only switch, restore before T.
+
+Each is logged on the incident's timeline. The restore goes through the backups app's own
+confirmation page (the safe restore): nothing here restores anything by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.urls import reverse
+
+from backups.models import BackupRun, Restore, Target
+
+from ..models import Incident, PortalSwitch, TimelineEntry
+
+logger = logging.getLogger(__name__)
+
+READ_ONLY = "read_only"
+
+
+def force_logout(incident: Incident, user, keep_session_key: str | None) -> int:
+    """End every portal session except the acting user's own; returns how many ended."""
+    with transaction.atomic():
+        sessions = Session.objects.all()
+        if keep_session_key:
+            sessions = sessions.exclude(session_key=keep_session_key)
+        ended, _ = sessions.delete()
+        incident.log(
+            TimelineEntry.Kind.SYSTEM,
+            f"Forced logout of all portal users: {ended} session(s) ended (the commander's own kept).",
+            user=user,
+        )
+    logger.warning("forced logout by %s: %s sessions ended", user, ended)
+    return ended
+
+
+def read_only_on() -> bool:
+    return PortalSwitch.objects.filter(name=READ_ONLY, on=True).exists()
+
+
+def set_read_only(incident: Incident, on: bool, user) -> PortalSwitch:
+    with transaction.atomic():
+        switch, _ = PortalSwitch.objects.select_for_update().get_or_create(name=READ_ONLY)
+        if switch.on != on:
+            switch.on, switch.changed_by = on, user
+            switch.save()
+            incident.log(
+                TimelineEntry.Kind.SYSTEM,
+                "Portal switched to READ-ONLY: the admin refuses changes."
+                if on
+                else "Portal read-only mode switched off: changes allowed again.",
+                user=user,
+            )
+    return switch
+
+
+def newest_good_run_before(target: Target, before: datetime) -> BackupRun:
+    run = (
+        BackupRun.objects.succeeded()
+        .filter(target=target, started_at__lt=before, artifacts__status="stored")
+        .order_by("-started_at")
+        .distinct()
+        .first()
+    )
+    if run is None:
+        raise ValidationError(
+            f"No good backup of {target.name} with a stored copy was taken before {before:%Y-%m-%d %H:%M} UTC."
+        )
+    return run
+
+
+def restore_before_url(incident: Incident, target: Target, before: datetime, user) -> str:
+    """The backups app's confirmation page for the newest good backup before ``before``, linked to the incident."""
+    run = newest_good_run_before(target, before)
+    incident.log(
+        TimelineEntry.Kind.SYSTEM,
+        f"Restore of {target.name} as of before {before:%Y-%m-%d %H:%M} UTC proposed: backup run #{run.pk} "
+        f"(started {run.started_at:%Y-%m-%d %H:%M} UTC); awaiting confirmation.",
+        user=user,
+    )
+    return f"{reverse('admin:backups_backuprun_restore', args=[run.pk])}?incident={incident.pk}"
+
+
+def link_restore(incident_id: int, restore: Restore, user) -> None:
+    """Called by the backups confirmation page when a restore was started from an incident."""
+    incident = Incident.objects.filter(pk=incident_id).first()
+    if incident is not None:
+        incident.link_job(restore=restore, user=user)

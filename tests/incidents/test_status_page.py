@@ -1,0 +1,91 @@
+"""/status/: public (no login), read-only, shows only what customers may read; updates reach stakeholders."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from incidents.models import Incident, Notification, Severity, StatusComponent
+from incidents.services import communicate
+
+from .test_alerts import WebhookServer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def webhook():
+    server = WebhookServer()
+    yield server
+    server.close()
+
+
+def test_status_page_shows_an_open_incident_and_hides_internal_notes(client, incident, commander):
+    incident.add_note("INTERNAL: the DBA dropped the index by hand", commander)
+    Incident.objects.filter(pk=incident.pk).update(summary="SECRET SUMMARY", root_cause="SECRET ROOT CAUSE")
+    communicate.post_update(
+        incident,
+        "We are restoring message history from backup.",
+        phase="identified",
+        components={"API": "major"},
+        user=commander,
+    )
+    Incident.open(title="Internal only: disk alert", severity=Severity.objects.get(key="P4"), user=commander)
+
+    response = client.get("/status/")
+    assert response.status_code == 200  # anonymous
+    page = response.content.decode()
+    assert "Messages table corrupted" in page
+    assert "We are restoring message history from backup." in page
+    assert "Identified" in page and "Major outage" in page
+    for secret in ("INTERNAL", "SECRET SUMMARY", "SECRET ROOT CAUSE", "Internal only", "Incident opened as"):
+        assert secret not in page
+    assert client.post("/status/").status_code == 405  # read-only
+
+
+def test_resolved_incidents_move_to_the_history(client, incident, commander):
+    Incident.objects.filter(pk=incident.pk).update(public_title="Message history unavailable")
+    incident.refresh_from_db()
+    incident.change_status("resolved", commander)
+    page = client.get("/status/").content.decode()
+    assert "All systems operational" in page
+    assert "Past incidents" in page and "Message history unavailable" in page
+    assert "Messages table corrupted" not in page  # the public title replaces the internal one
+
+
+def test_an_update_emails_stakeholders_and_posts_to_the_webhook_with_results_recorded(incident, commander, webhook):
+    from incidents.models import NotificationChannel
+
+    NotificationChannel.objects.filter(name="incidents-slack").update(enabled=True)
+    channel = NotificationChannel.objects.get(name="incidents-slack")
+    channel.webhook_url = webhook.url
+    channel.save()
+    update, records = communicate.post_update(
+        incident, "Investigating slow message delivery.", components={"WhatsApp bots": "degraded"}, user=commander
+    )
+    assert StatusComponent.objects.get(name="WhatsApp bots").state == "degraded"
+    assert update.component_states == {"WhatsApp bots": "degraded"}
+    stakeholders = sorted(m.to[0] for m in mail.outbox if "Investigating slow" in m.body)
+    assert "ceo@botflow.co.za" in stakeholders and "cto@botflow.co.za" in stakeholders
+    assert webhook.received and "Investigating slow message delivery." in webhook.received[0]["text"]
+    assert {r.channel for r in records} >= {"stakeholder:ceo@botflow.co.za", "incidents-slack"}
+    assert all(r.status == "sent" and r.object_ref == f"incident:{incident.pk}" for r in records)
+
+    webhook.status = 500
+    _update, records = communicate.post_update(incident, "Still investigating.", user=commander)
+    failed = [r for r in records if r.status == Notification.Status.FAILED]
+    assert [r.channel for r in failed] == ["incidents-slack"] and "HTTP 500" in failed[0].error
+    assert "incidents-slack FAILED (webhook answered HTTP 500)" in incident.timeline.first().text
+
+
+def test_status_update_from_the_incident_page(client, incident, commander):
+    client.force_login(commander)
+    api = StatusComponent.objects.get(name="API")
+    response = client.post(
+        reverse("admin:incidents_incident_status_update", args=[incident.pk]),
+        {"message": "API errors are elevated.", "phase": "investigating", f"component-{api.pk}": "partial"},
+    )
+    assert response.status_code == 302
+    assert incident.status_updates.get().message == "API errors are elevated."
+    assert StatusComponent.objects.get(pk=api.pk).state == "partial"
