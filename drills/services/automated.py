@@ -1,0 +1,193 @@
+"""Drills the portal performs itself: the monthly "Backup Verification" is a real restore test.
+
+For each target under test the newest succeeded backup is restored into a scratch
+database and its row counts compared (``backups.services.verify``), in this process:
+this runs inside a Celery task already. The restore tests' outcome becomes the
+drill's: result, measured RTO (how long the restores took), measured RPO (how old the
+restored backup was), after-action notes and an evidence report (JSON and Markdown)
+kept in the default storage. A drill that cannot run is still recorded, as failed,
+with the reason: failures are data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from backups.models import BackupRun, Target, Verification
+from backups.services import verify
+
+from ..models import Drill, DrillEvidence, TestActivity
+from . import schedule
+
+logger = logging.getLogger(__name__)
+
+# Engines whose backups a restore test can load into a scratch database.
+DATABASE_ENGINES = ("postgresql", "sqlite", "portal")
+
+
+class DrillNotAutomated(Exception):
+    pass
+
+
+@dataclass
+class Outcome:
+    target: Target
+    run: BackupRun | None
+    verification: Verification | None
+    problem: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.verification is not None and self.verification.ok
+
+
+def targets_under_test(activity: TestActivity) -> list[Target]:
+    if activity.target_id:
+        return [activity.target]
+    return list(Target.objects.filter(enabled=True, engine__in=DATABASE_ENGINES).order_by("name"))
+
+
+def _restore_test(target: Target, user, identities) -> Outcome:
+    run = target.runs.filter(status=BackupRun.Status.SUCCEEDED).order_by("-started_at", "-id").first()
+    if run is None:
+        return Outcome(target, None, None, f"{target.name} has no succeeded backup to restore")
+    trigger = BackupRun.Trigger.MANUAL if user else BackupRun.Trigger.SCHEDULE
+    verification = verify.start_verification(run, kind=Verification.Kind.RESTORE_TEST, trigger=trigger, user=user)
+    verification = verify.verify(verification, identities=identities)
+    problem = ""
+    if not verification.ok:
+        failed = [f"{c['name']}: {c['message']}" for c in verification.checks if c["result"] != "pass"]
+        problem = verification.error or "; ".join(failed) or "restore test failed"
+    return Outcome(target, run, verification, problem)
+
+
+def perform(drill: Drill, *, user=None, identities=None, now: datetime | None = None) -> Drill:
+    """Run an automated drill now; returns it done (pass, partial or fail), or unchanged if not scheduled."""
+    if drill.activity.automation != TestActivity.Automation.RESTORE_TEST:
+        raise DrillNotAutomated(f"{drill.activity.name} is performed by people, not by the portal")
+    if not drill.start(user):
+        drill.refresh_from_db()
+        return drill
+    started = timezone.now()
+    outcomes: list[Outcome] = []
+    error = ""
+    try:
+        targets = targets_under_test(drill.activity)
+        if not targets:
+            error = "no enabled database target to restore-test"
+        for target in targets:
+            outcomes.append(_restore_test(target, user, identities))
+    except Exception as exc:  # recorded on the drill, never lost in a log only
+        logger.exception("automated drill %s crashed", drill.pk)
+        error = f"unexpected error: {type(exc).__name__}: {exc}"
+    finished = timezone.now()
+    return _record(drill, outcomes, error, started, finished, user, now)
+
+
+def _result(outcomes: list[Outcome], error: str) -> str:
+    passed = sum(o.passed for o in outcomes)
+    if error or not outcomes or passed == 0:
+        return Drill.Result.FAIL
+    return Drill.Result.PASS if passed == len(outcomes) else Drill.Result.PARTIAL
+
+
+def _record(drill, outcomes, error, started, finished, user, now) -> Drill:
+    result = _result(outcomes, error)
+    durations = [o.verification.duration_seconds for o in outcomes if o.passed and o.verification.duration_seconds]
+    ages = [started - o.run.started_at for o in outcomes if o.passed and o.run.started_at]
+    rpos = [obj.rpo for o in outcomes for obj in o.target.objectives.filter(enabled=True)]
+    well = [
+        f"{o.target.name}: backup run #{o.run.pk} restored in {o.verification.duration_seconds:.1f} s; "
+        f"{len(o.verification.tables)} table(s), {sum(t.get('restored') or 0 for t in o.verification.tables)} "
+        "row(s), every count matching the backup"
+        for o in outcomes
+        if o.passed
+    ]
+    badly = [f"{o.target.name}: {o.problem}" for o in outcomes if not o.passed]
+    if error:
+        badly.insert(0, error)
+    report = _report(drill, outcomes, result, error, started, finished)
+    linked = next((o.verification for o in outcomes if o.verification and not o.passed), None) or next(
+        (o.verification for o in outcomes if o.verification), None
+    )
+    schedule.complete(
+        drill,
+        result,
+        user=user,
+        now=now,
+        performed_at=started,
+        measured_rto=timedelta(seconds=sum(durations)) if durations else None,
+        measured_rpo=max(ages) if ages else None,
+        target_rpo=drill.target_rpo or (min(rpos) if rpos else None),
+        went_well="\n".join(well),
+        went_badly="\n".join(badly),
+        recommendations="" if result == Drill.Result.PASS else "Fix the failing restore and run the drill again.",
+        error=error,
+        verification=linked,
+    )
+    stamp = f"{started:%Y%m%d-%H%M%S}"
+    for name, body, description in (
+        (f"restore-test-{stamp}.json", json.dumps(report, indent=2, default=str), "Restore test report (JSON)"),
+        (f"restore-test-{stamp}.md", _markdown(report), "Restore test report"),
+    ):
+        evidence = DrillEvidence(drill=drill, description=description, uploaded_by=user)
+        evidence.file.save(name, ContentFile(body.encode()), save=True)
+    logger.info("automated drill %s (%s): %s", drill.pk, drill.activity.key, result)
+    return drill
+
+
+def _report(drill, outcomes, result, error, started, finished) -> dict:
+    return {
+        "drill": drill.pk,
+        "activity": drill.activity.name,
+        "due_at": drill.due_at.isoformat(),
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "result": result,
+        "error": error,
+        "targets": [
+            {
+                "target": o.target.name,
+                "backup_run": o.run.pk if o.run else None,
+                "backup_started_at": o.run.started_at.isoformat() if o.run and o.run.started_at else None,
+                "verification": o.verification.pk if o.verification else None,
+                "status": o.verification.status if o.verification else "not run",
+                "duration_seconds": o.verification.duration_seconds if o.verification else None,
+                "checks": o.verification.checks if o.verification else [],
+                "tables": o.verification.tables if o.verification else [],
+                "problem": o.problem,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def _markdown(report: dict) -> str:
+    lines = [
+        f"# {report['activity']}: restore test report",
+        "",
+        f"- Drill: #{report['drill']}, due {report['due_at']}",
+        f"- Performed: {report['started_at']} to {report['finished_at']}",
+        f"- Result: **{report['result']}**",
+    ]
+    if report["error"]:
+        lines.append(f"- Error: {report['error']}")
+    for item in report["targets"]:
+        lines += ["", f"## {item['target']}", ""]
+        lines.append(f"- Backup run: #{item['backup_run']} taken {item['backup_started_at']}")
+        lines.append(f"- Restore test: verification #{item['verification']}: {item['status']}")
+        if item["duration_seconds"] is not None:
+            lines.append(f"- Restore duration: {item['duration_seconds']:.1f} s")
+        if item["problem"]:
+            lines.append(f"- Problem: {item['problem']}")
+        if item["tables"]:
+            lines += ["", "| Table | Rows in backup | Rows restored |", "| --- | ---: | ---: |"]
+            for table in item["tables"]:
+                lines.append(f"| {table.get('name')} | {table.get('expected')} | {table.get('restored')} |")
+    return "\n".join(lines) + "\n"

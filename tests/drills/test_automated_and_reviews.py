@@ -1,0 +1,160 @@
+"""The monthly Backup Verification drill runs a real restore test; approving a review bumps the version."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+import pytest
+from django.core.exceptions import ValidationError
+
+from backups.models import Objective, Verification
+from backups.services import backup
+from drills.models import Drill, PlanDocument, PlanReview, TestActivity
+from drills.services import automated, reviews, schedule
+from drills.tasks import run_due_automated_drills
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def verification_activity(source_db, local_location, make_target):
+    target = make_target("botflow-db", source_db, [local_location])
+    Objective.objects.create(name="database", rpo=timedelta(hours=1)).targets.set([target])
+    return TestActivity.objects.create(
+        key="backup-verification",
+        name="Backup Verification",
+        cadence="monthly",
+        starts_at=datetime(2026, 1, 1, 4, tzinfo=UTC),
+        automation="restore_test",
+        target=target,
+    )
+
+
+def test_automated_drill_runs_a_real_restore_test_and_records_it(verification_activity, source_db):
+    run = backup.execute(backup.start_backup(verification_activity.target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+
+    drill = automated.perform(drill)
+
+    drill.refresh_from_db()
+    assert (drill.status, drill.result, drill.error) == ("done", "pass", "")
+    check = drill.verification
+    assert check.kind == Verification.Kind.RESTORE_TEST and check.run_id == run.pk and check.ok
+    assert drill.measured_rto == timedelta(seconds=check.duration_seconds) and drill.measured_rto > timedelta(0)
+    assert drill.target_rpo == timedelta(hours=1) and drill.measured_rpo is not None and drill.rpo_met
+    assert "restored in" in drill.went_well and "508" not in drill.went_badly
+    counts = {t["name"]: t["restored"] for t in check.tables}
+    assert counts["public.messages"] == 508 and counts["public.organizations"] == 3
+    # Evidence: a JSON and a Markdown report in the default storage, with the per-table counts.
+    files = {e.file.name.rsplit(".", 1)[-1]: e for e in drill.evidence.all()}
+    assert set(files) == {"json", "md"}
+    with files["json"].file.open("rb") as fh:
+        report = json.load(fh)
+    assert report["result"] == "pass" and report["targets"][0]["verification"] == check.pk
+    assert {t["name"]: t["restored"] for t in report["targets"][0]["tables"]}["public.messages"] == 508
+    with files["md"].file.open("rb") as fh:
+        assert "| public.messages | 508 | 508 |" in fh.read().decode()
+    # The next month's drill is scheduled; performing a finished drill again does nothing.
+    assert drill.activity.drills.filter(status="scheduled").count() == 1
+    assert automated.perform(drill).verification_id == check.pk
+
+
+def test_automated_drill_without_a_backup_fails_with_the_reason(verification_activity):
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    drill = automated.perform(drill)
+    assert (drill.status, drill.result) == ("done", "fail")
+    assert "botflow-db has no succeeded backup to restore" in drill.went_badly
+
+
+def test_a_failing_restore_test_fails_the_drill(verification_activity, source_db):
+    run = backup.execute(backup.start_backup(verification_activity.target, trigger="command"))
+    artifact = run.artifacts.get()
+    path = artifact.url.removeprefix("file://")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 1
+    open(path, "wb").write(bytes(data))
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    drill = automated.perform(drill)
+    assert (drill.status, drill.result) == ("done", "fail")
+    assert drill.verification.status == "failed" and "checksum" in drill.went_badly
+    with psycopg.connect(source_db) as conn:  # the live database was never touched
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 508
+
+
+def test_due_automated_drills_are_queued_by_the_beat_task(verification_activity, monkeypatch):
+    queued = []
+    monkeypatch.setattr("drills.tasks.perform_automated_drill.delay", lambda pk: queued.append(pk))
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    Drill.objects.create(activity=verification_activity, due_at=datetime(2099, 1, 1, tzinfo=UTC))
+    assert run_due_automated_drills() == [drill.pk] and queued == [drill.pk]
+
+
+@pytest.fixture
+def document(db):
+    return PlanDocument.objects.create(
+        key="botflow-dr-plan",
+        title="BotFlow Disaster Recovery Plan",
+        version="1.0",
+        owner="DevOps Team",
+        last_reviewed_at=date(2026, 1, 17),
+        next_review_at=date(2026, 4, 17),
+    )
+
+
+def test_approving_a_review_with_changes_bumps_the_version_and_logs_it(document, django_user_model):
+    alice = django_user_model.objects.create_user("alice", first_name="Alice", last_name="Reviewer")
+    review = PlanReview.objects.create(
+        document=document,
+        reviewer=alice,
+        reviewed_at=date(2026, 4, 14),
+        outcome="approved",
+        changes="Added the Redis failover runbook",
+    )
+    reviews.sign_off(review, user=alice)
+
+    document.refresh_from_db()
+    assert document.version == "1.1"
+    assert (document.last_reviewed_at, document.next_review_at) == (date(2026, 4, 14), date(2026, 7, 14))
+    entry = document.change_log.get(version="1.1")
+    assert (entry.date, entry.changes, entry.author) == (
+        date(2026, 4, 14),
+        "Added the Redis failover runbook",
+        "Alice Reviewer",
+    )
+    review.refresh_from_db()
+    assert review.signed_off_by == alice and review.version_after == "1.1"
+    with pytest.raises(ValidationError, match="already signed off"):
+        reviews.sign_off(review, user=alice)
+
+    major = PlanReview.objects.create(
+        document=document,
+        reviewer_name="Auditor",
+        reviewed_at=date(2026, 11, 30),
+        outcome="approved",
+        changes="Multi-region architecture",
+        major=True,
+    )
+    reviews.sign_off(major)
+    document.refresh_from_db()
+    assert document.version == "2.0" and document.next_review_at == date(2027, 2, 28)  # clamped to month end
+
+
+def test_no_change_and_changes_needed_reviews(document):
+    reviews.sign_off(
+        PlanReview.objects.create(document=document, reviewed_at=date(2026, 4, 10), outcome="changes_needed")
+    )
+    document.refresh_from_db()
+    assert (
+        document.status == "under_review" and document.next_review_at == date(2026, 4, 17) and document.version == "1.0"
+    )
+
+    reviews.sign_off(PlanReview.objects.create(document=document, reviewed_at=date(2026, 4, 16), outcome="no_change"))
+    document.refresh_from_db()
+    assert (document.status, document.version, document.next_review_at) == ("active", "1.0", date(2026, 7, 16))
+    assert not document.change_log.exists()
+
+    with pytest.raises(ValidationError, match="what changed"):
+        reviews.sign_off(PlanReview.objects.create(document=document, outcome="approved"))
