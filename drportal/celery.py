@@ -2,10 +2,39 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "drportal.settings")
 
 app = Celery("drportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+HEARTBEAT_SECONDS = 10.0
+
+
+class PortalHeartbeat(bootsteps.StartStopStep):
+    """Every worker writes a heartbeat row, so /health can tell a live worker from a dead one."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.tref = None
+
+    def start(self, worker):
+        from drportal.health import record_heartbeat
+
+        record_heartbeat(worker.hostname)
+        self.tref = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, record_heartbeat, (worker.hostname,), priority=10)
+
+    def stop(self, worker):
+        from drportal.health import forget_heartbeat
+
+        if self.tref is not None:
+            self.tref.cancel()
+        # A worker that stops cleanly says so at once; a killed one goes stale after a minute.
+        forget_heartbeat(worker.hostname)
+
+
+app.steps["worker"].add(PortalHeartbeat)

@@ -8,6 +8,7 @@ sets DATABASE_URL, REDIS_URL, DJANGO_SECRET_KEY and the age keys; see README.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -42,13 +43,15 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with DR Portal's dashboard on its index page (drportal.admin.PortalAdminSite).
+    "drportal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "drportal",
     "backups",
     "incidents",
@@ -64,8 +67,24 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "incidents.middleware.ReadOnlyMiddleware",  # incidents: the portal read-only switch (scenario 6)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: locks out repeated failed logins.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins: lock a username+address pair out after AXES_FAILURE_LIMIT tries for AXES_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+AXES_IPWARE_PROXY_COUNT = 1 if envbool("BEHIND_PROXY", False) else None
 
 ROOT_URLCONF = "drportal.urls"
 WSGI_APPLICATION = "drportal.wsgi.application"
@@ -122,6 +141,32 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(PORTAL_HOME / "static")))
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
+# --- Uploaded files (drill evidence) -----------------------------------------------
+# A folder under PORTAL_HOME by default; an S3 bucket (django-storages) when MEDIA_S3_BUCKET
+# is set. The admin serves evidence to signed-in users only, so nothing here is public.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(PORTAL_HOME / "media")))
+MEDIA_URL = "media/"
+MEDIA_S3_BUCKET = env("MEDIA_S3_BUCKET")
+if MEDIA_S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "location": env("MEDIA_S3_PREFIX", "media"),
+            "endpoint_url": env("MEDIA_S3_ENDPOINT_URL") or None,
+            "region_name": env("MEDIA_S3_REGION") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}}
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 # --- Celery -----------------------------------------------------------------
 # REDIS_URL (or CELERY_BROKER_URL) in production; otherwise kombu's filesystem
 # transport, an embedded broker that needs no server.
@@ -145,7 +190,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "drportal.beat:PortalScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Backups ----------------------------------------------------------------
@@ -170,6 +215,8 @@ BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backu
 BACKUP_TIMEOUT_SECONDS = envint("BACKUP_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # A running job that has not reported progress for this long is taken as dead.
 BACKUP_STALE_SECONDS = envint("BACKUP_STALE_SECONDS", 300, minimum=10)
+# A second backup of a target queued while one runs waits this long between tries.
+BACKUP_WAIT_RETRY_SECONDS = envint("BACKUP_WAIT_RETRY_SECONDS", 30, minimum=1)
 BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, minimum=50)) / 1000
 # A separate PostgreSQL server for restore tests' scratch databases (the plan's "test
 # environment"); empty = the backed-up database's own server.
@@ -196,6 +243,11 @@ EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 20, minimum=1)
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
 )
+# /health: a worker silent for this long counts as down; the newest backup older than this is unhealthy.
+HEALTH_WORKER_MAX_SILENCE = envint("HEALTH_WORKER_MAX_SILENCE", 60, minimum=10)
+HEALTH_BEAT_MAX_SILENCE = envint("HEALTH_BEAT_MAX_SILENCE", 120, minimum=10)
+HEALTH_BACKUP_MAX_AGE = envint("HEALTH_BACKUP_MAX_AGE", 26 * 3600, minimum=60)
+
 # Base URL of the portal, for links in alerts.
 PORTAL_URL = env("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
 
@@ -211,13 +263,21 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- Production hardening ------------------------------------------------------
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG and envbool("HTTPS", False))
+# HTTPS=true (production behind TLS) turns on secure cookies, HTTPS redirects and HSTS;
+# each can still be set on its own.
+HTTPS = envbool("HTTPS", False)
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ping/"]  # probes and feeds on plain HTTP inside the network
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
 X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,75 @@
+"""Admin for the portal's own health (probes, heartbeats) and the audit trail."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.utils.html import format_html
+
+from .models import Heartbeat, Probe, ProbeChange, ProbeResult
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LogEntry)
+class AuditTrailAdmin(ReadOnlyAdmin):
+    """Django's own log of every admin change and every job started from the admin: read-only for everyone."""
+
+    list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "change_message")
+    list_filter = ("action_flag", "content_type", "user")
+    list_select_related = ("user", "content_type")
+    search_fields = ("object_repr", "change_message", "user__username")
+    date_hierarchy = "action_time"
+    show_full_result_count = False
+
+
+class ProbeResultInline(admin.TabularInline):
+    model = ProbeResult
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ("at", "ok", "status_code", "duration_ms", "error")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        # The newest results only: a probe writes thousands a week.
+        queryset = super().get_queryset(request)
+        newest = list(queryset.order_by("-at").values_list("pk", flat=True)[:20])
+        return queryset.filter(pk__in=newest)
+
+
+@admin.register(Probe)
+class ProbeAdmin(admin.ModelAdmin):
+    list_display = ("name", "state_badge", "url", "last_checked_at", "last_error", "component", "enabled")
+    list_filter = ("state", "enabled")
+    list_select_related = ("component",)
+    readonly_fields = ("state", "state_changed_at", "last_checked_at", "last_ok_at", "last_error", "next_check_at")
+    inlines = [ProbeResultInline]
+
+    class Media:
+        css = {"all": ("drportal/dashboard.css",)}
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj):
+        return format_html('<span class="probe-state probe-state-{}">{}</span>', obj.state, obj.state)
+
+
+@admin.register(ProbeChange)
+class ProbeChangeAdmin(ReadOnlyAdmin):
+    list_display = ("at", "probe", "from_state", "to_state", "error")
+    list_filter = ("to_state", "probe")
+    list_select_related = ("probe",)
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("name", "seen_at")

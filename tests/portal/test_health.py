@@ -1,0 +1,89 @@
+"""/health: 200 with everything up; 503 with the worker stopped or the broker unreachable."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from drportal.models import Heartbeat
+from tests.conftest import free_port, start_worker, stop_worker, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def backed_up(source_db, local_location, make_target):
+    from backups.services import backup
+
+    run = backup.execute(backup.start_backup(make_target("db", source_db, [local_location]), trigger="command"))
+    assert run.status == "succeeded"
+
+
+@pytest.fixture
+def beat_ticking():
+    from drportal.health import BEAT, record_heartbeat
+
+    record_heartbeat(BEAT)
+
+
+def test_healthy_with_a_real_worker_then_503_once_it_stops(
+    client, tmp_path, backed_up, beat_ticking, _flush_test_broker, no_other_workers
+):
+    Heartbeat.objects.exclude(name="beat").delete()  # the paused shared worker's, if any
+    worker = start_worker(tmp_path / "worker.log", concurrency=1)
+    try:
+        wait_for(lambda: Heartbeat.objects.exclude(name="beat").exists(), message="the worker's heartbeat")
+        response = client.get(reverse("health"))
+        body = response.json()
+        assert response.status_code == 200, body
+        assert body["status"] == "ok"
+        assert set(body["checks"]) == {"database", "broker", "worker", "beat", "newest_backup"}
+        assert body["checks"]["worker"]["alive"] == 1
+    finally:
+        stop_worker(worker)
+
+    response = client.get(reverse("health"))
+    assert response.status_code == 503
+    assert response.json()["checks"]["worker"]["ok"] is False
+
+
+def test_503_when_redis_is_unreachable(client, settings, backed_up, beat_ticking):
+    from drportal.health import record_heartbeat
+
+    record_heartbeat("worker@test")
+    assert client.get(reverse("health")).status_code == 200
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    response = client.get(reverse("health"))
+
+    assert response.status_code == 503
+    broker = response.json()["checks"]["broker"]
+    assert broker["ok"] is False and broker["transport"] == "redis"
+    assert "127.0.0.1" not in response.content.decode()
+
+
+def test_a_silent_worker_counts_as_down(client, backed_up, beat_ticking):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Heartbeat.objects.create(name="worker@old", seen_at=timezone.now() - timedelta(seconds=90))
+    body = client.get(reverse("health")).json()
+    assert body["checks"]["worker"]["ok"] is False and body["checks"]["worker"]["last_seen_seconds"] >= 90
+
+
+def test_no_backup_yet_is_unhealthy(client, beat_ticking):
+    from drportal.health import record_heartbeat
+
+    record_heartbeat("worker@test")
+    response = client.get(reverse("health"))
+    assert response.status_code == 503
+    assert response.json()["checks"]["newest_backup"] == {"ok": False, "age_seconds": None}
+
+
+def test_beat_heartbeat_comes_from_the_scheduler(client):
+    from drportal.beat import PortalScheduler
+    from drportal.health import BEAT
+
+    PortalScheduler.__new__(PortalScheduler)  # importable
+    assert not Heartbeat.objects.filter(name=BEAT).exists()
