@@ -298,6 +298,10 @@ class Verification(models.Model):
         FAILED = "failed"
 
     run = models.ForeignKey(BackupRun, on_delete=models.CASCADE, related_name="verifications")
+    # The run's target, copied so "newest check per target" is one index lookup, not a join over runs.
+    target = models.ForeignKey(
+        Target, null=True, blank=True, editable=False, on_delete=models.CASCADE, related_name="verifications"
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INTEGRITY)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     trigger = models.CharField(max_length=10, choices=BackupRun.Trigger.choices, default=BackupRun.Trigger.MANUAL)
@@ -314,10 +318,18 @@ class Verification(models.Model):
 
     class Meta:
         ordering = ["-queued_at", "-id"]
-        indexes = [models.Index(fields=["run", "-queued_at"], name="verification_run_recent")]
+        indexes = [
+            models.Index(fields=["run", "-queued_at"], name="verification_run_recent"),
+            models.Index(fields=["target", "-queued_at"], name="verification_target_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of run #{self.run_id}: {self.status}"
+
+    def save(self, *args, **kwargs):
+        if self.target_id is None and self.run_id is not None:
+            self.target_id = BackupRun.objects.filter(pk=self.run_id).values_list("target_id", flat=True).first()
+        super().save(*args, **kwargs)
 
     @property
     def ok(self) -> bool:

@@ -24,6 +24,11 @@ SYSTEM_SCHEDULES = {
         "* * * * *",
         "Recompute every RPO objective's state; alert on changes and remind while breached.",
     ),
+    "health: probe the plan's health-check URLs": (
+        "drportal.tasks.run_probes",
+        "* * * * *",
+        "Check every due health-check URL; record results, alert on flips, update status components.",
+    ),
     "jobs: reap dead workers' jobs": (
         "backups.tasks.reap_stale_jobs",
         "*/5 * * * *",
@@ -38,6 +43,22 @@ SYSTEM_SCHEDULES = {
         "backups.tasks.monthly_restore_tests",
         "0 4 1 * *",
         "Restore each target's newest backup into a scratch database and compare row counts.",
+    ),
+    # --- drills app: testing schedule, drills, plan reviews ---
+    "drills: schedule and reminders": (
+        "drills.tasks.housekeeping",
+        "5 * * * *",
+        "Create each test's next drill; flag overdue drills, findings and plan reviews and send reminders.",
+    ),
+    "drills: run due automated drills": (
+        "drills.tasks.run_due_automated_drills",
+        "20 * * * *",
+        "Perform due drills the portal does itself (Backup Verification: a real restore test).",
+    ),
+    "incidents: remind overdue reports": (
+        "incidents.tasks.remind_overdue_reports",
+        "*/15 * * * *",
+        "Remind while a post-incident report is overdue (once per ALERT_REMINDER_SECONDS).",
     ),
 }
 

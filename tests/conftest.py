@@ -325,12 +325,29 @@ def _flush_test_broker():
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
+# The session's shared worker, once started: a test that needs to be alone with its own worker pauses it.
+SESSION_WORKERS: list[Worker] = []
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, age_key, s3_endpoint, _flush_test_broker, tmp_path_factory):
     with django_db_blocker.unblock():
         worker = start_worker(tmp_path_factory.mktemp("worker") / "worker.log")
+    SESSION_WORKERS.append(worker)
     yield worker
+    SESSION_WORKERS.remove(worker)
     stop_worker(worker)
+
+
+@pytest.fixture
+def no_other_workers():
+    """Pause (SIGSTOP) the session's shared worker for one test, then let it go on (SIGCONT)."""
+    paused = [w for w in SESSION_WORKERS if w.proc.poll() is None]
+    for worker in paused:
+        os.killpg(worker.proc.pid, signal.SIGSTOP)
+    yield
+    for worker in paused:
+        os.killpg(worker.proc.pid, signal.SIGCONT)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.1, message: str = "condition"):

@@ -75,8 +75,8 @@ def page(browser, live_server, request):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.js_errors = errors
     yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
+    reports = (getattr(request.node, f"rep_{when}", None) for when in ("setup", "call"))
+    if any(report is not None and report.failed for report in reports):
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
         try:
             print(f"\nscreenshot of the failing page ({page.url}): {screenshot(page, f'FAILED-{safe}.png')}")
@@ -109,6 +109,17 @@ def admin_page(page, superuser):
     """`page`, logged in to the admin as a superuser."""
     log_in(page)
     return page
+
+
+@pytest.fixture
+def run(transactional_db, source_db, local_location, make_target):
+    """A succeeded backup of `source_db` (target "botflow-db"), taken in-process, stored in `local`."""
+    from backups.services import backup
+
+    target = make_target("botflow-db", source_db, [local_location])
+    finished = backup.execute(backup.start_backup(target, trigger="command"))
+    assert finished.status == "succeeded", finished.error
+    return finished
 
 
 def reload_until(page, locator, text, timeout: float = 60):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -84,3 +85,20 @@ def test_add_location_and_target_back_up_now_watch_it_finish_and_verify(celery_w
 
     assert page.js_errors == []
     screenshot(page, "backup-run.png")
+
+    # The dashboard: the objective for this target turns ok once beat's RPO check runs.
+    from backups.models import Objective, Target
+    from backups.services import rpo
+
+    objective = Objective.objects.create(name="database", rpo=timedelta(hours=1))
+    objective.targets.set([Target.objects.get(name="botflow-db")])
+    rpo.evaluate()  # what beat's "rpo: evaluate objectives" entry does every minute
+    page.goto("/admin/")
+    row = page.locator('tr.objective-row[data-objective="database"]')
+    expect(row.locator(".rpo-state")).to_have_text("Ok")
+    expect(row.locator(".rpo-state")).to_have_class(re.compile("rpo-state-ok"))
+    expect(row.locator("svg.chart")).to_have_count(1)
+    expect(page.locator("#dash-targets")).to_contain_text("botflow-db")
+    expect(page.locator("#content-main")).to_contain_text("Backup runs")  # the app list is still there
+    assert page.js_errors == []
+    screenshot(page, "dashboard.png")

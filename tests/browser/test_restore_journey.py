@@ -9,19 +9,10 @@ import pytest
 from playwright.sync_api import expect
 
 from backups.models import Restore
-from backups.services import backup
 from tests.browser.conftest import screenshot
 from tests.conftest import drop_database, table_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def run(source_db, local_location, make_target):
-    target = make_target("botflow-db", source_db, [local_location])
-    finished = backup.execute(backup.start_backup(target, trigger="command"))
-    assert finished.status == "succeeded", finished.error
-    return finished
 
 
 @pytest.fixture
