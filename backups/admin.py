@@ -712,15 +712,9 @@ class ObjectiveChangeInline(ReadOnlyInline):
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "never backed up"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+    from .services.rpo import human_duration
+
+    return "never backed up" if seconds is None else human_duration(seconds)
 
 
 @admin.register(Objective)

@@ -28,7 +28,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import generate  # noqa: E402
-from backup_bench import PYTHON, _check, _pg_env, measure  # noqa: E402
+from backup_bench import PYTHON, _check, _pg_env, measure, wait_for_quiet  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         help="semicolon-separated variants, each a comma-separated list of knobs",
     )
     parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS", help="as in backup_bench.py")
     parser.add_argument("--json", dest="json_out", help="also write the results to this file")
     args = parser.parse_args(argv)
 
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, list[dict]] = {v: [] for v in variants}
     for i in range(args.repeat):
         for variant in variants:
+            if args.quiet_wait:
+                wait_for_quiet(args.quiet_wait)
             base = measure(["pg_dump"], env=pg_env)
             _check(base.code, "pg_dump", base.stderr)
             out = work / "out.age"

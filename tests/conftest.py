@@ -358,3 +358,29 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1, message: str
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+# --- running the commands the way a person does -------------------------------------------
+
+
+def run_backup(target):
+    """Back up a target in this process (as `manage.py backup` does); returns the finished run."""
+    from backups.services import backup
+
+    return backup.execute(backup.start_backup(target, trigger="command"))
+
+
+def run_restore(source: str, *args: str) -> tuple[int, dict]:
+    """`manage.py restore ... --yes --json` in this process; returns (exit code, JSON)."""
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    try:
+        call_command("restore", source, *args, "--yes", "--json", stdout=out, stderr=StringIO())
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, json.loads(out.getvalue())

@@ -18,15 +18,11 @@ import logging
 import os
 import re
 import shlex
-import tempfile
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from django.utils import timezone
-
 from .base import Dump, SourceError
-from .restorers import RestorePlan, Restorer, _stamp
+from .restorers import FileRestorer
 
 logger = logging.getLogger(__name__)
 
@@ -140,86 +136,16 @@ class EnvEngine:
         return EnvDump(source)
 
 
-class EnvRestorer(Restorer):
-    """Write a new 0600 file beside the destination, count its variables, then rename it into place."""
+class EnvRestorer(FileRestorer):
+    """A new 0600 environment file beside the destination; its variables counted, then renamed into place."""
 
     format = "env"
+    scratch_suffix = ".env"
+    mode = SECRET_MODE
 
-    def __init__(self, destination: str, *, scratch_prefix: str | None = None) -> None:
-        self.path = env_path(destination).resolve()
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
-        if scratch_prefix:
-            self.scratch = Path(tempfile.gettempdir()) / f"{scratch_prefix}_{stamp}.env"
-        else:
-            self.scratch = self.path.with_name(f".{self.path.name}.restoring-{stamp}")
-        self.rollback: Path | None = self.path.with_name(f"{self.path.name}.pre_restore_{_stamp()}")
-        self._file: BinaryIO | None = None
-
-    def plan(self) -> RestorePlan:
-        if self.path.is_dir():
-            raise SourceError(f"{self.path} is a folder, not an environment file")
-        exists = self.path.exists()
-        return RestorePlan(
-            destination=str(self.path),
-            replaces=f"file {self.path} (kept as {self.rollback.name}, mode 0600)" if exists else None,
-            rollback_name=str(self.rollback) if exists else None,
-        )
-
-    def prepare(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Created 0600 from the first byte: secrets are never readable by others, not even briefly.
-        fd = os.open(self.scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
-        os.fchmod(fd, SECRET_MODE)  # whatever the umask
-        self._file = os.fdopen(fd, "wb")
-
-    def sink(self) -> BinaryIO:
-        assert self._file is not None
-        return self._file
-
-    def finish_load(self) -> None:
-        assert self._file is not None
-        if self._file.closed:
-            return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+    def resolve_path(self, destination: str) -> Path:
+        return env_path(destination).resolve()
 
     def count_rows(self, tables: list[str]) -> dict[str, int]:
         counts = {"variables": count_variables(self.scratch.read_bytes())}
         return {name: counts.get(name, -1) for name in tables} if tables else counts
-
-    def swap(self) -> str:
-        if not self.path.exists():
-            os.replace(self.scratch, self.path)
-            self.rollback = None
-            return f"{self.path} did not exist before; nothing to roll back"
-        assert self.rollback is not None
-        if self.rollback.exists():
-            self.rollback = self.rollback.with_name(f"{self.rollback.name}{timezone.now():%S}")
-        os.replace(self.path, self.rollback)
-        os.replace(self.scratch, self.path)
-        try:
-            # The previous secrets stay around for rollback: no more readable than the new ones.
-            os.chmod(self.rollback, SECRET_MODE)
-        except OSError as exc:
-            logger.warning("could not make %s mode 0600: %s", self.rollback, exc.strerror)
-        return f"previous file kept as {self.rollback} (mode 0600). To roll back: mv {self.rollback} {self.path}"
-
-    @property
-    def rollback_name(self) -> str | None:
-        return str(self.rollback) if self.rollback else None
-
-    def discard(self) -> None:
-        if self._file is not None and not self._file.closed:
-            self._file.close()
-        self.scratch.unlink(missing_ok=True)
-
-    def recover(self, scratch: str, rollback: str | None) -> list[str]:
-        done = []
-        if rollback and not self.path.exists() and Path(rollback).exists():
-            os.replace(rollback, self.path)
-            done.append(f"moved {rollback} back to {self.path}")
-        if scratch and Path(scratch).exists():
-            Path(scratch).unlink()
-            done.append(f"removed the half-restored file {scratch}")
-        return done

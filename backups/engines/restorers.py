@@ -9,6 +9,7 @@ keeps the previous data under ``rollback_name``; ``discard()`` removes the new c
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -24,6 +25,8 @@ from psycopg.conninfo import conninfo_to_dict
 from .base import SourceError, StreamingProcess, redact, scrub
 from .postgresql import connection_env
 from .sqlite import count_rows, sqlite_path
+
+logger = logging.getLogger(__name__)
 
 PG_NAME_LIMIT = 63
 
@@ -239,34 +242,57 @@ class PostgreSQLRestorer(Restorer):
         return done
 
 
-class SQLiteRestorer(Restorer):
-    """Restore into a new file beside the destination, check it, then rename it into place."""
+class FileRestorer(Restorer):
+    """Restore into a new file beside the destination, check it, then rename it into place.
 
-    format = "sqlite3"
+    Subclasses say how a destination names its file (``resolve_path``), how to check the
+    new file (``check_file``) and count what it holds (``count_rows``), and may ask for a
+    file mode (``mode``) that the new file has from its first byte and the kept one keeps.
+    """
+
+    scratch_suffix = ""
+    mode: int | None = None
 
     def __init__(self, destination: str, *, scratch_prefix: str | None = None) -> None:
-        self.path = sqlite_path(destination).expanduser().resolve()
+        self.path = self.resolve_path(destination)
         stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
         if scratch_prefix:
             import tempfile
 
-            self.scratch = Path(tempfile.gettempdir()) / f"{scratch_prefix}_{stamp}.sqlite3"
+            self.scratch = Path(tempfile.gettempdir()) / f"{scratch_prefix}_{stamp}{self.scratch_suffix}"
         else:
             self.scratch = self.path.with_name(f".{self.path.name}.restoring-{stamp}")
-        self.rollback = self.path.with_name(f"{self.path.name}.pre_restore_{_stamp()}")
+        self.rollback: Path | None = self.path.with_name(f"{self.path.name}.pre_restore_{_stamp()}")
         self._file: BinaryIO | None = None
 
+    def resolve_path(self, destination: str) -> Path:
+        raise NotImplementedError
+
+    def check_file(self) -> None:
+        """Raise SourceError if the restored file is not sound."""
+
     def plan(self) -> RestorePlan:
+        if self.path.is_dir():
+            raise SourceError(f"{self.path} is a folder, not a file")
+        if self.rollback_hint and not Path(self.rollback_hint).exists():
+            self.rollback = Path(self.rollback_hint)
         exists = self.path.exists()
+        kept = f"kept as {self.rollback.name}" + (f", mode {self.mode:o}" if self.mode else "")
         return RestorePlan(
             destination=str(self.path),
-            replaces=f"file {self.path} (kept as {self.rollback.name})" if exists else None,
+            replaces=f"file {self.path} ({kept})" if exists else None,
             rollback_name=str(self.rollback) if exists else None,
         )
 
     def prepare(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.scratch, "xb")
+        if self.mode is None:
+            self._file = open(self.scratch, "xb")
+            return
+        # Created with its mode from the first byte (secrets are never readable by others, not even briefly).
+        fd = os.open(self.scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.mode)
+        os.fchmod(fd, self.mode)  # whatever the umask
+        self._file = os.fdopen(fd, "wb")
 
     def sink(self) -> BinaryIO:
         assert self._file is not None
@@ -274,34 +300,29 @@ class SQLiteRestorer(Restorer):
 
     def finish_load(self) -> None:
         assert self._file is not None
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        try:
-            conn = sqlite3.connect(f"{self.scratch.as_uri()}?mode=ro", uri=True)
-            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            conn.close()
-        except sqlite3.Error as exc:
-            raise SourceError(f"the restored SQLite file does not open: {exc}") from None
-        if result != "ok":
-            raise SourceError(f"the restored SQLite file fails its integrity check: {result}")
-
-    def count_rows(self, tables: list[str]) -> dict[str, int]:
-        conn = sqlite3.connect(f"{self.scratch.as_uri()}?mode=ro", uri=True)
-        try:
-            counts = count_rows(conn)
-        finally:
-            conn.close()
-        return {name: counts.get(name, -1) for name in tables} if tables else counts
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        self.check_file()
 
     def swap(self) -> str:
-        if self.path.exists():
-            os.replace(self.path, self.rollback)
+        if not self.path.exists():
             os.replace(self.scratch, self.path)
-            return f"previous file kept as {self.rollback}. To roll back: mv {self.rollback} {self.path}"
+            self.rollback = None
+            return f"{self.path} did not exist before; nothing to roll back"
+        assert self.rollback is not None
+        if self.rollback.exists():
+            self.rollback = self.rollback.with_name(f"{self.rollback.name}{timezone.now():%S}")
+        os.replace(self.path, self.rollback)
         os.replace(self.scratch, self.path)
-        self.rollback = None
-        return f"{self.path} did not exist before; nothing to roll back"
+        if self.mode is not None:
+            try:
+                # The previous data stays around for rollback: no more readable than the new.
+                os.chmod(self.rollback, self.mode)
+            except OSError as exc:
+                logger.warning("could not set the mode of %s: %s", self.rollback, exc.strerror)
+        return f"previous file kept as {self.rollback}. To roll back: mv {self.rollback} {self.path}"
 
     @property
     def rollback_name(self) -> str | None:
@@ -321,6 +342,34 @@ class SQLiteRestorer(Restorer):
             Path(scratch).unlink()
             done.append(f"removed the half-restored file {scratch}")
         return done
+
+
+class SQLiteRestorer(FileRestorer):
+    """A SQLite file: must pass its own integrity check before it replaces anything."""
+
+    format = "sqlite3"
+    scratch_suffix = ".sqlite3"
+
+    def resolve_path(self, destination: str) -> Path:
+        return sqlite_path(destination).expanduser().resolve()
+
+    def check_file(self) -> None:
+        try:
+            conn = sqlite3.connect(f"{self.scratch.as_uri()}?mode=ro", uri=True)
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            conn.close()
+        except sqlite3.Error as exc:
+            raise SourceError(f"the restored SQLite file does not open: {exc}") from None
+        if result != "ok":
+            raise SourceError(f"the restored SQLite file fails its integrity check: {result}")
+
+    def count_rows(self, tables: list[str]) -> dict[str, int]:
+        conn = sqlite3.connect(f"{self.scratch.as_uri()}?mode=ro", uri=True)
+        try:
+            counts = count_rows(conn)
+        finally:
+            conn.close()
+        return {name: counts.get(name, -1) for name in tables} if tables else counts
 
 
 # Imported here, not at the top: these modules subclass Restorer (the package imports this module first).

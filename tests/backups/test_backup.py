@@ -11,14 +11,9 @@ import pytest
 
 from backups.models import Artifact, BackupRun
 from backups.services import backup
-from tests.conftest import pg_url, s3_client, table_rows
+from tests.conftest import pg_url, run_backup, s3_client, table_rows
 
 pytestmark = pytest.mark.django_db
-
-
-def run_backup(target) -> BackupRun:
-    run = backup.start_backup(target, trigger=BackupRun.Trigger.COMMAND)
-    return backup.execute(run)
 
 
 def sha256_file(path) -> str:

@@ -7,16 +7,14 @@ import logging
 import os
 import stat
 import subprocess
-from io import StringIO
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from backups.models import Artifact, BackupRun
-from backups.services import backup
+from tests.conftest import run_backup, run_restore
 
 pytestmark = pytest.mark.django_db
 
@@ -40,21 +38,6 @@ EMPTY=
 
 # the end
 """.encode()
-
-
-def run_backup(target) -> BackupRun:
-    return backup.execute(backup.start_backup(target, trigger="command"))
-
-
-def run_restore(source: str, *args: str) -> tuple[int, dict]:
-    """`manage.py restore ... --yes --json` in this process; returns (exit code, JSON)."""
-    out = StringIO()
-    try:
-        call_command("restore", source, *args, "--yes", "--json", stdout=out, stderr=StringIO())
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, json.loads(out.getvalue())
 
 
 def mode(path: Path) -> int:

@@ -6,41 +6,23 @@ pipeline, `manage.py restore` and the verification service.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
 import tempfile
-from io import StringIO
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from django.core.management import call_command
 
 from backups.models import Artifact, BackupRun
-from backups.services import backup, verify
-from tests.conftest import free_port, s3_client
+from backups.services import verify
+from tests.conftest import free_port, run_backup, run_restore, s3_client
 
 pytestmark = pytest.mark.django_db
 
 UNICODE_NAME = "Ünïcödé 文件.txt"
 OLD_MTIME = 978_307_200  # 2001-01-01: far from "now", so a lost mtime shows
-
-
-def run_backup(target) -> BackupRun:
-    return backup.execute(backup.start_backup(target, trigger="command"))
-
-
-def run_restore(source: str, *args: str) -> tuple[int, dict]:
-    """`manage.py restore ... --yes --json` in this process; returns (exit code, JSON)."""
-    out = StringIO()
-    try:
-        call_command("restore", source, *args, "--yes", "--json", stdout=out, stderr=StringIO())
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, json.loads(out.getvalue())
 
 
 def make_tree(root: Path) -> None:

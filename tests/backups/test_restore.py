@@ -17,7 +17,7 @@ from django.core.management import call_command
 
 from backups.models import Artifact, BackupRun, Restore, Target, Verification
 from backups.services import backup, restore, verify
-from tests.conftest import ROOT, create_botflow_db, pg_admin, pg_url, table_rows, wait_for
+from tests.conftest import ROOT, create_botflow_db, pg_admin, pg_url, run_restore, table_rows, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -43,19 +43,6 @@ def databases_like(prefix: str) -> list[str]:
 
 def local_artifact(run) -> Path:
     return Path(urlsplit(run.artifacts.get(location__name="local").url).path)
-
-
-def run_restore(source: str, *args: str) -> tuple[int, dict]:
-    """`manage.py restore ... --yes --json` in this process; returns (exit code, JSON)."""
-    from io import StringIO
-
-    out = StringIO()
-    try:
-        call_command("restore", source, *args, "--yes", "--json", stdout=out, stderr=StringIO())
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, json.loads(out.getvalue())
 
 
 def test_in_place_restore_brings_back_deleted_rows_and_keeps_the_old_database(backed_up, source_db):

@@ -62,11 +62,12 @@ def test_503_when_redis_is_unreachable(client, settings, backed_up, beat_ticking
     assert "127.0.0.1" not in response.content.decode()
 
 
-def test_a_silent_worker_counts_as_down(client, backed_up, beat_ticking):
+def test_a_silent_worker_counts_as_down(client, backed_up, beat_ticking, no_other_workers):
     from datetime import timedelta
 
     from django.utils import timezone
 
+    Heartbeat.objects.exclude(name="beat").delete()  # the paused shared worker's, if any
     Heartbeat.objects.create(name="worker@old", seen_at=timezone.now() - timedelta(seconds=90))
     body = client.get(reverse("health")).json()
     assert body["checks"]["worker"]["ok"] is False and body["checks"]["worker"]["last_seen_seconds"] >= 90
@@ -81,9 +82,49 @@ def test_no_backup_yet_is_unhealthy(client, beat_ticking):
     assert response.json()["checks"]["newest_backup"] == {"ok": False, "age_seconds": None}
 
 
-def test_beat_heartbeat_comes_from_the_scheduler(client):
-    from drportal.beat import PortalScheduler
-    from drportal.health import BEAT
+def test_a_real_beat_process_reports_its_ticks(client, tmp_path):
+    """`celery -A drportal beat` with the portal's scheduler writes the heartbeat /health reads."""
+    import os
+    import subprocess
+    import sys
 
-    PortalScheduler.__new__(PortalScheduler)  # importable
-    assert not Heartbeat.objects.filter(name=BEAT).exists()
+    from django.db import connection
+
+    from tests.conftest import ROOT, pg_url
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+    }
+    log = open(tmp_path / "beat.log", "wb")
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "drportal",
+            "beat",
+            "--loglevel=INFO",
+            "--pidfile=",
+            f"--schedule={tmp_path / 'beat-schedule'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(
+            lambda: Heartbeat.objects.filter(name="beat").exists() or beat.poll() is not None,
+            timeout=60,
+            message="beat's first tick",
+        )
+        assert beat.poll() is None, (tmp_path / "beat.log").read_text()
+        checks = client.get(reverse("health")).json()["checks"]
+        assert checks["beat"]["ok"] is True and checks["beat"]["last_tick_seconds"] < 30
+    finally:
+        beat.terminate()
+        beat.wait(20)
+        log.close()

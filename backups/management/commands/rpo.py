@@ -19,17 +19,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(objectives, indent=2))
             return
         for o in objectives:
-            exposure = "never backed up" if o["exposure_seconds"] is None else _human(o["exposure_seconds"])
-            self.stdout.write(
-                f"{o['name']:<20} {o['state']:<9} exposure {exposure:<16} target {_human(o['target_seconds'])}"
-            )
-
-
-def _human(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+            seconds = o["exposure_seconds"]
+            exposure = "never backed up" if seconds is None else rpo.human_duration(seconds)
+            target = rpo.human_duration(o["target_seconds"])
+            self.stdout.write(f"{o['name']:<20} {o['state']:<9} exposure {exposure:<16} target {target}")
