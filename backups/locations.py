@@ -99,11 +99,28 @@ class LocalBackend(LocationBackend):
         return final
 
     def put_file(self, path: Path, key: str) -> StoredObject:
-        def copy(out):
-            with open(path, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+        final = self._path(key)
+        partial = final.with_name(f".{final.name}.partial")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            # Same filesystem as the spool: a hard link stores the copy without rewriting it.
+            os.link(path, partial)
+        except OSError:
+            partial.unlink(missing_ok=True)
 
-        final = self._write_atomically(key, copy)
+            def copy(out):
+                with open(path, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+
+            final = self._write_atomically(key, copy)
+            return StoredObject(key=key, url=self.url_for(key), size=final.stat().st_size)
+        try:
+            with open(partial, "rb") as linked:
+                os.fsync(linked.fileno())
+            os.replace(partial, final)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise LocationError(f"location {self.name}: cannot write {key}: {exc.strerror or exc}") from None
         return StoredObject(key=key, url=self.url_for(key), size=final.stat().st_size)
 
     def put_bytes(self, key: str, data: bytes) -> None:

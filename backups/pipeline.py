@@ -37,8 +37,10 @@ def compressor(kind: str, level: int | None = None):
     if kind == "zstd":
         # Two worker threads let zstd compress while this thread reads the source,
         # which is what keeps a backup close to the speed of bare pg_dump.
+        # 2 MiB jobs: zstd's default (8 MiB at level 3, several in flight) costs ~60 MiB of
+        # memory for no gain in speed or size (measured in bench/: peak RSS 170 → 105 MiB).
         params = zstandard.ZstdCompressionParameters.from_level(
-            3 if level is None else level, threads=2, write_checksum=True
+            3 if level is None else level, threads=2, job_size=2 << 20, write_checksum=True
         )
         return zstandard.ZstdCompressor(compression_params=params).compressobj(size=-1)
     if kind == "gzip":

@@ -1,6 +1,7 @@
 """Backup benchmark: bare pg_dump vs the seed's shell pipeline vs the portal.
 
-    .venv/bin/python bench/backup_bench.py [--sizes 1m,4m] [--repeat 3]
+    .venv/bin/python bench/backup_bench.py [--sizes 1m,4m] [--repeat 3] [--quiet-wait 120]
+        [--variant "level=1,job=2m"] [--portal-db sqlite|postgresql]
 
 For each size (a generated BotFlow-shaped database, see generate.py; created on
 first use) it measures, as separate processes, the median wall time over
@@ -18,12 +19,14 @@ and checks the targets: manage.py ≤ 1.3× pg_dump and ≤ 0.3× seed, pipeline
 pg_dump (time targets are defined at 4M messages; smaller sizes are shown for
 information), artifact ≤ 0.9× the seed's size, portal peak RSS ≤ 150 MiB (every size).
 
-Results are printed as one table per size and written to bench/results/.
+Results are printed as one table per size and written to bench/results/. See
+bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -48,7 +51,6 @@ import generate  # noqa: E402
 
 PYTHON = sys.executable
 TIME = "/usr/bin/time"  # GNU time, for the max RSS of a process tree
-MIB = 1024 * 1024
 
 TARGETS = {
     "manage_vs_pg_dump": 1.3,
@@ -65,7 +67,7 @@ class Sample:
     wall: float  # seconds, whole process
     seconds: float  # the figure compared (== wall except for the in-process pipeline)
     out_bytes: int | None
-    rss_tree_mib: float  # max RSS of the process and every descendant it waited for (wait4)
+    rss_tree_mib: float  # max RSS over the process and its descendants (GNU time)
     rss_main_mib: float | None  # VmHWM of the measured process itself (polled from /proc)
     cpu: float  # CPU seconds of the process tree (PostgreSQL's own backend not included)
     extra: dict = field(default_factory=dict)
@@ -187,6 +189,7 @@ class Bench:
         for d in (self.home, self.store, self.out):
             d.mkdir(parents=True)
         self.passphrase = secrets.token_urlsafe(24)
+        self.verified: dict[tuple, bool] = {}  # one artifact per size and variant is decrypted and checked
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DJANGO_", "BACKUP_"))}
         self.base_env.pop("DATABASE_URL", None)
         self.portal_env = {
@@ -265,6 +268,9 @@ class Bench:
             m = measure([PYTHON, str(BENCH / "pipeline_child.py"), url, str(target)], env=env, stdout=out)
         _check(m.code, "pipeline", m.stderr)
         report = json.loads(out_file.read_text())
+        if not self.verified.get((url, variant)):
+            self.verify(target, report)
+            self.verified[url, variant] = True
         target.unlink()
         return Sample(
             m.wall,
@@ -276,6 +282,24 @@ class Bench:
             {k: report[k] for k in ("bytes_in", "tables", "compression", "level", "cpu_seconds", "breakdown")},
             machine_cpu=m.machine_cpu,
         )
+
+    def verify(self, artifact: Path, report: dict) -> None:
+        """Check one artifact end to end: its SHA-256, and that `age -d | zstd -d` gives the dump back."""
+        digest = hashlib.sha256()
+        with open(artifact, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != report["sha256"]:
+            raise SystemExit(f"{artifact.name}: SHA-256 differs from the one the pipeline reported")
+        decompress = "zstd -dc" if report["compression"] == "zstd" else "gzip -dc"
+        script = f'set -o pipefail; age -d -i "$1" "$2" | {decompress} | wc -c'
+        identity = self.portal_env["BACKUP_AGE_IDENTITY_FILE"]
+        result = subprocess.run(
+            ["bash", "-c", script, "verify", identity, str(artifact)], capture_output=True, text=True
+        )
+        if result.returncode != 0 or int(result.stdout.strip() or -1) != report["bytes_in"]:
+            raise SystemExit(f"{artifact.name}: does not decrypt and decompress to the dump: {result.stderr[-2000:]}")
+        print(f"  verified: the artifact's SHA-256, and age -d | {decompress} gives back {report['bytes_in']:,} bytes")
 
     def prepare_target(self, size: str, url: str) -> tuple[str, dict]:
         target = f"bench-{size}"
