@@ -32,14 +32,9 @@ def run_backup(self, run_id: int) -> str:
             return run.status
         raise self.retry(exc=exc, countdown=settings.BACKUP_WAIT_RETRY_SECONDS) from None
     if run.status == BackupRun.Status.SUCCEEDED:
-        # Every backup is proven straight away: checksum, decrypt and decompress each copy.
-        from .models import Verification
         from .services import verify
 
-        verification = verify.start_verification(
-            run, kind=Verification.Kind.INTEGRITY, trigger=BackupRun.Trigger.SCHEDULE
-        )
-        verify_backup.delay(verification.pk)
+        verify.queue_after_backup(run, trigger=BackupRun.Trigger.SCHEDULE)
     return run.status
 
 

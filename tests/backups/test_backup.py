@@ -206,3 +206,50 @@ def test_a_run_is_executed_once(source_db, local_location, make_target):
     again = backup.execute(run)
     assert again.status == "succeeded"
     assert BackupRun.objects.count() == 1 and Artifact.objects.count() == 1
+
+
+def test_backup_command_verifies_now_or_queues_the_verification(source_db, local_location, make_target, capsys):
+    from django.core.management import call_command
+
+    from backups.models import Verification
+
+    make_target("botflow-db", source_db, [local_location])
+
+    call_command("backup", "botflow-db", "--verify", "now")
+    assert "verification #" in capsys.readouterr().err
+    assert Verification.objects.get().status == "passed"
+
+    call_command("backup", "botflow-db")  # default: queued for the workers
+    queued = Verification.objects.filter(status="queued")
+    assert queued.count() == 1 and queued.get().run.status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backup_command_with_the_broker_down_still_backs_up_and_says_so(source_db, local_location, make_target):
+    import os
+    import sys
+
+    from django.db import connection
+
+    from backups.models import Verification
+    from tests.conftest import ROOT, free_port, pg_url
+
+    make_target("botflow-db", source_db, [local_location])
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # Redis gone
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "backup", "botflow-db"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "could not queue the verification; run: manage.py verify" in result.stderr
+    assert BackupRun.objects.get().status == "succeeded"
+    assert not Verification.objects.exists()  # no check left looking queued

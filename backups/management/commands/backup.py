@@ -16,10 +16,17 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="Hand the job to the workers and wait for it.")
         parser.add_argument("--timeout", type=float, default=6 * 3600, help="With --queue: seconds to wait.")
         parser.add_argument(
+            "--verify",
+            choices=["queue", "now", "no"],
+            default="queue",
+            help="After a backup in this process: queue its verification for the workers (default), "
+            "verify it here before exiting, or not at all.",
+        )
+        parser.add_argument(
             "--json", action="store_true", dest="as_json", help="Print the finished run as one JSON object."
         )
 
-    def handle(self, target, queue, timeout, as_json, **options):
+    def handle(self, target, queue, timeout, as_json, verify, **options):
         try:
             target_obj = Target.objects.get(name=target)
         except Target.DoesNotExist:
@@ -36,10 +43,27 @@ class Command(BaseCommand):
                 run = backup.execute(run)
             except backup.AnotherRunActive as exc:
                 run = backup.refuse(run, str(exc))
+            if run.status == BackupRun.Status.SUCCEEDED:
+                self._verify(run, verify)
         run = BackupRun.objects.select_related("target").prefetch_related("artifacts__location").get(pk=run.pk)
         self._report(run, as_json)
         if run.status != BackupRun.Status.SUCCEEDED:
             raise SystemExit(1)
+
+    def _verify(self, run, how: str) -> None:
+        """Objectives count only verified copies, so a backup is checked unless asked not to."""
+        from backups.models import Verification
+        from backups.services import verify as verification
+
+        if how == "now":
+            result = verification.verify(
+                verification.start_verification(
+                    run, kind=Verification.Kind.INTEGRITY, trigger=BackupRun.Trigger.COMMAND
+                )
+            )
+            self.stderr.write(f"verification #{result.pk}: {result.status}")
+        elif how == "queue" and verification.queue_after_backup(run, trigger=BackupRun.Trigger.COMMAND) is None:
+            self.stderr.write(f"could not queue the verification; run: manage.py verify {run.pk}")
 
     def _wait(self, run, timeout):
         deadline = time.monotonic() + timeout
