@@ -315,8 +315,29 @@ class RestoreForm(forms.Form):
     )
 
 
+class JobColumns:
+    """Columns shared by the pages of jobs (backup runs, restores): status, progress, duration."""
+
+    @staticmethod
+    def progress_html(obj) -> str:
+        raise NotImplementedError
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return _status_badge(obj)
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return self.progress_html(obj)
+
+    @admin.display(description="duration")
+    def duration_display(self, obj):
+        return _seconds(obj.duration)
+
+
 @admin.register(BackupRun)
-class BackupRunAdmin(admin.ModelAdmin):
+class BackupRunAdmin(JobColumns, admin.ModelAdmin):
+    progress_html = staticmethod(progress_bar)
     list_display = (
         "id",
         "target",
@@ -529,17 +550,6 @@ class BackupRunAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:backups_backuprun_restore", args=[runs[0].pk]))
 
     # --- columns ------------------------------------------------------------------------
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj):
-        return _status_badge(obj)
-
-    @admin.display(description="progress")
-    def progress(self, obj):
-        return progress_bar(obj)
-
-    @admin.display(description="duration")
-    def duration_display(self, obj):
-        return _seconds(obj.duration)
 
     @admin.display(description="size", ordering="bytes_out")
     def size_display(self, obj):
@@ -615,7 +625,8 @@ class VerificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Restore)
-class RestoreAdmin(admin.ModelAdmin):
+class RestoreAdmin(JobColumns, admin.ModelAdmin):
+    progress_html = staticmethod(restore_progress_bar)
     list_display = (
         "id",
         "source",
@@ -676,18 +687,6 @@ class RestoreAdmin(admin.ModelAdmin):
             raise PermissionDenied
         record = get_object_or_404(Restore, pk=restore_id)
         return JsonResponse({"id": record.pk, "status": record.status, "html": restore_progress_bar(record)})
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj):
-        return _status_badge(obj)
-
-    @admin.display(description="progress")
-    def progress(self, obj):
-        return restore_progress_bar(obj)
-
-    @admin.display(description="duration")
-    def duration_display(self, obj):
-        return _seconds(obj.duration)
 
     @admin.display(description="tables (expected / restored rows)")
     def tables_display(self, obj):

@@ -144,7 +144,32 @@ class Target(models.Model):
         return redact(self.source)
 
 
-class BackupRun(models.Model):
+class FinishingJob:
+    """How a backup run or a restore ends: one save of its final fields, then a signal.
+
+    Subclasses have ``status`` with SUCCEEDED/FAILED, ``error`` and ``finished_at``, and
+    say in ``_announce_finish`` which signal tells the other apps.
+    """
+
+    def succeed(self, **fields) -> None:
+        self._finish(self.Status.SUCCEEDED, error="", **fields)
+
+    def fail(self, error: str, **fields) -> None:
+        self._finish(self.Status.FAILED, error=error[:10000], **fields)
+
+    def _finish(self, status: str, **fields) -> None:
+        fields.setdefault("finished_at", timezone.now())
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.status = status
+        self.save(update_fields=["status", *fields])
+        self._announce_finish()
+
+    def _announce_finish(self) -> None:
+        raise NotImplementedError
+
+
+class BackupRun(FinishingJob, models.Model):
     """One backup of one target: its state, progress, checksum and error."""
 
     class Status(models.TextChoices):
@@ -241,20 +266,9 @@ class BackupRun(models.Model):
             bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
         )
 
-    def succeed(self, **fields) -> None:
-        self._finish(self.Status.SUCCEEDED, error="", **fields)
-
-    def fail(self, error: str, **fields) -> None:
-        self._finish(self.Status.FAILED, error=error[:10000], **fields)
-
-    def _finish(self, status: str, **fields) -> None:
+    def _announce_finish(self) -> None:
         from .signals import backup_finished
 
-        fields.setdefault("finished_at", timezone.now())
-        for name, value in fields.items():
-            setattr(self, name, value)
-        self.status = status
-        self.save(update_fields=["status", *fields])
         backup_finished.send(sender=BackupRun, run=self)
 
 
@@ -363,7 +377,7 @@ class Verification(models.Model):
         verification_finished.send(sender=Verification, verification=self)
 
 
-class Restore(models.Model):
+class Restore(FinishingJob, models.Model):
     """One restore: where from, where to, what was kept for rollback, and how it ended."""
 
     class Status(models.TextChoices):
@@ -432,18 +446,7 @@ class Restore(models.Model):
         self.log = f"{self.log}{timezone.now():%H:%M:%S} {line}\n"
         Restore.objects.filter(pk=self.pk).update(log=self.log)
 
-    def succeed(self, **fields) -> None:
-        self._finish(self.Status.SUCCEEDED, **fields)
-
-    def fail(self, error: str, **fields) -> None:
-        self._finish(self.Status.FAILED, error=error[:10000], **fields)
-
-    def _finish(self, status: str, **fields) -> None:
-        fields.setdefault("finished_at", timezone.now())
-        for name, value in fields.items():
-            setattr(self, name, value)
-        self.status = status
-        self.save(update_fields=["status", *fields])
+    def _announce_finish(self) -> None:
         from .signals import restore_finished
 
         restore_finished.send(sender=Restore, restore=self)
