@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backups.models import BackupRun, Objective, Restore, Target, Verification
+from backups.services.rpo import human_duration
 
 from . import charts
 from .models import Probe
@@ -76,6 +77,8 @@ def objectives(now: datetime) -> list[dict]:
         result.append(
             {
                 "objective": objective,
+                "exposure": human_duration(objective.exposure_seconds or 0),
+                "target": human_duration(objective.rpo.total_seconds()),
                 "url": reverse("admin:backups_objective_change", args=[objective.pk]),
                 "chart": charts.sawtooth(exposure_series(series, now), limit=objective.rpo.total_seconds()),
             }
