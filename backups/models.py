@@ -147,9 +147,19 @@ class Target(models.Model):
 class FinishingJob:
     """How a backup run or a restore ends: one save of its final fields, then a signal.
 
-    Subclasses have ``status`` with SUCCEEDED/FAILED, ``error`` and ``finished_at``, and
-    say in ``_announce_finish`` which signal tells the other apps.
+    Subclasses have ``status`` with SUCCEEDED/FAILED, ``error``, ``started_at`` and
+    ``finished_at``, and say in ``_announce_finish`` which signal tells the other apps.
     """
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
     def succeed(self, **fields) -> None:
         self._finish(self.Status.SUCCEEDED, error="", **fields)
@@ -226,16 +236,6 @@ class BackupRun(FinishingJob, models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.target_id and self.target.name} {self.status}"
-
-    @property
-    def duration(self) -> timedelta | None:
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
     # --- state changes ---------------------------------------------------------------
     @classmethod
@@ -416,16 +416,6 @@ class Restore(FinishingJob, models.Model):
 
     def __str__(self) -> str:
         return f"restore #{self.pk} from {self.source}: {self.status}"
-
-    @property
-    def duration(self) -> timedelta | None:
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
     def start(self, worker: str = "") -> bool:
         now = timezone.now()

@@ -71,16 +71,19 @@ def send(event: str, subject: str, body: str, *, object_ref: str = "") -> list[N
         except Exception as exc:  # every transport has its own errors; all are recorded the same way
             error = str(exc) or type(exc).__name__
             logger.warning("alert %s via %s failed: %s", event, channel.name, error)
-        records.append(
-            Notification.objects.create(
-                event=event,
-                channel=channel.name,
-                kind=channel.kind,
-                subject=subject[:300],
-                body=body,
-                status=Notification.Status.FAILED if error else Notification.Status.SENT,
-                error=error,
-                object_ref=object_ref,
-            )
-        )
+        records.append(record(event, channel.name, channel.kind, subject, body, error, object_ref))
     return records
+
+
+def record(event: str, channel: str, kind: str, subject: str, body: str, error: str, object_ref: str) -> Notification:
+    """Store one delivery attempt: sent, or failed with its error."""
+    return Notification.objects.create(
+        event=event,
+        channel=channel[:80],
+        kind=kind,
+        subject=subject[:300],
+        body=body,
+        status=Notification.Status.FAILED if error else Notification.Status.SENT,
+        error=error,
+        object_ref=object_ref,
+    )

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .base import Dump, SourceError
-from .restorers import RestorePlan, Restorer, _stamp
+from .restorers import RestorePlan, Restorer, _stamp, swap_into_place
 
 logger = logging.getLogger(__name__)
 
@@ -526,19 +526,10 @@ class TarRestorer(Restorer):
         return count_folder(self.scratch).lookup(tables)
 
     def swap(self) -> str:
-        if not self.path.exists():
-            os.replace(self.scratch, self.path)
-            self.rollback = None
-            return f"{self.path} did not exist before; nothing to roll back"
         assert self.rollback is not None
-        if self.rollback.exists():
-            self.rollback = self.rollback.with_name(f"{self.rollback.name}{timezone.now():%S}")
-        os.replace(self.path, self.rollback)
-        try:
-            os.replace(self.scratch, self.path)
-        except OSError:
-            os.replace(self.rollback, self.path)
-            raise
+        self.rollback = swap_into_place(self.scratch, self.path, self.rollback)
+        if self.rollback is None:
+            return f"{self.path} did not exist before; nothing to roll back"
         return (
             f"previous folder kept as {self.rollback}. "
             f"To roll back: mv {self.path} {self.path}.bad && mv {self.rollback} {self.path}"

@@ -42,6 +42,24 @@ def _stamp() -> str:
     return timezone.now().strftime("%Y%m%dT%H%M")
 
 
+def swap_into_place(scratch: Path, path: Path, rollback: Path) -> Path | None:
+    """Rename ``scratch`` to ``path``, first moving what is there to ``rollback`` (or a free
+    name beside it); if the second rename fails, the first is undone. Returns where the
+    previous data went, or None when there was none."""
+    if not path.exists():
+        os.replace(scratch, path)
+        return None
+    if rollback.exists():
+        rollback = rollback.with_name(f"{rollback.name}{timezone.now():%S}")
+    os.replace(path, rollback)
+    try:
+        os.replace(scratch, path)
+    except OSError:
+        os.replace(rollback, path)
+        raise
+    return rollback
+
+
 class Restorer:
     format = ""
     # The rollback name shown on a confirmation page; used when still free, so what the
@@ -307,15 +325,10 @@ class FileRestorer(Restorer):
         self.check_file()
 
     def swap(self) -> str:
-        if not self.path.exists():
-            os.replace(self.scratch, self.path)
-            self.rollback = None
-            return f"{self.path} did not exist before; nothing to roll back"
         assert self.rollback is not None
-        if self.rollback.exists():
-            self.rollback = self.rollback.with_name(f"{self.rollback.name}{timezone.now():%S}")
-        os.replace(self.path, self.rollback)
-        os.replace(self.scratch, self.path)
+        self.rollback = swap_into_place(self.scratch, self.path, self.rollback)
+        if self.rollback is None:
+            return f"{self.path} did not exist before; nothing to roll back"
         if self.mode is not None:
             try:
                 # The previous data stays around for rollback: no more readable than the new.

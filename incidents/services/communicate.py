@@ -34,16 +34,7 @@ def _email_stakeholders(subject: str, body: str, ref: str) -> list[Notification]
             error = str(exc) or type(exc).__name__
             logger.warning("stakeholder email to %s failed: %s", contact.email, error)
         records.append(
-            Notification.objects.create(
-                event="status_update",
-                channel=f"stakeholder:{contact.email}"[:80],
-                kind="email",
-                subject=subject[:300],
-                body=body,
-                status=Notification.Status.FAILED if error else Notification.Status.SENT,
-                error=error,
-                object_ref=ref,
-            )
+            notify.record("status_update", f"stakeholder:{contact.email}", "email", subject, body, error, ref)
         )
     return records
 
