@@ -52,7 +52,15 @@ class ProbeAdmin(admin.ModelAdmin):
     list_display = ("name", "state_badge", "url", "last_checked_at", "last_error", "component", "enabled")
     list_filter = ("state", "enabled")
     list_select_related = ("component",)
-    readonly_fields = ("state", "state_changed_at", "last_checked_at", "last_ok_at", "last_error", "next_check_at")
+    readonly_fields = (
+        "state",
+        "state_changed_at",
+        "last_checked_at",
+        "last_ok_at",
+        "last_error",
+        "consecutive_failures",
+        "next_check_at",
+    )
     inlines = [ProbeResultInline]
 
     class Media:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -22,6 +23,11 @@ class Heartbeat(models.Model):
         return f"{self.name} at {self.seen_at:%H:%M:%S}"
 
 
+# Catches typos (1000 for 10): a probe checked every minute and waiting longer than this
+# before "down" would keep quiet through an outage of well over an hour.
+MAX_FAILURES_BEFORE_DOWN = 100
+
+
 class Probe(models.Model):
     """An HTTP health check from the plan ("Health Check URLs")."""
 
@@ -38,6 +44,11 @@ class Probe(models.Model):
     )
     interval = models.DurationField(default=timedelta(minutes=1))
     timeout = models.DurationField(default=timedelta(seconds=10))
+    failures_before_down = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_FAILURES_BEFORE_DOWN)],
+        help_text="Failed checks in a row before the probe counts as down and alerts; one success brings it back up.",
+    )
     component = models.ForeignKey(
         "incidents.StatusComponent",
         null=True,
@@ -52,6 +63,9 @@ class Probe(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_ok_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Failed checks in a row up to the last one; 0 after a success."
+    )
     next_check_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -59,10 +73,36 @@ class Probe(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(interval__gte=timedelta(seconds=5)), name="probe_interval_min_5s"),
             models.CheckConstraint(condition=Q(timeout__gt=timedelta(0)), name="probe_timeout_positive"),
+            models.CheckConstraint(
+                condition=Q(failures_before_down__gte=1, failures_before_down__lte=MAX_FAILURES_BEFORE_DOWN),
+                name="probe_failures_before_down_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def record(self, *, ok: bool, error: str, at: datetime) -> str:
+        """Apply one check's result to this row (locked by the caller) and save it; returns the state before.
+
+        Up on the first success, so a recovery is announced at once; down only after
+        ``failures_before_down`` failures in a row, so one blip pages nobody. The very first
+        result sets the state either way: a new probe is not left "unknown" while failing.
+        """
+        previous = self.state
+        self.last_checked_at, self.next_check_at, self.last_error = at, at + self.interval, error
+        if ok:
+            self.last_ok_at, self.consecutive_failures = at, 0
+            state = self.State.UP
+        else:
+            self.consecutive_failures += 1
+            failing_long_enough = self.consecutive_failures >= self.failures_before_down
+            state = self.State.DOWN if failing_long_enough or previous == self.State.UNKNOWN else previous
+        if state != previous:
+            self.state, self.state_changed_at = state, at
+            ProbeChange.objects.create(probe=self, at=at, from_state=previous, to_state=state, error=error)
+        self.save()
+        return previous
 
 
 class ProbeResult(models.Model):

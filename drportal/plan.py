@@ -125,7 +125,9 @@ class Table:
             raise self.error(key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
         return value
 
-    def int(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int | None:
+    def int(
+        self, key: str, default: int | None = None, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
         value = self._get(key, default, False)
         if value is None:
             return None
@@ -133,6 +135,8 @@ class Table:
             raise self.error(key, f"must be a whole number, got {value!r}")
         if minimum is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum}, got {value}")
         return value
 
     def bool(self, key: str, default: bool = False) -> bool:

@@ -11,7 +11,7 @@ from drportal.plan import PlanContext, Table, section, upsert
 def apply_health_checks(tables: dict[str, Table], ctx: PlanContext) -> None:
     from incidents.models import StatusComponent
 
-    from .models import Probe
+    from .models import MAX_FAILURES_BEFORE_DOWN, Probe
 
     for name, table in tables.items():
         values = {
@@ -20,6 +20,7 @@ def apply_health_checks(tables: dict[str, Table], ctx: PlanContext) -> None:
             "json_field": table.str("json_field"),
             "interval": table.duration("interval", "1m"),
             "timeout": table.duration("timeout", "10s"),
+            "failures_before_down": table.int("failures_before_down", 2, minimum=1, maximum=MAX_FAILURES_BEFORE_DOWN),
             "enabled": table.bool("enabled", True),
         }
         component_name = table.str("component")

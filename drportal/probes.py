@@ -1,7 +1,8 @@
 """Probing the plan's health-check URLs: each result recorded, each flip alerted and shown.
 
 A probe is up when the URL answers with the expected status and, if a JSON
-field is named, that field is true (the plan's `"redis": true` check).
+field is named, that field is true (the plan's `"redis": true` check). It goes down only
+after `failures_before_down` failed checks in a row, and back up on the first good one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Probe, ProbeChange, ProbeResult
+from .models import Probe, ProbeResult
 
 logger = logging.getLogger(__name__)
 
@@ -47,27 +48,18 @@ def fetch(probe: Probe) -> tuple[bool, int | None, str]:
 
 
 def check(probe: Probe, now: datetime | None = None) -> Probe:
+    """Probe once, record the result, and announce the probe's state if this result changed it."""
     started = time.monotonic()
     ok, code, error = fetch(probe)
     now = now or timezone.now()
     ProbeResult.objects.create(
         probe=probe, at=now, ok=ok, status_code=code, duration_ms=int((time.monotonic() - started) * 1000), error=error
     )
-    new_state = Probe.State.UP if ok else Probe.State.DOWN
     with transaction.atomic():
         locked = Probe.objects.select_for_update().get(pk=probe.pk)
-        old_state = locked.state
-        locked.last_checked_at = now
-        locked.next_check_at = now + locked.interval
-        locked.last_error = error
-        if ok:
-            locked.last_ok_at = now
-        if new_state != old_state:
-            locked.state, locked.state_changed_at = new_state, now
-            ProbeChange.objects.create(probe=locked, at=now, from_state=old_state, to_state=new_state, error=error)
-        locked.save()
-    if new_state != old_state:
-        _announce(locked, old_state, new_state, error)
+        old_state = locked.record(ok=ok, error=error, at=now)
+    if locked.state != old_state:
+        _announce(locked, old_state, locked.state, error)
     return locked
 
 

@@ -10,9 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from drportal import probes
-from drportal.models import Probe, ProbeChange
+from drportal.models import Probe, ProbeChange, ProbeResult
 from incidents.models import Notification, NotificationChannel, StatusComponent
 
 pytestmark = pytest.mark.django_db
@@ -63,17 +65,23 @@ def probe(service):
 
 
 def test_probe_flips_alerts_and_recovers(service, probe):
+    assert probe.failures_before_down == 2  # the default: one blip pages nobody
     assert probes.check(probe).state == "up"
     assert mail.outbox == []  # first good result is not news
 
     service.redis = False
-    down = probes.check(probe)
-    assert down.state == "down" and down.last_error == '"redis" is false, expected true'
-    assert StatusComponent.objects.get().state == "major"
-    assert mail.outbox[-1].subject == "[DR Portal] backend is DOWN"
+    blip = probes.check(probe)
+    assert blip.state == "up" and blip.last_error == '"redis" is false, expected true'
+    assert mail.outbox == []
 
     service.redis, service.status = True, 500
-    assert probes.check(probe).last_error == "HTTP 500, expected 200"
+    down = probes.check(probe)
+    assert down.state == "down" and down.last_error == "HTTP 500, expected 200"
+    assert StatusComponent.objects.get().state == "major"
+    assert mail.outbox[-1].subject == "[DR Portal] backend is DOWN"
+    assert "HTTP 500, expected 200" in mail.outbox[-1].body
+
+    assert probes.check(probe).state == "down"
     assert len(mail.outbox) == 1  # still down: no second alert
 
     service.status = 200
@@ -86,6 +94,127 @@ def test_probe_flips_alerts_and_recovers(service, probe):
         ("down", "up"),
     ]
     assert Notification.objects.filter(event__in=["probe_down", "probe_up"]).count() == 2
+
+
+def flips(probe) -> list[tuple[str, str]]:
+    return [(c.from_state, c.to_state) for c in ProbeChange.objects.filter(probe=probe).order_by("pk")]
+
+
+def check_many(probe, times: int) -> Probe:
+    for _ in range(times):
+        probe = probes.check(probe)
+    return probe
+
+
+def test_failures_below_the_threshold_neither_flip_nor_alert(service, probe):
+    probe.failures_before_down = 3
+    probe.save()
+    assert probes.check(probe).state == "up"
+
+    service.status = 503
+    failing = check_many(probe, 2)
+    assert (failing.state, failing.consecutive_failures) == ("up", 2)
+    assert failing.last_error == "HTTP 503, expected 200"  # the blip is visible, just not an alert
+    assert mail.outbox == [] and not Notification.objects.filter(event="probe_down").exists()
+    assert StatusComponent.objects.get().state == "operational"
+    assert flips(probe) == [("unknown", "up")]
+    # Every check is still on record, the failed ones included.
+    assert list(ProbeResult.objects.filter(probe=probe).order_by("at", "pk").values_list("ok", flat=True)) == [
+        True,
+        False,
+        False,
+    ]
+
+
+def test_reaching_the_threshold_flips_and_alerts_once(service, probe):
+    probe.failures_before_down = 3
+    probe.save()
+    probes.check(probe)
+
+    service.status = 503
+    down = check_many(probe, 3)
+    assert (down.state, down.consecutive_failures) == ("down", 3)
+    assert StatusComponent.objects.get().state == "major"
+    assert [m.subject for m in mail.outbox] == ["[DR Portal] backend is DOWN"]
+
+    down = check_many(probe, 2)
+    assert (down.state, down.consecutive_failures) == ("down", 5)
+    assert len(mail.outbox) == 1
+    assert Notification.objects.filter(event="probe_down").count() == 1
+    assert flips(probe) == [("unknown", "up"), ("up", "down")]
+
+
+def test_a_success_in_between_resets_the_count(service, probe):
+    probes.check(probe)
+    for status in (500, 200, 500, 200, 500):
+        service.status = status
+        probe = probes.check(probe)
+        assert probe.state == "up"
+    assert probe.consecutive_failures == 1
+    assert mail.outbox == [] and flips(probe) == [("unknown", "up")]
+
+    service.status = 500
+    assert probes.check(probe).state == "down"  # two in a row now
+    assert [m.subject for m in mail.outbox] == ["[DR Portal] backend is DOWN"]
+
+
+def test_recovery_flips_back_up_on_one_success(service, probe):
+    probe.failures_before_down = 4
+    probe.save()
+    probes.check(probe)
+    service.status = 500
+    assert check_many(probe, 4).state == "down"
+
+    service.status = 200
+    up = probes.check(probe)
+    assert (up.state, up.consecutive_failures, up.last_error) == ("up", 0, "")
+    assert StatusComponent.objects.get().state == "operational"
+    assert mail.outbox[-1].subject == "[DR Portal] backend is up again"
+    assert flips(probe) == [("unknown", "up"), ("up", "down"), ("down", "up")]
+
+
+def test_a_single_failure_is_enough_when_asked(service, probe):
+    probe.failures_before_down = 1
+    probe.save()
+    probes.check(probe)
+    service.redis = False
+    assert probes.check(probe).state == "down"
+    assert [m.subject for m in mail.outbox] == ["[DR Portal] backend is DOWN"]
+
+
+def test_the_database_refuses_a_threshold_below_one(probe):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Probe.objects.filter(pk=probe.pk).update(failures_before_down=0)
+
+
+def test_threshold_is_edited_in_the_admin(admin_client, probe):
+    url = reverse("admin:drportal_probe_change", args=[probe.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="failures_before_down" value="2"' in page
+    assert "consecutive failures" in page.lower()
+
+    form = {
+        "name": probe.name,
+        "url": probe.url,
+        "expected_status": "200",
+        "json_field": "redis",
+        "interval": "00:01:00",
+        "timeout": "00:00:02",
+        "failures_before_down": "5",
+        "component": str(probe.component_id),
+        "enabled": "on",
+        "results-TOTAL_FORMS": "0",
+        "results-INITIAL_FORMS": "0",
+    }
+    assert admin_client.post(url, form).status_code == 302
+    probe.refresh_from_db()
+    assert probe.failures_before_down == 5
+
+    form["failures_before_down"] = "0"
+    response = admin_client.post(url, form)
+    assert response.status_code == 200 and "greater than or equal to 1" in response.content.decode()
+    probe.refresh_from_db()
+    assert probe.failures_before_down == 5
 
 
 def test_unreachable_url_is_down(probe):
@@ -116,3 +245,31 @@ def test_health_checks_plan_section(tmp_path):
     call_command("applyplan", str(plan))
     probe = Probe.objects.get()
     assert probe.json_field == "redis" and probe.component.name == "API" and probe.interval == timedelta(minutes=1)
+    assert probe.failures_before_down == 2  # not in the plan: the default
+
+    plan.write_text(plan.read_text() + "failures_before_down = 4\n")
+    call_command("applyplan", str(plan))
+    assert Probe.objects.get().failures_before_down == 4
+
+
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("0", "must be at least 1, got 0"),
+        ("101", "must be at most 100, got 101"),
+        ('"3"', "must be a whole number, got '3'"),
+        ("true", "must be a whole number, got True"),
+        ("2.5", "must be a whole number, got 2.5"),
+    ],
+)
+def test_health_checks_plan_rejects_a_bad_threshold(tmp_path, value, problem):
+    from django.core.management import CommandError
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        f'[health_checks.backend]\nurl = "https://api.botflow.co.za/health"\nfailures_before_down = {value}\n'
+    )
+    with pytest.raises(CommandError) as raised:
+        call_command("applyplan", str(plan))
+    assert str(raised.value) == f"{plan} [health_checks.backend] key 'failures_before_down': {problem}"
+    assert not Probe.objects.exists()
