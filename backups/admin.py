@@ -274,11 +274,22 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class VerificationInline(ReadOnlyInline):
+class TriggerColumn:
+    """The "triggered by" column of every job: how it started and who started it."""
+
+    @admin.display(description="triggered by")
+    def triggered(self, obj):
+        return obj.trigger_description
+
+
+class VerificationInline(TriggerColumn, ReadOnlyInline):
     model = Verification
-    fields = ("queued_at", "kind", "status_badge", "summary", "duration_seconds", "triggered_by")
+    fields = ("queued_at", "kind", "status_badge", "summary", "duration_seconds", "triggered")
     readonly_fields = fields
     ordering = ("-queued_at",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("triggered_by")
 
     @admin.display(description="status")
     def status_badge(self, obj):
@@ -336,7 +347,7 @@ class JobColumns:
 
 
 @admin.register(BackupRun)
-class BackupRunAdmin(JobColumns, admin.ModelAdmin):
+class BackupRunAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
     progress_html = staticmethod(progress_bar)
     list_display = (
         "id",
@@ -363,6 +374,7 @@ class BackupRunAdmin(JobColumns, admin.ModelAdmin):
         "progress",
         "trigger",
         "triggered_by",
+        "command_user",
         "queued_at",
         "started_at",
         "finished_at",
@@ -387,6 +399,7 @@ class BackupRunAdmin(JobColumns, admin.ModelAdmin):
                 "fields": (
                     "trigger",
                     "triggered_by",
+                    "command_user",
                     "queued_at",
                     "started_at",
                     "finished_at",
@@ -555,10 +568,6 @@ class BackupRunAdmin(JobColumns, admin.ModelAdmin):
     def size_display(self, obj):
         return filesizeformat(obj.bytes_out) if obj.bytes_out else "-"
 
-    @admin.display(description="triggered by")
-    def triggered(self, obj):
-        return obj.triggered_by.get_username() if obj.triggered_by else obj.get_trigger_display()
-
     @admin.display(description="tables (rows at backup time)")
     def tables_display(self, obj):
         if not obj.tables:
@@ -568,8 +577,8 @@ class BackupRunAdmin(JobColumns, admin.ModelAdmin):
 
 
 @admin.register(Verification)
-class VerificationAdmin(admin.ModelAdmin):
-    list_display = ("id", "run", "kind", "status_badge", "summary", "duration_seconds", "queued_at", "triggered_by")
+class VerificationAdmin(TriggerColumn, admin.ModelAdmin):
+    list_display = ("id", "run", "kind", "status_badge", "summary", "duration_seconds", "queued_at", "triggered")
     list_filter = ("status", "kind", "run__target")
     list_select_related = ("run__target", "triggered_by")
     show_full_result_count = False
@@ -580,6 +589,7 @@ class VerificationAdmin(admin.ModelAdmin):
         "status",
         "trigger",
         "triggered_by",
+        "command_user",
         "queued_at",
         "started_at",
         "finished_at",
@@ -625,7 +635,7 @@ class VerificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Restore)
-class RestoreAdmin(JobColumns, admin.ModelAdmin):
+class RestoreAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
     progress_html = staticmethod(restore_progress_bar)
     list_display = (
         "id",
@@ -636,7 +646,7 @@ class RestoreAdmin(JobColumns, admin.ModelAdmin):
         "progress",
         "started_at",
         "duration_display",
-        "triggered_by",
+        "triggered",
     )
     list_filter = ("status", "trigger")
     list_select_related = ("run__target", "triggered_by")
@@ -652,6 +662,7 @@ class RestoreAdmin(JobColumns, admin.ModelAdmin):
         "rollback_name",
         "trigger",
         "triggered_by",
+        "command_user",
         "queued_at",
         "started_at",
         "finished_at",

@@ -144,6 +144,27 @@ class Target(models.Model):
         return redact(self.source)
 
 
+class TriggeredJob:
+    """Who started a job, in words: a portal user (admin), a person at a shell (command line), or no one.
+
+    Subclasses have ``trigger`` (with choices), ``triggered_by`` (the portal user) and ``command_user``
+    (user@host).
+    """
+
+    @property
+    def started_by(self) -> str:
+        """The portal user's name, user@host for the command line, or "" (schedule, rebuilt catalogue)."""
+        if self.triggered_by_id is not None:
+            return self.triggered_by.get_username()
+        return self.command_user
+
+    @property
+    def trigger_description(self) -> str:
+        """How and by whom, e.g. "command line (alice@db-host)", "admin (alice)", "schedule"."""
+        how = self.get_trigger_display()
+        return f"{how} ({self.started_by})" if self.started_by else how
+
+
 class FinishingJob:
     """How a backup run or a restore ends: one save of its final fields, then a signal.
 
@@ -179,7 +200,7 @@ class FinishingJob:
         raise NotImplementedError
 
 
-class BackupRun(FinishingJob, models.Model):
+class BackupRun(TriggeredJob, FinishingJob, models.Model):
     """One backup of one target: its state, progress, checksum and error."""
 
     class Status(models.TextChoices):
@@ -199,6 +220,12 @@ class BackupRun(FinishingJob, models.Model):
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    command_user = models.CharField(
+        "command-line user",
+        max_length=200,
+        blank=True,
+        help_text="Who started it with manage.py: the operating-system user and host, e.g. alice@db-host.",
     )
     queued_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -239,8 +266,8 @@ class BackupRun(FinishingJob, models.Model):
 
     # --- state changes ---------------------------------------------------------------
     @classmethod
-    def enqueue(cls, target: Target, *, trigger: str, user=None) -> BackupRun:
-        return cls.objects.create(target=target, trigger=trigger, triggered_by=user)
+    def enqueue(cls, target: Target, *, trigger: str, user=None, command_user: str = "") -> BackupRun:
+        return cls.objects.create(target=target, trigger=trigger, triggered_by=user, command_user=command_user)
 
     def claim(self, worker: str) -> bool:
         """Move queued → running atomically; False if it was taken or another run is active."""
@@ -298,7 +325,7 @@ class Artifact(models.Model):
         return self.url
 
 
-class Verification(models.Model):
+class Verification(TriggeredJob, models.Model):
     """One check of one run: integrity of every copy, or a full restore test."""
 
     class Kind(models.TextChoices):
@@ -321,6 +348,12 @@ class Verification(models.Model):
     trigger = models.CharField(max_length=10, choices=BackupRun.Trigger.choices, default=BackupRun.Trigger.MANUAL)
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    command_user = models.CharField(
+        "command-line user",
+        max_length=200,
+        blank=True,
+        help_text="Who started it with manage.py: the operating-system user and host, e.g. alice@db-host.",
     )
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -377,7 +410,7 @@ class Verification(models.Model):
         verification_finished.send(sender=Verification, verification=self)
 
 
-class Restore(FinishingJob, models.Model):
+class Restore(TriggeredJob, FinishingJob, models.Model):
     """One restore: where from, where to, what was kept for rollback, and how it ended."""
 
     class Status(models.TextChoices):
@@ -395,6 +428,12 @@ class Restore(FinishingJob, models.Model):
     trigger = models.CharField(max_length=10, choices=BackupRun.Trigger.choices, default=BackupRun.Trigger.MANUAL)
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    command_user = models.CharField(
+        "command-line user",
+        max_length=200,
+        blank=True,
+        help_text="Who started it with manage.py: the operating-system user and host, e.g. alice@db-host.",
     )
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

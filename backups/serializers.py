@@ -13,6 +13,7 @@ def run_to_dict(run) -> dict:
         "target": run.target.name,
         "status": run.status,
         "trigger": run.trigger,
+        "triggered_by": run.started_by or None,
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "bytes_in": run.bytes_in,

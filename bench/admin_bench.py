@@ -69,11 +69,11 @@ def prepare(runs: int) -> None:
         # Hourly runs per target, newest now; 2% failed.
         cur.execute(
             """
-            INSERT INTO backups_backuprun (target_id, status, trigger, queued_at, started_at, finished_at,
-                heartbeat_at, worker, bytes_in, bytes_out, sha256, engine, format, compression, key_ids, recipients,
-                tables, error)
+            INSERT INTO backups_backuprun (target_id, status, trigger, command_user, queued_at, started_at,
+                finished_at, heartbeat_at, worker, bytes_in, bytes_out, sha256, engine, format, compression, key_ids,
+                recipients, tables, error)
             SELECT t.id,
-                   CASE WHEN g %% 50 = 0 THEN 'failed' ELSE 'succeeded' END, 'schedule',
+                   CASE WHEN g %% 50 = 0 THEN 'failed' ELSE 'succeeded' END, 'schedule', '',
                    now() - make_interval(hours => (g / 20)::int),
                    now() - make_interval(hours => (g / 20)::int),
                    now() - make_interval(hours => (g / 20)::int) + make_interval(secs => 30 + g %% 17),
@@ -93,9 +93,9 @@ def prepare(runs: int) -> None:
             "WHERE r.status = 'succeeded'"
         )
         cur.execute(
-            "INSERT INTO backups_verification (run_id, target_id, kind, status, trigger, queued_at, started_at, "
-            "finished_at, duration_seconds, checks, tables, error) SELECT id, target_id, 'integrity', 'passed', "
-            "'schedule', finished_at, "
+            "INSERT INTO backups_verification (run_id, target_id, kind, status, trigger, command_user, queued_at, "
+            "started_at, finished_at, duration_seconds, checks, tables, error) SELECT id, target_id, 'integrity', "
+            "'passed', 'schedule', '', finished_at, "
             "finished_at, finished_at, 2.0, '[]', '[]', '' FROM backups_backuprun "
             "WHERE status = 'succeeded' AND id % 10 = 0"
         )

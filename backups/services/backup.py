@@ -50,9 +50,9 @@ def reap_stale_runs() -> int:
     return len(stale)
 
 
-def start_backup(target: Target, *, trigger: str, user=None) -> BackupRun:
+def start_backup(target: Target, *, trigger: str, user=None, command_user: str = "") -> BackupRun:
     """Create a queued run; the caller runs it in-process or hands it to a worker."""
-    return BackupRun.enqueue(target, trigger=trigger, user=user)
+    return BackupRun.enqueue(target, trigger=trigger, user=user, command_user=command_user)
 
 
 def artifact_key(run: BackupRun, extension: str) -> str:

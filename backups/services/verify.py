@@ -124,11 +124,13 @@ def verify(verification: Verification, *, identities=None) -> Verification:
     return verification
 
 
-def start_verification(run: BackupRun, *, kind: str, trigger: str, user=None) -> Verification:
-    return Verification.objects.create(run=run, kind=kind, trigger=trigger, triggered_by=user)
+def start_verification(run: BackupRun, *, kind: str, trigger: str, user=None, command_user: str = "") -> Verification:
+    return Verification.objects.create(
+        run=run, kind=kind, trigger=trigger, triggered_by=user, command_user=command_user
+    )
 
 
-def queue_after_backup(run: BackupRun, *, trigger: str) -> Verification | None:
+def queue_after_backup(run: BackupRun, *, trigger: str, command_user: str = "") -> Verification | None:
     """Every backup is proven straight away: hand an integrity check of its copies to the workers.
 
     Returns None (and removes the row) when the broker cannot take the job, so a check that
@@ -136,7 +138,7 @@ def queue_after_backup(run: BackupRun, *, trigger: str) -> Verification | None:
     """
     from ..tasks import verify_backup
 
-    verification = start_verification(run, kind=Verification.Kind.INTEGRITY, trigger=trigger)
+    verification = start_verification(run, kind=Verification.Kind.INTEGRITY, trigger=trigger, command_user=command_user)
     try:
         verify_backup.apply_async((verification.pk,), retry=False)
     except Exception as exc:  # kombu raises transport-specific errors

@@ -78,7 +78,7 @@ def test_add_location_and_target_back_up_now_watch_it_finish_and_verify(celery_w
     page.get_by_role("button", name="Verify", exact=True).click()
     expect(page.locator("ul.messagelist")).to_contain_text(re.compile(r"Verification of run #\d+ queued\."))
     ours = page.locator("#verifications-group tr.form-row").first
-    expect(ours.locator("td.field-triggered_by")).to_have_text("admin")
+    expect(ours.locator("td.field-triggered")).to_have_text("admin (admin)")
     expect(ours.locator("td.field-kind")).to_contain_text("integrity")
     reload_until(page, ours.locator("td.field-status_badge"), "Passed", timeout=60)
     expect(ours.locator("td.field-summary")).to_contain_text("checks passed")

@@ -3,6 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from backups.management import command_line_user
 from backups.models import BackupRun, Target
 from backups.serializers import run_to_dict
 from backups.services import backup
@@ -32,7 +33,8 @@ class Command(BaseCommand):
         except Target.DoesNotExist:
             names = ", ".join(Target.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"no target named {target!r} (targets: {names})") from None
-        run = backup.start_backup(target_obj, trigger=BackupRun.Trigger.COMMAND)
+        person = command_line_user()
+        run = backup.start_backup(target_obj, trigger=BackupRun.Trigger.COMMAND, command_user=person)
         if queue:
             from backups.tasks import run_backup
 
@@ -44,13 +46,17 @@ class Command(BaseCommand):
             except backup.AnotherRunActive as exc:
                 run = backup.refuse(run, str(exc))
             if run.status == BackupRun.Status.SUCCEEDED:
-                self._verify(run, verify)
-        run = BackupRun.objects.select_related("target").prefetch_related("artifacts__location").get(pk=run.pk)
+                self._verify(run, verify, person)
+        run = (
+            BackupRun.objects.select_related("target", "triggered_by")
+            .prefetch_related("artifacts__location")
+            .get(pk=run.pk)
+        )
         self._report(run, as_json)
         if run.status != BackupRun.Status.SUCCEEDED:
             raise SystemExit(1)
 
-    def _verify(self, run, how: str) -> None:
+    def _verify(self, run, how: str, person: str) -> None:
         """Objectives count only verified copies, so a backup is checked unless asked not to."""
         from backups.models import Verification
         from backups.services import verify as verification
@@ -58,11 +64,14 @@ class Command(BaseCommand):
         if how == "now":
             result = verification.verify(
                 verification.start_verification(
-                    run, kind=Verification.Kind.INTEGRITY, trigger=BackupRun.Trigger.COMMAND
+                    run, kind=Verification.Kind.INTEGRITY, trigger=BackupRun.Trigger.COMMAND, command_user=person
                 )
             )
             self.stderr.write(f"verification #{result.pk}: {result.status}")
-        elif how == "queue" and verification.queue_after_backup(run, trigger=BackupRun.Trigger.COMMAND) is None:
+        elif (
+            how == "queue"
+            and verification.queue_after_backup(run, trigger=BackupRun.Trigger.COMMAND, command_user=person) is None
+        ):
             self.stderr.write(f"could not queue the verification; run: manage.py verify {run.pk}")
 
     def _wait(self, run, timeout):

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print a JSON list.")
 
     def handle(self, target, limit, as_json, **options):
-        runs = BackupRun.objects.select_related("target").prefetch_related("artifacts__location")
+        runs = BackupRun.objects.select_related("target", "triggered_by").prefetch_related("artifacts__location")
         if target:
             runs = runs.filter(target__name=target)
         runs = list(runs.order_by("-queued_at", "-id")[:limit])

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from backups.engines import SourceError
 from backups.locations import LocationError
+from backups.management import command_line_user
 from backups.models import BackupRun, Restore
 from backups.services import restore as restores
 from backups.services.artifacts import ArtifactRefused
@@ -39,6 +40,7 @@ class Command(BaseCommand):
             destination=to or "",
             location=proposal.ref.location,
             trigger=BackupRun.Trigger.COMMAND,
+            command_user=command_line_user(),
             run=proposal.ref.run,
             rollback_name=proposal.plan.rollback_name or "",  # what was shown before "Proceed?"
         )
@@ -82,6 +84,8 @@ def restore_to_dict(r: Restore) -> dict:
         "source": r.source,
         "run": r.run_id,
         "status": r.status,
+        "trigger": r.trigger,
+        "triggered_by": r.started_by or None,
         "destination": r.destination_display,
         "rollback_name": r.rollback_name or None,
         "tables": r.tables,

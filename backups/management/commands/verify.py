@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from backups.management import command_line_user
 from backups.models import BackupRun, Verification
 from backups.services import verify
 
@@ -23,7 +24,10 @@ class Command(BaseCommand):
         if run is None:
             raise CommandError(f"no backup run #{run_id}")
         kind = Verification.Kind.RESTORE_TEST if restore_test else Verification.Kind.INTEGRITY
-        result = verify.verify(verify.start_verification(run, kind=kind, trigger=BackupRun.Trigger.COMMAND))
+        verification = verify.start_verification(
+            run, kind=kind, trigger=BackupRun.Trigger.COMMAND, command_user=command_line_user()
+        )
+        result = verify.verify(verification)
         if as_json:
             self.stdout.write(json.dumps(verification_to_dict(result), indent=2))
         else:
@@ -43,6 +47,8 @@ def verification_to_dict(v: Verification) -> dict:
         "id": v.pk,
         "run": v.run_id,
         "kind": v.kind,
+        "trigger": v.trigger,
+        "triggered_by": v.started_by or None,
         "ok": v.ok,
         "status": v.status,
         "checks": v.checks,
