@@ -96,6 +96,7 @@ class TargetForm(KeepSecretsForm):
             "schedule",
             "timezone",
             "compression",
+            "compression_level",
         )
         formfield_callback = _formfield
 
@@ -152,7 +153,7 @@ class TargetAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Schedule", {"fields": ("schedule", "timezone", "compression")}),
+        ("Schedule", {"fields": ("schedule", "timezone", "compression", "compression_level")}),
     )
 
     def get_queryset(self, request):
@@ -387,6 +388,7 @@ class BackupRunAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
         "engine",
         "format",
         "compression",
+        "compression_level",
         "key_ids",
         "tables_display",
         "error",
@@ -419,6 +421,7 @@ class BackupRunAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
                     "engine",
                     "format",
                     "compression",
+                    "compression_level",
                     "key_ids",
                     "tables_display",
                 )

@@ -32,19 +32,36 @@ class PipelineError(Exception):
     pass
 
 
+# Levels a target may ask for. zstd's 20-22 ("ultra") need hundreds of MiB per thread: left out.
+COMPRESSION_LEVELS = {"zstd": range(-7, 20), "gzip": range(1, 10)}
+DEFAULT_GZIP_LEVEL = 6
+
+
+def check_level(kind: str, level: int) -> None:
+    """Raise ValueError naming the allowed range when ``level`` does not suit ``kind``."""
+    allowed = COMPRESSION_LEVELS.get(kind)
+    if allowed is None:
+        raise ValueError(f"unknown compression {kind!r}")
+    if level not in allowed:
+        raise ValueError(f"{kind} levels run from {allowed.start} to {allowed.stop - 1}, got {level}")
+
+
 def compressor(kind: str, level: int | None = None):
     """A streaming compressor object with ``compress()`` and ``flush()``."""
     if kind == "zstd":
+        level = 3 if level is None else level
         # Two worker threads let zstd compress while this thread reads the source,
         # which is what keeps a backup close to the speed of bare pg_dump.
-        # 2 MiB jobs: zstd's default (8 MiB at level 3, several in flight) costs ~60 MiB of
-        # memory for no gain in speed or size (measured in bench/: peak RSS 170 → 105 MiB).
+        # Up to level 3, 2 MiB jobs: zstd's default (8 MiB, several in flight) costs ~60 MiB
+        # of memory for no gain in speed or size (bench/: peak RSS 170 → 105 MiB). From level
+        # 4 up, jobs that small no longer overlap (one thread waits on the other: level 7 took
+        # 1.6 s instead of 0.9 s per 100 MB in bench/compression_sweep.py), so zstd sizes them.
         params = zstandard.ZstdCompressionParameters.from_level(
-            3 if level is None else level, threads=2, job_size=2 << 20, write_checksum=True
+            level, threads=2, job_size=(2 << 20) if level <= 3 else 0, write_checksum=True
         )
         return zstandard.ZstdCompressor(compression_params=params).compressobj(size=-1)
     if kind == "gzip":
-        return zlib.compressobj(6 if level is None else level, zlib.DEFLATED, 31)
+        return zlib.compressobj(DEFAULT_GZIP_LEVEL if level is None else level, zlib.DEFLATED, 31)
     raise PipelineError(f"unknown compression {kind!r}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from drportal.plan import PlanContext, Table, section, upsert
@@ -9,6 +10,7 @@ from drportal.plan import PlanContext, Table, section, upsert
 from .engines import ENGINES
 from .engines.base import redact
 from .models import Location, Objective, Target, validate_location_url, validate_name
+from .pipeline import check_level
 from .schedules import validate_cron, validate_timezone
 
 
@@ -51,7 +53,8 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             "endpoint_url": table.str("endpoint_url"),
             "schedule": table.str("schedule"),
             "timezone": table.str("timezone", "UTC"),
-            "compression": table.str("compression", "zstd", choices=["zstd", "gzip"]),
+            "compression": table.str("compression", settings.BACKUP_COMPRESSION, choices=["zstd", "gzip"]),
+            "compression_level": table.int("compression_level"),
             "enabled": table.bool("enabled", True),
             "description": table.str("description"),
         }
@@ -61,6 +64,11 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
         _check(table, "schedule", validate_cron, values["schedule"])
         _check(table, "timezone", validate_timezone, values["timezone"])
+        if values["compression_level"] is not None:
+            try:
+                check_level(values["compression"], values["compression_level"])
+            except ValueError as exc:
+                raise table.error("compression_level", str(exc)) from None
         locations = list(Location.objects.filter(name__in=location_names))
         missing = sorted(set(location_names) - {loc.name for loc in locations})
         if missing:

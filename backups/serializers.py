@@ -21,6 +21,7 @@ def run_to_dict(run) -> dict:
         "sha256": run.sha256 or None,
         "format": run.format or None,
         "compression": run.compression or None,
+        "compression_level": run.compression_level,
         "key_ids": list(run.key_ids or []),
         "tables": dict(run.tables or {}),
         "artifacts": [

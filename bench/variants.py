@@ -5,7 +5,7 @@ by profile_pipeline.py. A variant is a comma-separated list of knobs:
 
   level=N        zstd level (default: settings.BACKUP_ZSTD_LEVEL)
   threads=N      zstd worker threads (portal: 2)
-  job=SIZE       zstd multithreading job size, e.g. 2m (portal: zstd's default, 8 MiB at level 3)
+  job=SIZE       zstd multithreading job size, e.g. 2m (portal: 2 MiB up to level 3, zstd's own above)
   chunk=SIZE     pipeline.CHUNK, the read size from pg_dump (portal: 1m)
   pipesize=SIZE  F_SETPIPE_SZ on pg_dump's stdout (Linux default: 64k)
   counter=off    no CopyRowCounter (measures its cost; loses per-table row counts)
@@ -60,6 +60,8 @@ def apply(spec: str) -> dict[str, str]:
             if kind != "zstd":
                 return original(kind, level)
             lvl = int(opts["level"]) if "level" in opts else (3 if level is None else level)
+            if not {"threads", "job"} & set(opts):
+                return original(kind, lvl)  # the portal's own threads and job size for that level
             params = {"threads": int(opts.get("threads", 2)), "write_checksum": True}
             if "job" in opts:
                 params["job_size"] = parse_size(opts["job"])

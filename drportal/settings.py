@@ -207,7 +207,7 @@ BACKUP_AGE_IDENTITY_FILE = env("BACKUP_AGE_IDENTITY_FILE")
 BACKUP_COMPRESSION = env("BACKUP_COMPRESSION", "zstd")
 if BACKUP_COMPRESSION not in ("zstd", "gzip"):
     raise ImproperlyConfigured(f"BACKUP_COMPRESSION must be zstd or gzip, got {BACKUP_COMPRESSION!r}")
-BACKUP_ZSTD_LEVEL = envint("BACKUP_ZSTD_LEVEL", 3, minimum=-7)
+BACKUP_ZSTD_LEVEL = envint("BACKUP_ZSTD_LEVEL", 3, minimum=-7, maximum=19)
 # Where a run spools its encrypted stream before copying it to each location.
 BACKUP_SPOOL_DIR = Path(env("BACKUP_SPOOL_DIR", str(PORTAL_HOME / "spool")))
 BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backups")))

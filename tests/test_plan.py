@@ -62,6 +62,33 @@ def test_a_changed_plan_updates_rows(tmp_path, capsys):
     assert Location.objects.get(name="a").retention_days == 30
 
 
+def test_targets_take_the_configured_compression_unless_they_name_one(tmp_path, settings):
+    settings.BACKUP_COMPRESSION = "gzip"
+    path = write_plan(
+        tmp_path,
+        """
+        [locations.a]
+        url = "file:///x"
+        [targets.plain]
+        engine = "postgresql"
+        source = "env:X"
+        locations = ["a"]
+        [targets.tuned]
+        engine = "postgresql"
+        source = "env:X"
+        locations = ["a"]
+        compression = "zstd"
+        compression_level = 9
+        """,
+    )
+    apply(path)
+
+    plain, tuned = Target.objects.get(name="plain"), Target.objects.get(name="tuned")
+    assert (plain.compression, plain.compression_level, plain.effective_compression_level) == ("gzip", None, 6)
+    assert (tuned.compression, tuned.effective_compression_level) == ("zstd", 9)
+    assert Target(name="admin-made", engine="postgresql").compression == "gzip"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -77,6 +104,21 @@ def test_a_changed_plan_updates_rows(tmp_path, capsys):
             "key 'source': holds a password; use env:NAME",
         ),
         ('[locations.a]\nurl = "${NOT_SET_ANYWHERE}"\n', "environment variable NOT_SET_ANYWHERE is not set"),
+        (
+            '[locations.a]\nurl = "file:///x"\n[targets.t]\nengine = "postgresql"\nsource = "env:X"\n'
+            'locations = ["a"]\ncompression_level = 22\n',
+            "key 'compression_level': zstd levels run from -7 to 19, got 22",
+        ),
+        (
+            '[locations.a]\nurl = "file:///x"\n[targets.t]\nengine = "postgresql"\nsource = "env:X"\n'
+            'locations = ["a"]\ncompression = "gzip"\ncompression_level = 0\n',
+            "key 'compression_level': gzip levels run from 1 to 9, got 0",
+        ),
+        (
+            '[locations.a]\nurl = "file:///x"\n[targets.t]\nengine = "postgresql"\nsource = "env:X"\n'
+            'locations = ["a"]\ncompression_level = "max"\n',
+            "key 'compression_level': must be a whole number",
+        ),
         ("[widgets.a]\nx = 1\n", "unknown section [widgets]"),
         ("[locations.a\n", "not valid TOML"),
     ],

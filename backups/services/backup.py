@@ -110,6 +110,7 @@ def _perform(run: BackupRun) -> None:
     settings.BACKUP_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
     spool_fd, spool_name = tempfile.mkstemp(prefix=f"run{run.pk}-", suffix=".age", dir=settings.BACKUP_SPOOL_DIR)
     spool = Path(spool_name)
+    level = target.effective_compression_level
     try:
         with os.fdopen(spool_fd, "wb") as out, open_dump(engine, source, endpoint_url=target.endpoint_url) as dump:
             result = encrypt_stream(
@@ -117,7 +118,7 @@ def _perform(run: BackupRun) -> None:
                 out,
                 recipients.keys,
                 compression=target.compression,
-                level=settings.BACKUP_ZSTD_LEVEL if target.compression == "zstd" else None,
+                level=level,
                 on_progress=run.report_progress,
                 progress_interval=settings.BACKUP_PROGRESS_INTERVAL,
             )
@@ -125,7 +126,7 @@ def _perform(run: BackupRun) -> None:
             run_format, extension = dump.format, dump.extension
         run.engine = engine.name
         run.format = run_format
-        run.compression = target.compression
+        run.compression, run.compression_level = target.compression, level
         run.bytes_in, run.bytes_out, run.sha256 = result.bytes_in, result.bytes_out, result.sha256
         run.key_ids, run.recipients = recipients.key_ids, list(recipients.public)
         run.tables = metadata.get("tables", {})
@@ -135,6 +136,7 @@ def _perform(run: BackupRun) -> None:
                 "engine",
                 "format",
                 "compression",
+                "compression_level",
                 "bytes_in",
                 "bytes_out",
                 "sha256",

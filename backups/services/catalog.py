@@ -79,6 +79,7 @@ def _add(location: Location, artifact_key: str, size: int, data: dict, report: R
             engine=data["engine"],
             format=data["format"],
             compression=data["compression"],
+            compression_level=data.get("compression_level"),
             key_ids=list(data.get("key_ids", [])),
             recipients=list(data.get("recipients", [])),
             tables=dict(data.get("tables", {})),

@@ -41,6 +41,7 @@ def describe(run, artifact_key: str, storage_class: str = "") -> dict:
         "engine": run.engine,
         "format": run.format,
         "compression": run.compression,
+        "compression_level": run.compression_level,
         "encryption": "age-x25519",
         "recipients": list(run.recipients),
         "key_ids": list(run.key_ids),

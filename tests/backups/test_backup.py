@@ -96,6 +96,44 @@ def test_gzip_compression_is_selectable(source_db, local_location, make_target, 
     assert b"CREATE TABLE public.messages" in sql
 
 
+def test_a_targets_compression_level_is_used_recorded_and_restorable(
+    source_db, local_location, make_target, age_key, settings
+):
+    settings.BACKUP_ZSTD_LEVEL = 1
+    fast = run_backup(make_target("fast", source_db, [local_location]))
+    small = run_backup(make_target("small", source_db, [local_location], compression_level=19))
+
+    assert (fast.compression_level, small.compression_level) == (1, 19)
+    assert small.bytes_in == fast.bytes_in
+    assert small.bytes_out < fast.bytes_out * 0.9
+    path = local_path(small.artifacts.get())
+    assert json.loads(path.with_name(path.name + ".json").read_text())["compression_level"] == 19
+    sql = subprocess.run(
+        f"age -d -i {age_key.identity_file} {path} | zstd -d", shell=True, check=True, capture_output=True
+    ).stdout
+    assert len(sql) == small.bytes_in
+
+
+def test_a_level_that_does_not_suit_the_compression_is_refused_by_the_form(source_db, local_location):
+    from backups.admin import TargetForm
+
+    form = TargetForm(
+        data={
+            "name": "t",
+            "engine": "postgresql",
+            "source": "env:X",
+            "locations": [local_location.pk],
+            "enabled": "on",
+            "timezone": "UTC",
+            "compression": "gzip",
+            "compression_level": "12",
+        }
+    )
+
+    assert not form.is_valid()
+    assert form.errors["compression_level"] == ["gzip levels run from 1 to 9, got 12."]
+
+
 def assert_failed_without_copies(run, *needles, locations=()):
     assert run.status == "failed"
     for needle in needles:
