@@ -15,6 +15,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from drportal.admin_base import PermanentRecordAdminMixin, RecordAdminMixin
+
 from .engines import SourceError
 from .locations import LocationError
 from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
@@ -186,18 +188,12 @@ class TargetAdmin(admin.ModelAdmin):
             )
 
 
-class ArtifactInline(admin.TabularInline):
+class ArtifactInline(RecordAdminMixin, admin.TabularInline):
     model = Artifact
     extra = 0
     can_delete = False
     fields = ("location", "url", "size_display", "storage_class", "sha256", "status", "created_at", "deleted_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("location")
@@ -263,16 +259,22 @@ def _seconds(duration) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(RecordAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+class StatusColumn:
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return _status_badge(obj)
+
+
+class VerificationColumns(StatusColumn):
+    @admin.display(description="checks")
+    def summary(self, obj):
+        return verification_summary(obj)
 
 
 class TriggerColumn:
@@ -283,7 +285,7 @@ class TriggerColumn:
         return obj.trigger_description
 
 
-class VerificationInline(TriggerColumn, ReadOnlyInline):
+class VerificationInline(TriggerColumn, VerificationColumns, ReadOnlyInline):
     model = Verification
     fields = ("queued_at", "kind", "status_badge", "summary", "duration_seconds", "triggered")
     readonly_fields = fields
@@ -291,14 +293,6 @@ class VerificationInline(TriggerColumn, ReadOnlyInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("triggered_by")
-
-    @admin.display(description="status")
-    def status_badge(self, obj):
-        return _status_badge(obj)
-
-    @admin.display(description="checks")
-    def summary(self, obj):
-        return verification_summary(obj)
 
 
 def verification_summary(obj: Verification) -> str:
@@ -327,16 +321,12 @@ class RestoreForm(forms.Form):
     )
 
 
-class JobColumns:
+class JobColumns(StatusColumn):
     """Columns shared by the pages of jobs (backup runs, restores): status, progress, duration."""
 
     @staticmethod
     def progress_html(obj) -> str:
         raise NotImplementedError
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj):
-        return _status_badge(obj)
 
     @admin.display(description="progress")
     def progress(self, obj):
@@ -348,7 +338,9 @@ class JobColumns:
 
 
 @admin.register(BackupRun)
-class BackupRunAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
+class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdmin):
+    """Runs are records: nobody adds or edits them, viewers may open them, DevOps may delete them."""
+
     progress_html = staticmethod(progress_bar)
     list_display = (
         "id",
@@ -432,13 +424,6 @@ class BackupRunAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
     class Media:
         js = ("backups/progress.js",)
         css = {"all": ("backups/admin.css",)}
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Runs are records: nobody edits them, but viewers may open them.
-        return False
 
     def has_verify_permission(self, request):
         return request.user.has_perm("backups.verify_backuprun")
@@ -580,7 +565,7 @@ class BackupRunAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
 
 
 @admin.register(Verification)
-class VerificationAdmin(TriggerColumn, admin.ModelAdmin):
+class VerificationAdmin(RecordAdminMixin, TriggerColumn, VerificationColumns, admin.ModelAdmin):
     list_display = ("id", "run", "kind", "status_badge", "summary", "duration_seconds", "queued_at", "triggered")
     list_filter = ("status", "kind", "run__target")
     list_select_related = ("run__target", "triggered_by")
@@ -603,20 +588,6 @@ class VerificationAdmin(TriggerColumn, admin.ModelAdmin):
     )
     exclude = ("checks", "tables")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj):
-        return _status_badge(obj)
-
-    @admin.display(description="checks")
-    def summary(self, obj):
-        return verification_summary(obj)
-
     @admin.display(description="checks")
     def checks_display(self, obj):
         rows = format_html_join(
@@ -638,7 +609,9 @@ class VerificationAdmin(TriggerColumn, admin.ModelAdmin):
 
 
 @admin.register(Restore)
-class RestoreAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
+class RestoreAdmin(PermanentRecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdmin):
+    """Restores start from a backup run's "Restore…" page; what they did is kept for good."""
+
     progress_html = staticmethod(restore_progress_bar)
     list_display = (
         "id",
@@ -679,15 +652,6 @@ class RestoreAdmin(TriggerColumn, JobColumns, admin.ModelAdmin):
     class Media:
         js = ("backups/progress.js",)
         css = {"all": ("backups/admin.css",)}
-
-    def has_add_permission(self, request):
-        return False  # restores start from a backup run's "Restore…" page
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -770,18 +734,9 @@ class ObjectiveAdmin(admin.ModelAdmin):
 
 
 @admin.register(ObjectiveChange)
-class ObjectiveChangeAdmin(admin.ModelAdmin):
+class ObjectiveChangeAdmin(PermanentRecordAdminMixin, admin.ModelAdmin):
     list_display = ("at", "objective", "from_state", "to_state", "exposure_seconds", "last_good_at")
     list_filter = ("to_state", "objective")
     list_select_related = ("objective",)
     show_full_result_count = False
     date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -6,18 +6,12 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.utils.html import format_html
 
+from .admin_base import PermanentRecordAdminMixin
 from .models import Heartbeat, Probe, ProbeChange, ProbeResult
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(PermanentRecordAdminMixin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(LogEntry)

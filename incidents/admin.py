@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from backups.models import BackupRun, Restore, Target, Verification
+from drportal.admin_base import RecordAdminMixin
 
 from .models import (
     ChecklistItemTemplate,
@@ -80,19 +81,13 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(RecordAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "event", "channel", "status_badge", "subject", "error")
     list_filter = ("status", "event", "channel")
     search_fields = ("subject", "object_ref")
     show_full_result_count = False
     date_hierarchy = "created_at"
     readonly_fields = ("created_at", "event", "channel", "kind", "subject", "body", "status", "error", "object_ref")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
@@ -210,7 +205,7 @@ class IncidentFormSet(forms.BaseInlineFormSet):
     action = ""
 
 
-class RoleHistoryInline(admin.TabularInline):
+class RoleHistoryInline(RecordAdminMixin, admin.TabularInline):
     """Every holder of every role, current first, with from/until: the hand-off history."""
 
     model = RoleAssignment
@@ -220,12 +215,6 @@ class RoleHistoryInline(admin.TabularInline):
     can_delete = False
     fields = ("role", "holder_display", "started_at", "ended_at", "assigned_by")
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return (
@@ -710,16 +699,10 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatusUpdate)
-class StatusUpdateAdmin(admin.ModelAdmin):
+class StatusUpdateAdmin(RecordAdminMixin, admin.ModelAdmin):
     """Every public update ever posted (read-only: they were sent)."""
 
     list_display = ("at", "incident", "phase", "message", "author")
     list_filter = ("phase",)
     list_select_related = ("incident", "author")
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
