@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 # Engines whose backups a restore test can load into a scratch database.
 DATABASE_ENGINES = ("postgresql", "sqlite", "portal")
 
+# The backups app's monthly schedule restore-tests every target on the 1st, the same morning
+# the plan's drill is due: a restore test this recent is the scheduled drill's evidence, rather
+# than restoring the same database twice in one morning. People who perform the drill by hand
+# always get a fresh one.
+REUSE_WITHIN = timedelta(hours=24)
+
 
 class DrillNotAutomated(Exception):
     pass
@@ -41,6 +47,7 @@ class Outcome:
     run: BackupRun | None
     verification: Verification | None
     problem: str = ""
+    reused: bool = False
 
     @property
     def passed(self) -> bool:
@@ -53,24 +60,46 @@ def targets_under_test(activity: TestActivity) -> list[Target]:
     return list(Target.objects.filter(enabled=True, engine__in=DATABASE_ENGINES).order_by("name"))
 
 
+def recent_restore_test(target: Target, now: datetime) -> Verification | None:
+    """The newest restore test of ``target`` queued within REUSE_WITHIN, finished or not."""
+    return (
+        Verification.objects.filter(
+            target=target, kind=Verification.Kind.RESTORE_TEST, queued_at__gte=now - REUSE_WITHIN
+        )
+        .select_related("run")
+        .order_by("-queued_at", "-id")
+        .first()
+    )
+
+
+def _reused(verification: Verification) -> Outcome:
+    problem = "" if verification.ok else _problem(verification)
+    return Outcome(verification.run.target, verification.run, verification, problem, reused=True)
+
+
+def _problem(verification: Verification) -> str:
+    failed = [f"{c['name']}: {c['message']}" for c in verification.checks if c["result"] != "pass"]
+    return verification.error or "; ".join(failed) or "restore test failed"
+
+
 def _restore_test(target: Target, user, identities) -> Outcome:
+    if user is None and (recent := recent_restore_test(target, timezone.now())) is not None:
+        return _reused(recent)
     run = target.runs.filter(status=BackupRun.Status.SUCCEEDED).order_by("-started_at", "-id").first()
     if run is None:
         return Outcome(target, None, None, f"{target.name} has no succeeded backup to restore")
     trigger = BackupRun.Trigger.MANUAL if user else BackupRun.Trigger.SCHEDULE
     verification = verify.start_verification(run, kind=Verification.Kind.RESTORE_TEST, trigger=trigger, user=user)
     verification = verify.verify(verification, identities=identities)
-    problem = ""
-    if not verification.ok:
-        failed = [f"{c['name']}: {c['message']}" for c in verification.checks if c["result"] != "pass"]
-        problem = verification.error or "; ".join(failed) or "restore test failed"
-    return Outcome(target, run, verification, problem)
+    return Outcome(target, run, verification, "" if verification.ok else _problem(verification))
 
 
 def perform(drill: Drill, *, user=None, identities=None, now: datetime | None = None) -> Drill:
     """Run an automated drill now; returns it done (pass, partial or fail), or unchanged if not scheduled."""
     if drill.activity.automation != TestActivity.Automation.RESTORE_TEST:
         raise DrillNotAutomated(f"{drill.activity.name} is performed by people, not by the portal")
+    if user is None and _waiting_for_restore_tests(drill):
+        return drill  # still scheduled: the hourly task performs it once they finish
     if not drill.start(user):
         drill.refresh_from_db()
         return drill
@@ -88,6 +117,19 @@ def perform(drill: Drill, *, user=None, identities=None, now: datetime | None = 
         error = f"unexpected error: {type(exc).__name__}: {exc}"
     finished = timezone.now()
     return _record(drill, outcomes, error, started, finished, user, now)
+
+
+def _waiting_for_restore_tests(drill: Drill) -> bool:
+    """True while a recent restore test of a target under test is still queued or running."""
+    now = timezone.now()
+    pending = [
+        target.name
+        for target in targets_under_test(drill.activity)
+        if (recent := recent_restore_test(target, now)) is not None and not recent.is_finished
+    ]
+    if pending:
+        logger.info("drill %s waits for the restore test(s) in progress of %s", drill.pk, ", ".join(pending))
+    return bool(pending)
 
 
 def _result(outcomes: list[Outcome], error: str) -> str:
@@ -157,6 +199,7 @@ def _report(drill, outcomes, result, error, started, finished) -> dict:
                 "backup_run": o.run.pk if o.run else None,
                 "backup_started_at": o.run.started_at.isoformat() if o.run and o.run.started_at else None,
                 "verification": o.verification.pk if o.verification else None,
+                "reused": o.reused,
                 "status": o.verification.status if o.verification else "not run",
                 "duration_seconds": o.verification.duration_seconds if o.verification else None,
                 "checks": o.verification.checks if o.verification else [],
@@ -181,7 +224,8 @@ def _markdown(report: dict) -> str:
     for item in report["targets"]:
         lines += ["", f"## {item['target']}", ""]
         lines.append(f"- Backup run: #{item['backup_run']} taken {item['backup_started_at']}")
-        lines.append(f"- Restore test: verification #{item['verification']}: {item['status']}")
+        reused = " (the schedule's restore test of that morning, reused)" if item["reused"] else ""
+        lines.append(f"- Restore test: verification #{item['verification']}: {item['status']}{reused}")
         if item["duration_seconds"] is not None:
             lines.append(f"- Restore duration: {item['duration_seconds']:.1f} s")
         if item["problem"]:

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from backups.models import Objective, Verification
-from backups.services import backup
+from backups.services import backup, verify
 from drills.models import Drill, PlanDocument, PlanReview, TestActivity
 from drills.services import automated, reviews, schedule
 from drills.tasks import run_due_automated_drills
@@ -82,6 +82,68 @@ def test_a_failing_restore_test_fails_the_drill(verification_activity, source_db
     assert drill.verification.status == "failed" and "checksum" in drill.went_badly
     with psycopg.connect(source_db) as conn:  # the live database was never touched
         assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 508
+
+
+def schedule_restore_test(target):
+    """What the backups app's monthly schedule does for one target (here run in-process)."""
+    from backups.tasks import verify_backup
+
+    run = backup.execute(backup.start_backup(target, trigger="schedule"))
+    assert run.status == "succeeded", run.error
+    check = verify.start_verification(run, kind=Verification.Kind.RESTORE_TEST, trigger="schedule")
+    return check, lambda: verify_backup(check.pk)
+
+
+def test_the_scheduled_drill_uses_that_mornings_restore_test_instead_of_restoring_again(verification_activity):
+    target = verification_activity.target
+    check, finish = schedule_restore_test(target)
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+
+    # Still queued: the drill waits (stays scheduled) rather than starting a second restore.
+    assert automated.perform(drill).status == "scheduled"
+    assert Verification.objects.filter(target=target, kind="restore_test").count() == 1
+
+    finish()
+    drill = automated.perform(drill)
+
+    assert (drill.status, drill.result) == ("done", "pass")
+    assert drill.verification_id == check.pk
+    assert Verification.objects.filter(target=target, kind="restore_test").count() == 1
+    assert drill.measured_rto == timedelta(seconds=Verification.objects.get(pk=check.pk).duration_seconds)
+    with drill.evidence.get(file__endswith=".md").file.open("rb") as fh:
+        assert "reused" in fh.read().decode()
+
+
+def test_a_failed_restore_test_that_morning_fails_the_drill_too(verification_activity):
+    check, finish = schedule_restore_test(verification_activity.target)
+    path = check.run.artifacts.get().url.removeprefix("file://")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 1
+    open(path, "wb").write(bytes(data))
+    finish()
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+
+    drill = automated.perform(drill)
+
+    assert (drill.status, drill.result, drill.verification_id) == ("done", "fail", check.pk)
+    assert "checksum" in drill.went_badly
+
+
+def test_an_older_restore_test_or_a_person_performing_the_drill_gets_a_fresh_one(
+    verification_activity, django_user_model
+):
+    target = verification_activity.target
+    check, finish = schedule_restore_test(target)
+    finish()
+    Verification.objects.filter(pk=check.pk).update(queued_at=check.queued_at - timedelta(hours=25))
+    first, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    assert automated.perform(first).verification_id != check.pk
+
+    second, _ = schedule.create_occurrence(verification_activity, datetime(2026, 2, 1, 4, tzinfo=UTC))
+    person = django_user_model.objects.create_user("ic")
+    done = automated.perform(second, user=person)
+    assert done.verification_id not in (check.pk, first.verification_id)
+    assert Verification.objects.filter(target=target, kind="restore_test").count() == 3
 
 
 def test_due_automated_drills_are_queued_by_the_beat_task(verification_activity, monkeypatch):
