@@ -34,7 +34,8 @@ def run_backup(self, run_id: int) -> str:
     if run.status == BackupRun.Status.SUCCEEDED:
         from .services import verify
 
-        verify.queue_after_backup(run, trigger=BackupRun.Trigger.SCHEDULE)
+        # Checked on behalf of whoever started the backup: the schedule, a person, or a command.
+        verify.queue_after_backup(run, trigger=run.trigger, user=run.triggered_by, command_user=run.command_user)
     return run.status
 
 

@@ -130,7 +130,7 @@ def start_verification(run: BackupRun, *, kind: str, trigger: str, user=None, co
     )
 
 
-def queue_after_backup(run: BackupRun, *, trigger: str, command_user: str = "") -> Verification | None:
+def queue_after_backup(run: BackupRun, *, trigger: str, user=None, command_user: str = "") -> Verification | None:
     """Every backup is proven straight away: hand an integrity check of its copies to the workers.
 
     Returns None (and removes the row) when the broker cannot take the job, so a check that
@@ -138,7 +138,9 @@ def queue_after_backup(run: BackupRun, *, trigger: str, command_user: str = "") 
     """
     from ..tasks import verify_backup
 
-    verification = start_verification(run, kind=Verification.Kind.INTEGRITY, trigger=trigger, command_user=command_user)
+    verification = start_verification(
+        run, kind=Verification.Kind.INTEGRITY, trigger=trigger, user=user, command_user=command_user
+    )
     try:
         verify_backup.apply_async((verification.pk,), retry=False)
     except Exception as exc:  # kombu raises transport-specific errors

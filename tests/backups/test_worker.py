@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -36,6 +37,10 @@ def test_back_up_now_in_the_admin_queues_a_job_that_a_worker_runs(
     assert run.status == "succeeded", run.error
     assert run.worker.startswith("celery@") or "test-" in run.worker
     assert run.artifacts.count() == 1
+    # The worker then checks the copies on behalf of the same person.
+    wait_for(lambda: run.verifications.filter(status="passed").exists(), message="the verification to pass")
+    verification = run.verifications.get()
+    assert (verification.trigger, verification.triggered_by.username) == ("manual", "admin")
 
 
 def test_backup_command_with_queue_waits_for_the_worker(celery_worker, source_db, local_location, make_target):
@@ -48,7 +53,9 @@ def test_backup_command_with_queue_waits_for_the_worker(celery_worker, source_db
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+        "LOGNAME": "alice",
     }
+    env.pop("SUDO_USER", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "backup", "botflow-db", "--queue", "--json", "--timeout", "60"],
         cwd=ROOT,
@@ -66,6 +73,10 @@ def test_backup_command_with_queue_waits_for_the_worker(celery_worker, source_db
     assert data["artifacts"][0]["location"] == "local"
     run = BackupRun.objects.get(pk=data["id"])
     assert run.worker and str(os.getpid()) not in run.worker  # ran in the worker, not here
+    # The verification the worker queues after it names alice too, not "schedule".
+    wait_for(lambda: run.verifications.exists(), message="the worker to queue the verification")
+    verification = run.verifications.get()
+    assert (verification.trigger, verification.command_user) == ("command", f"alice@{socket.gethostname()}")
 
 
 def test_a_killed_worker_leaves_a_run_that_says_so(
