@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import stat
 import tarfile
@@ -555,19 +556,34 @@ class TarRestorer(Restorer):
         return done
 
 
+# User metadata on every object a restore uploads, valued with that restore's token (S3 lowercases the name).
+RESTORE_MARKER = "drportal-restore"
+RESTORE_TOKEN_FRAGMENT = "restore="
+
+
+def restore_token(scratch: str) -> str:
+    """The token in a scratch name ``s3://bucket/prefix/#restore=<token>``, or "" (e.g. a name from before tokens)."""
+    fragment = urlsplit(scratch).fragment
+    return fragment[len(RESTORE_TOKEN_FRAGMENT) :] if fragment.startswith(RESTORE_TOKEN_FRAGMENT) else ""
+
+
 class S3TarRestorer(TarRestorer):
     """Upload into an empty S3 prefix: nothing is replaced, so the upload is the restore.
 
     A prefix that already holds objects is refused ("restore to an empty prefix,
     then switch"), which keeps live data untouched by construction; ``discard()``
-    deletes exactly the objects this restore uploaded.
+    deletes exactly the objects this restore uploaded. Every object it uploads
+    carries this restore's token in its metadata, so after a killed process
+    ``recover()`` can delete those and only those.
     """
 
     def __init__(self, destination: str, *, scratch_prefix: str | None = None, endpoint_url: str = "") -> None:
         self.where = parse_s3(destination)
         self.endpoint_url = endpoint_url
-        # Recorded as the restore's scratch name: what a reaper reports as left behind.
-        self.scratch = self.where.url
+        self.token = secrets.token_hex(8)
+        # Recorded as the restore's scratch name before anything is uploaded: the token in it is how a reaper,
+        # with no list of what a dead process uploaded, tells this restore's objects from anyone else's.
+        self.scratch = f"{self.where.url}#{RESTORE_TOKEN_FRAGMENT}{self.token}"
         self.rollback = None
         self.uploaded: list[str] = []
         self.consumer = None
@@ -587,6 +603,10 @@ class S3TarRestorer(TarRestorer):
         if page.get("KeyCount", len(page.get("Contents", []))):
             raise SourceError(f"{self.where.url} already holds objects; restore to an empty prefix, then switch to it")
 
+    @property
+    def _marker(self) -> dict[str, str]:
+        return {RESTORE_MARKER: self.token}
+
     def _upload(self, stream: BinaryIO) -> None:
         from boto3.s3.transfer import TransferConfig
 
@@ -604,14 +624,16 @@ class S3TarRestorer(TarRestorer):
                     raise SourceError(f"{name} is not a regular file; S3 cannot hold it, restore to a folder instead")
                 key = self.where.prefix + name
                 body = tar.extractfile(member)
-                self.client.upload_fileobj(_ExactReader(body), self.where.bucket, key, Config=transfer)
+                self.client.upload_fileobj(
+                    _ExactReader(body), self.where.bucket, key, ExtraArgs={"Metadata": self._marker}, Config=transfer
+                )
                 self.uploaded.append(key)
                 files.append(name)
         # Empty folders exist in S3 only as zero-byte "name/" markers; the others are implied by their keys.
         implied = {parent for name in [*files, *folders] for parent in ancestors(name)}
         for folder in sorted(folders - implied - set(files)):
             key = f"{self.where.prefix}{folder}/"
-            self.client.put_object(Bucket=self.where.bucket, Key=key, Body=b"")
+            self.client.put_object(Bucket=self.where.bucket, Key=key, Body=b"", Metadata=self._marker)
             self.uploaded.append(key)
 
     def plan(self) -> RestorePlan:
@@ -652,7 +674,75 @@ class S3TarRestorer(TarRestorer):
             logger.warning("could not delete the %d object(s) uploaded to %s: %s", len(keys), self.where.url, exc)
 
     def recover(self, scratch: str, rollback: str | None) -> list[str]:
-        # Without the uploaded list, deleting by prefix could remove objects written since: leave it to people.
-        if not scratch:
+        token = restore_token(scratch)
+        if not token:
+            # Nothing tells this restore's objects apart, and deleting by prefix could remove objects written since.
+            if not scratch:
+                return []
+            where = self.where.url
+            return [f"objects the interrupted restore uploaded under {where} were left; delete them, then retry"]
+        try:
+            return self._delete_marked(token)
+        except Exception as exc:  # botocore raises many unrelated classes
+            raise s3_problem(exc, self.where, self.endpoint_url) from None
+
+    def _marked_etag(self, key: str, token: str) -> str | None:
+        """The object's ETag when it carries ``token``; None when it does not, or is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.where.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return head["ETag"] if head.get("Metadata", {}).get(RESTORE_MARKER) == token else None
+
+    def _delete_marked(self, token: str) -> list[str]:
+        """Delete the objects under the prefix that carry ``token``; report what was removed and what was left."""
+        marked: list[dict[str, str]] = []
+        others = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.where.bucket, Prefix=self.where.prefix
+        ):
+            for obj in page.get("Contents", []):
+                etag = self._marked_etag(obj["Key"], token)
+                if etag is None:
+                    others += 1
+                else:
+                    marked.append({"Key": obj["Key"], "ETag": etag})
+        failed: list[dict] = []
+        for start in range(0, len(marked), 1000):
+            # The ETag makes each delete conditional: an object overwritten since its HEAD is someone else's now.
+            batch = marked[start : start + 1000]
+            response = self.client.delete_objects(Bucket=self.where.bucket, Delete={"Objects": batch, "Quiet": True})
+            failed.extend(response.get("Errors", []))
+        removed = len(marked) - len(failed)
+        done = [
+            f"removed {removed} object(s) the interrupted restore had uploaded under {self.where.url} "
+            f"and left the {others} other object(s) there untouched"
+        ]
+        if failed:
+            first = failed[0]
+            done.append(
+                f"{len(failed)} of its object(s) were not removed (changed since it was checked, or refused), "
+                f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}".rstrip()
+            )
+        done.extend(self._unfinished_uploads())
+        return done
+
+    def _unfinished_uploads(self) -> list[str]:
+        """A killed multipart upload leaves parts that are billed but listed nowhere else: say so."""
+        try:
+            unfinished = self.client.list_multipart_uploads(Bucket=self.where.bucket, Prefix=self.where.prefix)
+        except Exception as exc:  # the objects are dealt with; a missing permission here must not hide that
+            problem = s3_problem(exc, self.where, self.endpoint_url)
+            return [f"could not check for unfinished multipart uploads: {problem}"]
+        count = len(unfinished.get("Uploads", []))
+        if not count:
             return []
-        return [f"objects the interrupted restore uploaded under {scratch} were left; delete them before retrying"]
+        # S3 lists unfinished uploads without their metadata, so there is no telling whose they are.
+        return [
+            f"{count} unfinished multipart upload(s) under {self.where.url} were left, as they may not be this "
+            "restore's; a lifecycle rule with AbortIncompleteMultipartUpload clears them"
+        ]
