@@ -12,7 +12,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -460,3 +462,109 @@ def test_a_restore_to_s3_killed_midway_is_cleaned_up_by_the_reaper_leaving_other
         "someone-elses.txt": b"not the restore's",
         overwritten: b"rewritten by someone else",
     }
+
+
+# --- BACKUP_TIMEOUT_SECONDS ------------------------------------------------------------------
+
+
+class TricklingS3(BaseHTTPRequestHandler):
+    """Enough of S3 for a backup: a prefix listing one large object, whose body then comes a byte at a time.
+
+    Each byte arrives well within the read timeout, so only the backup's own deadline can end the read.
+    """
+
+    protocol_version = "HTTP/1.1"
+    SIZE = 10 * 1024 * 1024
+    LISTING = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<Name>slow</Name><Prefix>app/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
+        "<IsTruncated>false</IsTruncated>"
+        "<Contents><Key>app/huge.bin</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified>"
+        f'<ETag>"0"</ETag><Size>{SIZE}</Size><StorageClass>STANDARD</StorageClass></Contents>'
+        "</ListBucketResult>"
+    ).encode()
+
+    def do_GET(self):
+        if "list-type=2" in urlsplit(self.path).query:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(self.LISTING)))
+            self.end_headers()
+            self.wfile.write(self.LISTING)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(self.SIZE))
+        self.send_header("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
+        self.send_header("ETag", '"0"')
+        self.end_headers()
+        self.server.body_started.set()
+        try:
+            while not self.server.closing.is_set():
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            self.server.client_hung_up.set()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickling_s3(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TricklingS3)
+    server.daemon_threads = True
+    server.body_started, server.client_hung_up, server.closing = threading.Event(), threading.Event(), threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.closing.set()
+    server.shutdown()
+    server.server_close()
+
+
+def producer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "files-dump" and t.is_alive()]
+
+
+def test_a_bucket_that_trickles_fails_the_run_at_the_timeout_and_stops_reading_it(
+    settings, trickling_s3, local_location, make_target
+):
+    settings.BACKUP_TIMEOUT_SECONDS = 2  # S3_READ_TIMEOUT stays at its default: it never trips here
+    endpoint = f"http://127.0.0.1:{trickling_s3.server_address[1]}"
+    target = make_target("slow-bucket", "s3://slow/app/", [local_location], engine="files", endpoint_url=endpoint)
+    started = time.monotonic()
+
+    run = run_backup(target)
+
+    assert time.monotonic() - started < 15
+    assert trickling_s3.body_started.is_set()
+    assert_failed_without_artifact(
+        run, "reading s3://slow/app/ did not finish within 2 s (BACKUP_TIMEOUT_SECONDS)", location=local_location
+    )
+    assert list(settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*")) == []
+    assert producer_threads() == []
+    wait_for(trickling_s3.client_hung_up.is_set, timeout=10, message="the backup to hang up on the slow source")
+
+
+def test_a_folder_too_big_to_read_in_time_fails_the_run_at_the_timeout(settings, tmp_path, local_location, make_target):
+    root = tmp_path / "huge"
+    root.mkdir()
+    (root / "small.txt").write_text("read in time\n")
+    with open(root / "sparse.img", "wb") as handle:
+        handle.truncate(256 << 30)  # 256 GiB of zeros that take no disk space, but far longer than 1 s to read
+    settings.BACKUP_TIMEOUT_SECONDS = 1
+    started = time.monotonic()
+
+    run = run_backup(make_target("huge", str(root), [local_location], engine="files"))
+
+    assert time.monotonic() - started < 15
+    assert_failed_without_artifact(
+        run, f"reading {root} did not finish within 1 s (BACKUP_TIMEOUT_SECONDS)", location=local_location
+    )
+    assert producer_threads() == []
