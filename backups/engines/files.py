@@ -10,18 +10,26 @@ The archive holds paths relative to the source root; directories (including
 empty ones) have their own entries, symlinks are stored as symlinks and never
 followed. ``finish()`` reports ``files``, ``directories`` and ``bytes`` (and
 ``symlinks`` when there are any), which a restore counts again on the copy.
+
+Like ``pg_dump``, reading the source is bounded by ``BACKUP_TIMEOUT_SECONDS``:
+the pipeline stops waiting at the deadline, the producer thread is stopped
+(its S3 read cut short), and the run fails without storing anything.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import select
 import shutil
 import stat
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -190,17 +198,76 @@ def count_s3(client, where: S3Prefix) -> TreeCounts:
 # --- writing the archive --------------------------------------------------------------------
 
 
-class _ExactReader:
-    """Reads until ``size`` bytes or the end: tarfile treats a short read as a truncated file."""
+class ProducerStopped(Exception):
+    """Raised in the producer thread when the backup must end: the deadline passed or the pipeline gave up."""
 
-    def __init__(self, raw) -> None:
+
+def _shut_down(body) -> None:
+    """End a read blocked on an S3 object's body, from another thread."""
+    # botocore's StreamingBody wraps a urllib3 response, whose shutdown() shuts the socket for reading without
+    # taking the locks the blocked read holds (closing the body would wait for that read to end).
+    raw = getattr(body, "_raw_stream", None)
+    try:
+        raw.shutdown()
+    except (AttributeError, NotImplementedError, ValueError, RuntimeError, OSError):
+        pass  # finished or released meanwhile: the producer sees the stop at its next read
+
+
+class StopSignal:
+    """Tells the producer thread to stop, and cuts short the S3 read it may be blocked in.
+
+    A flag checked between reads is not enough on its own: a source that trickles
+    bytes never trips the socket's read timeout, and one read of a chunk can last
+    for hours. So the body being read is registered here and shut down on stop.
+    """
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._body = None
+
+    def check(self) -> None:
+        """Raise ProducerStopped once ``stop()`` was called."""
+        if self._stopped.is_set():
+            raise ProducerStopped
+
+    @contextmanager
+    def reading(self, body) -> Iterator[None]:
+        """Register ``body`` as the read to cut short while the block runs."""
+        with self._lock:
+            self.check()
+            self._body = body
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._body = None
+
+    def stop(self) -> None:
+        """Make the next ``check()`` raise and end the registered read now; safe to call more than once."""
+        with self._lock:
+            self._stopped.set()
+            if self._body is not None:
+                _shut_down(self._body)
+
+
+class _ExactReader:
+    """Reads until ``size`` bytes or the end: tarfile treats a short read as a truncated file.
+
+    With a ``stop`` signal it raises ProducerStopped between reads once the backup must end.
+    """
+
+    def __init__(self, raw, stop: StopSignal | None = None) -> None:
         self.raw = raw
+        self.stop = stop
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             return self.raw.read()
         chunks, wanted = [], size
         while wanted > 0:
+            if self.stop is not None:
+                self.stop.check()
             chunk = self.raw.read(wanted)
             if not chunk:
                 break
@@ -217,8 +284,9 @@ def _entry(arcname: str, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
-def _add_path(tar: tarfile.TarFile, path: str, arcname: str, counts: TreeCounts) -> None:
+def _add_path(tar: tarfile.TarFile, path: str, arcname: str, counts: TreeCounts, stop: StopSignal) -> None:
     """Add one folder entry, file or symlink (never followed); vanished entries are skipped."""
+    stop.check()
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -246,7 +314,7 @@ def _add_path(tar: tarfile.TarFile, path: str, arcname: str, counts: TreeCounts)
             info = _entry(arcname, st)
             info.size = st.st_size
             try:
-                tar.addfile(info, handle)
+                tar.addfile(info, _ExactReader(handle, stop))
             except OSError as exc:
                 if exc.args == ("unexpected end of data",):
                     raise SourceError(f"{path} shrank while it was read; run the backup again") from None
@@ -257,7 +325,7 @@ def _add_path(tar: tarfile.TarFile, path: str, arcname: str, counts: TreeCounts)
         logger.warning("skipping %s: not a regular file, folder or symbolic link", path)
 
 
-def write_folder(tar: tarfile.TarFile, root: Path, counts: TreeCounts) -> None:
+def write_folder(tar: tarfile.TarFile, root: Path, counts: TreeCounts, stop: StopSignal) -> None:
     """Walk ``root`` in sorted order, folders before their contents, links stored as links."""
     for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
         # os.walk lists symlinks to folders among dirnames but (followlinks=False) never enters them.
@@ -265,13 +333,13 @@ def write_folder(tar: tarfile.TarFile, root: Path, counts: TreeCounts) -> None:
         dirnames[:] = sorted(d for d in dirnames if d not in links)
         relative = os.path.relpath(dirpath, root)
         if relative != ".":
-            _add_path(tar, dirpath, Path(relative).as_posix(), counts)
+            _add_path(tar, dirpath, Path(relative).as_posix(), counts, stop)
         for name in sorted([*filenames, *links]):
             arcname = name if relative == "." else Path(relative, name).as_posix()
-            _add_path(tar, os.path.join(dirpath, name), arcname, counts)
+            _add_path(tar, os.path.join(dirpath, name), arcname, counts, stop)
 
 
-def write_bucket(tar: tarfile.TarFile, client, where: S3Prefix, counts: TreeCounts) -> None:
+def write_bucket(tar: tarfile.TarFile, client, where: S3Prefix, counts: TreeCounts, stop: StopSignal) -> None:
     """Stream every object under the prefix into the archive, with an entry for every folder."""
     from botocore.exceptions import ClientError
 
@@ -280,6 +348,7 @@ def write_bucket(tar: tarfile.TarFile, client, where: S3Prefix, counts: TreeCoun
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=where.bucket, Prefix=where.prefix):
         for obj in page.get("Contents", []):
+            stop.check()
             seen_any = True
             name = obj["Key"][len(where.prefix) :]
             if not name:
@@ -311,7 +380,8 @@ def write_bucket(tar: tarfile.TarFile, client, where: S3Prefix, counts: TreeCoun
             info.mtime = response["LastModified"].timestamp()
             body = response["Body"]
             try:
-                tar.addfile(info, _ExactReader(body))
+                with stop.reading(body):
+                    tar.addfile(info, _ExactReader(body, stop))
             except OSError as exc:
                 if exc.args == ("unexpected end of data",):
                     raise SourceError(f"object {obj['Key']} ended early while it was read") from None
@@ -328,8 +398,59 @@ def write_bucket(tar: tarfile.TarFile, client, where: S3Prefix, counts: TreeCoun
 # --- the dump -------------------------------------------------------------------------------
 
 
+class _DeadlineReader:
+    """The pipe's read end as the pipeline sees it: it waits for the producer no later than a deadline.
+
+    It waits in ``poll()``, not in ``read()``, so the deadline holds whatever the
+    producer is stuck in. At the deadline it calls ``on_deadline`` and reads as
+    the end of the stream, as a killed ``pg_dump`` does; ``finish()`` then fails the run.
+    """
+
+    def __init__(self, fd: int, deadline: float, on_deadline: Callable[[], None]) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        self.on_deadline = on_deadline
+        self.expired = False
+        self.closed = False
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+
+    def _wait_for_data(self) -> bool:
+        """True when there is data or the end of the stream to read; False once the deadline passed."""
+        while (remaining := self.deadline - time.monotonic()) > 0:
+            # Waits of at most a minute: poll() takes milliseconds as a C int.
+            if self._poll.poll(min(remaining, 60) * 1000):
+                return True
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all when negative), fewer only at the end of the stream or the deadline."""
+        chunks: list[bytes] = []
+        wanted = size if size is not None and size >= 0 else float("inf")
+        while wanted > 0 and not self.expired:
+            if not self._wait_for_data():
+                self.expired = True
+                self.on_deadline()
+                break
+            chunk = os.read(self.fd, int(min(wanted, CHUNK)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._poll.unregister(self.fd)
+            os.close(self.fd)
+
+
 class FilesDump(Dump):
-    """A tar archive written by a producer thread into a pipe; ``stream`` is the pipe's read end."""
+    """A tar archive written by a producer thread into a pipe; ``stream`` is the pipe's read end.
+
+    Bounded by ``BACKUP_TIMEOUT_SECONDS`` from the start, like every engine's source.
+    """
 
     format = "tar"
     extension = ".tar"
@@ -338,22 +459,29 @@ class FilesDump(Dump):
         self.endpoint_url = endpoint_url
         self.counts = TreeCounts()
         self.error: BaseException | None = None
+        self.stop = StopSignal()
+        self.timeout = settings.BACKUP_TIMEOUT_SECONDS
         if source.startswith("s3://"):
             self.where: S3Prefix | Path = parse_s3(source)
             client = s3_client(endpoint_url)
             self._write: Callable[[tarfile.TarFile], None] = lambda tar: write_bucket(
-                tar, client, self.where, self.counts
+                tar, client, self.where, self.counts, self.stop
             )
         else:
             self.where = local_folder(source)
             if not self.where.is_dir():
                 raise SourceError(f"folder {self.where} does not exist or is not a folder")
-            self._write = lambda tar: write_folder(tar, self.where, self.counts)
+            self._write = lambda tar: write_folder(tar, self.where, self.counts, self.stop)
         read_fd, write_fd = os.pipe()
-        self.stream = os.fdopen(read_fd, "rb")
+        self.stream = _DeadlineReader(read_fd, time.monotonic() + self.timeout, on_deadline=self.stop.stop)
         self._out = os.fdopen(write_fd, "wb")
         self._thread = threading.Thread(target=self._produce, name="files-dump", daemon=True)
         self._thread.start()
+
+    @property
+    def source_label(self) -> str:
+        """The folder or ``s3://bucket/prefix/`` read, for messages (neither holds a secret)."""
+        return self.where.url if isinstance(self.where, S3Prefix) else str(self.where)
 
     def _produce(self) -> None:
         try:
@@ -383,18 +511,28 @@ class FilesDump(Dump):
         return SourceError(f"reading {self.where} failed: {type(exc).__name__}: {exc}")
 
     def finish(self) -> dict:
+        if self.stream.expired:
+            self._end_producer()
+            raise SourceError(
+                f"reading {self.source_label} did not finish within {self.timeout:g} s "
+                "(BACKUP_TIMEOUT_SECONDS) and was stopped"
+            )
         self._thread.join()
         if self.error is not None:
             raise self._describe(self.error)
         return {"tables": self.counts.tables()}
 
     def abort(self) -> None:
-        # Closing the read end makes the producer's next write fail with EPIPE, which ends it.
-        try:
-            self.stream.close()
-        except OSError:
-            pass
+        self._end_producer()
+
+    def _end_producer(self) -> None:
+        """Stop the producer and wait for it, boundedly: it must not outlive the run by more than one S3 read."""
+        self.stop.stop()
+        # Closing the read end also ends a producer blocked writing into a full pipe (EPIPE).
+        self.stream.close()
         self._thread.join(timeout=settings.S3_READ_TIMEOUT + JOIN_GRACE_SECONDS)
+        if self._thread.is_alive():
+            logger.warning("the thread reading %s has not stopped yet; it ends at its next read", self.source_label)
 
 
 class FilesEngine:
@@ -555,19 +693,34 @@ class TarRestorer(Restorer):
         return done
 
 
+# User metadata on every object a restore uploads, valued with that restore's token (S3 lowercases the name).
+RESTORE_MARKER = "drportal-restore"
+RESTORE_TOKEN_FRAGMENT = "restore="
+
+
+def restore_token(scratch: str) -> str:
+    """The token in a scratch name ``s3://bucket/prefix/#restore=<token>``, or "" (e.g. a name from before tokens)."""
+    fragment = urlsplit(scratch).fragment
+    return fragment[len(RESTORE_TOKEN_FRAGMENT) :] if fragment.startswith(RESTORE_TOKEN_FRAGMENT) else ""
+
+
 class S3TarRestorer(TarRestorer):
     """Upload into an empty S3 prefix: nothing is replaced, so the upload is the restore.
 
     A prefix that already holds objects is refused ("restore to an empty prefix,
     then switch"), which keeps live data untouched by construction; ``discard()``
-    deletes exactly the objects this restore uploaded.
+    deletes exactly the objects this restore uploaded. Every object it uploads
+    carries this restore's token in its metadata, so after a killed process
+    ``recover()`` can delete those and only those.
     """
 
     def __init__(self, destination: str, *, scratch_prefix: str | None = None, endpoint_url: str = "") -> None:
         self.where = parse_s3(destination)
         self.endpoint_url = endpoint_url
-        # Recorded as the restore's scratch name: what a reaper reports as left behind.
-        self.scratch = self.where.url
+        self.token = secrets.token_hex(8)
+        # Recorded as the restore's scratch name before anything is uploaded: the token in it is how a reaper,
+        # with no list of what a dead process uploaded, tells this restore's objects from anyone else's.
+        self.scratch = f"{self.where.url}#{RESTORE_TOKEN_FRAGMENT}{self.token}"
         self.rollback = None
         self.uploaded: list[str] = []
         self.consumer = None
@@ -587,6 +740,10 @@ class S3TarRestorer(TarRestorer):
         if page.get("KeyCount", len(page.get("Contents", []))):
             raise SourceError(f"{self.where.url} already holds objects; restore to an empty prefix, then switch to it")
 
+    @property
+    def _marker(self) -> dict[str, str]:
+        return {RESTORE_MARKER: self.token}
+
     def _upload(self, stream: BinaryIO) -> None:
         from boto3.s3.transfer import TransferConfig
 
@@ -604,14 +761,16 @@ class S3TarRestorer(TarRestorer):
                     raise SourceError(f"{name} is not a regular file; S3 cannot hold it, restore to a folder instead")
                 key = self.where.prefix + name
                 body = tar.extractfile(member)
-                self.client.upload_fileobj(_ExactReader(body), self.where.bucket, key, Config=transfer)
+                self.client.upload_fileobj(
+                    _ExactReader(body), self.where.bucket, key, ExtraArgs={"Metadata": self._marker}, Config=transfer
+                )
                 self.uploaded.append(key)
                 files.append(name)
         # Empty folders exist in S3 only as zero-byte "name/" markers; the others are implied by their keys.
         implied = {parent for name in [*files, *folders] for parent in ancestors(name)}
         for folder in sorted(folders - implied - set(files)):
             key = f"{self.where.prefix}{folder}/"
-            self.client.put_object(Bucket=self.where.bucket, Key=key, Body=b"")
+            self.client.put_object(Bucket=self.where.bucket, Key=key, Body=b"", Metadata=self._marker)
             self.uploaded.append(key)
 
     def plan(self) -> RestorePlan:
@@ -652,7 +811,75 @@ class S3TarRestorer(TarRestorer):
             logger.warning("could not delete the %d object(s) uploaded to %s: %s", len(keys), self.where.url, exc)
 
     def recover(self, scratch: str, rollback: str | None) -> list[str]:
-        # Without the uploaded list, deleting by prefix could remove objects written since: leave it to people.
-        if not scratch:
+        token = restore_token(scratch)
+        if not token:
+            # Nothing tells this restore's objects apart, and deleting by prefix could remove objects written since.
+            if not scratch:
+                return []
+            where = self.where.url
+            return [f"objects the interrupted restore uploaded under {where} were left; delete them, then retry"]
+        try:
+            return self._delete_marked(token)
+        except Exception as exc:  # botocore raises many unrelated classes
+            raise s3_problem(exc, self.where, self.endpoint_url) from None
+
+    def _marked_etag(self, key: str, token: str) -> str | None:
+        """The object's ETag when it carries ``token``; None when it does not, or is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.where.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return head["ETag"] if head.get("Metadata", {}).get(RESTORE_MARKER) == token else None
+
+    def _delete_marked(self, token: str) -> list[str]:
+        """Delete the objects under the prefix that carry ``token``; report what was removed and what was left."""
+        marked: list[dict[str, str]] = []
+        others = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.where.bucket, Prefix=self.where.prefix
+        ):
+            for obj in page.get("Contents", []):
+                etag = self._marked_etag(obj["Key"], token)
+                if etag is None:
+                    others += 1
+                else:
+                    marked.append({"Key": obj["Key"], "ETag": etag})
+        failed: list[dict] = []
+        for start in range(0, len(marked), 1000):
+            # The ETag makes each delete conditional: an object overwritten since its HEAD is someone else's now.
+            batch = marked[start : start + 1000]
+            response = self.client.delete_objects(Bucket=self.where.bucket, Delete={"Objects": batch, "Quiet": True})
+            failed.extend(response.get("Errors", []))
+        removed = len(marked) - len(failed)
+        done = [
+            f"removed {removed} object(s) the interrupted restore had uploaded under {self.where.url} "
+            f"and left the {others} other object(s) there untouched"
+        ]
+        if failed:
+            first = failed[0]
+            done.append(
+                f"{len(failed)} of its object(s) were not removed (changed since it was checked, or refused), "
+                f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}".rstrip()
+            )
+        done.extend(self._unfinished_uploads())
+        return done
+
+    def _unfinished_uploads(self) -> list[str]:
+        """A killed multipart upload leaves parts that are billed but listed nowhere else: say so."""
+        try:
+            unfinished = self.client.list_multipart_uploads(Bucket=self.where.bucket, Prefix=self.where.prefix)
+        except Exception as exc:  # the objects are dealt with; a missing permission here must not hide that
+            problem = s3_problem(exc, self.where, self.endpoint_url)
+            return [f"could not check for unfinished multipart uploads: {problem}"]
+        count = len(unfinished.get("Uploads", []))
+        if not count:
             return []
-        return [f"objects the interrupted restore uploaded under {scratch} were left; delete them before retrying"]
+        # S3 lists unfinished uploads without their metadata, so there is no telling whose they are.
+        return [
+            f"{count} unfinished multipart upload(s) under {self.where.url} were left, as they may not be this "
+            "restore's; a lifecycle rule with AbortIncompleteMultipartUpload clears them"
+        ]

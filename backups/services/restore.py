@@ -185,12 +185,19 @@ def reap_stale_restores() -> int:
     from django.utils import timezone
 
     cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
-    stale = list(Restore.objects.filter(status=Restore.Status.RUNNING, heartbeat_at__lt=cutoff))
+    stale = list(
+        Restore.objects.filter(status=Restore.Status.RUNNING, heartbeat_at__lt=cutoff).select_related("run__target")
+    )
     for record in stale:
         done: list[str] = []
         if record.format and record.destination:
+            # The endpoint the restore itself used (propose() takes the backed-up target's): an S3 prefix to clean
+            # up is on that server, not on AWS.
+            target = record.run.target if record.run else None
             try:
-                restorer = restorer_for(record.format, record.destination)
+                restorer = restorer_for(
+                    record.format, record.destination, endpoint_url=target.endpoint_url if target else ""
+                )
                 done = restorer.recover(record.scratch_name, record.rollback_name or None)
             except Exception as exc:  # cleaning up must not stop the reaper
                 done = [f"cleanup failed: {type(exc).__name__}: {exc}"]

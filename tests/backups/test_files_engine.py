@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
+import sys
 import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from backups.models import Artifact, BackupRun
-from backups.services import verify
-from tests.conftest import free_port, run_backup, run_restore, s3_client
+from backups.engines.files import RESTORE_MARKER, restore_token
+from backups.engines.restorers import restorer_for
+from backups.models import Artifact, BackupRun, Restore
+from backups.services import restore, verify
+from tests.conftest import ROOT, free_port, pg_url, run_backup, run_restore, s3_client, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -239,6 +246,31 @@ def test_a_bucket_prefix_restores_to_a_fresh_prefix_byte_for_byte(bucket_run, s3
     assert objects_under(client, s3_bucket, "app/uploads/") == objects
 
 
+def test_restored_objects_carry_the_restores_marker_which_only_that_restore_recovers_by(
+    bucket_run, s3_bucket, s3_endpoint
+):
+    run, client, objects = bucket_run
+
+    code, result = run_restore(str(run.pk), "--to", f"s3://{s3_bucket}/restored/")
+
+    assert code == 0, result
+    token = restore_token(Restore.objects.get(pk=result["id"]).scratch_name)
+    assert token and result["destination"] == f"s3://{s3_bucket}/restored/"
+    markers = {
+        key: client.head_object(Bucket=s3_bucket, Key=f"restored/{key}")["Metadata"].get(RESTORE_MARKER)
+        for key in objects
+    }
+    assert markers == dict.fromkeys(objects, token)
+    # Another restore's cleanup (its own token) under the same prefix removes none of them.
+    other = restorer_for("tar", f"s3://{s3_bucket}/restored/", endpoint_url=s3_endpoint)
+    done = other.recover(other.scratch, None)
+    assert done == [
+        f"removed 0 object(s) the interrupted restore had uploaded under s3://{s3_bucket}/restored/ "
+        f"and left the {len(objects)} other object(s) there untouched"
+    ]
+    assert objects_under(client, s3_bucket, "restored/") == objects
+
+
 def test_a_bucket_prefix_restores_to_a_local_folder_byte_for_byte(bucket_run, tmp_path):
     run, _client, objects = bucket_run
     dest = tmp_path / "from-s3"
@@ -361,3 +393,178 @@ def test_recover_after_a_killed_restore_puts_the_previous_folder_back(tmp_path):
     assert tree(live) == {"kept.txt": b"previous"}
     assert not scratch.exists() and not rollback.exists()
     assert len(done) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_to_s3_killed_midway_is_cleaned_up_by_the_reaper_leaving_others_objects(
+    settings, tmp_path, s3_endpoint, s3_bucket, local_location, make_target
+):
+    from django.db import connection
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(400):  # one upload each: slow enough to kill the restore partway
+        (root / f"file-{i:03}.txt").write_bytes(os.urandom(2048))
+    target = make_target("many", str(root), [local_location], engine="files", endpoint_url=s3_endpoint)
+    run = run_backup(target)
+    assert run.status == "succeeded", run.error
+    client = s3_client(s3_endpoint)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "restore", str(run.pk), "--to", f"s3://{s3_bucket}/killed/", "--yes"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: (
+                client.list_objects_v2(Bucket=s3_bucket, Prefix="killed/")["KeyCount"] >= 20 or proc.poll() is not None
+            ),
+            timeout=60,
+            interval=0.02,
+            message="the restore to be uploading",
+        )
+        assert proc.poll() is None, "the restore finished before it could be killed; give it more files"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    uploaded = objects_under(client, s3_bucket, "killed/")
+    assert 20 <= len(uploaded) < 400
+    # Others write under the same prefix meanwhile: a new object, and one of the restore's keys overwritten.
+    overwritten = sorted(uploaded)[0]
+    client.put_object(Bucket=s3_bucket, Key="killed/someone-elses.txt", Body=b"not the restore's")
+    client.put_object(Bucket=s3_bucket, Key=f"killed/{overwritten}", Body=b"rewritten by someone else")
+    record = Restore.objects.get()
+    assert record.status == "running" and restore_token(record.scratch_name)
+
+    time.sleep(0.05)
+    settings.BACKUP_STALE_SECONDS = 0
+    assert restore.reap_stale_restores() == 1
+
+    record.refresh_from_db()
+    assert record.status == "failed"
+    assert "presumed dead" in record.error, record.error
+    assert (
+        f"removed {len(uploaded) - 1} object(s) the interrupted restore had uploaded under s3://{s3_bucket}/killed/ "
+        "and left the 2 other object(s) there untouched"
+    ) in record.error, record.error
+    assert objects_under(client, s3_bucket, "killed/") == {
+        "someone-elses.txt": b"not the restore's",
+        overwritten: b"rewritten by someone else",
+    }
+
+
+# --- BACKUP_TIMEOUT_SECONDS ------------------------------------------------------------------
+
+
+class TricklingS3(BaseHTTPRequestHandler):
+    """Enough of S3 for a backup: a prefix listing one large object, whose body then comes a byte at a time.
+
+    Each byte arrives well within the read timeout, so only the backup's own deadline can end the read.
+    """
+
+    protocol_version = "HTTP/1.1"
+    SIZE = 10 * 1024 * 1024
+    LISTING = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<Name>slow</Name><Prefix>app/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
+        "<IsTruncated>false</IsTruncated>"
+        "<Contents><Key>app/huge.bin</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified>"
+        f'<ETag>"0"</ETag><Size>{SIZE}</Size><StorageClass>STANDARD</StorageClass></Contents>'
+        "</ListBucketResult>"
+    ).encode()
+
+    def do_GET(self):
+        if "list-type=2" in urlsplit(self.path).query:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(self.LISTING)))
+            self.end_headers()
+            self.wfile.write(self.LISTING)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(self.SIZE))
+        self.send_header("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
+        self.send_header("ETag", '"0"')
+        self.end_headers()
+        self.server.body_started.set()
+        try:
+            while not self.server.closing.is_set():
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            self.server.client_hung_up.set()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickling_s3(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TricklingS3)
+    server.daemon_threads = True
+    server.body_started, server.client_hung_up, server.closing = threading.Event(), threading.Event(), threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.closing.set()
+    server.shutdown()
+    server.server_close()
+
+
+def producer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "files-dump" and t.is_alive()]
+
+
+def test_a_bucket_that_trickles_fails_the_run_at_the_timeout_and_stops_reading_it(
+    settings, trickling_s3, local_location, make_target
+):
+    settings.BACKUP_TIMEOUT_SECONDS = 2  # S3_READ_TIMEOUT stays at its default: it never trips here
+    endpoint = f"http://127.0.0.1:{trickling_s3.server_address[1]}"
+    target = make_target("slow-bucket", "s3://slow/app/", [local_location], engine="files", endpoint_url=endpoint)
+    started = time.monotonic()
+
+    run = run_backup(target)
+
+    assert time.monotonic() - started < 15
+    assert trickling_s3.body_started.is_set()
+    assert_failed_without_artifact(
+        run, "reading s3://slow/app/ did not finish within 2 s (BACKUP_TIMEOUT_SECONDS)", location=local_location
+    )
+    assert list(settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*")) == []
+    assert producer_threads() == []
+    wait_for(trickling_s3.client_hung_up.is_set, timeout=10, message="the backup to hang up on the slow source")
+
+
+def test_a_folder_too_big_to_read_in_time_fails_the_run_at_the_timeout(settings, tmp_path, local_location, make_target):
+    root = tmp_path / "huge"
+    root.mkdir()
+    (root / "small.txt").write_text("read in time\n")
+    with open(root / "sparse.img", "wb") as handle:
+        handle.truncate(256 << 30)  # 256 GiB of zeros that take no disk space, but far longer than 1 s to read
+    settings.BACKUP_TIMEOUT_SECONDS = 1
+    started = time.monotonic()
+
+    run = run_backup(make_target("huge", str(root), [local_location], engine="files"))
+
+    assert time.monotonic() - started < 15
+    assert_failed_without_artifact(
+        run, f"reading {root} did not finish within 1 s (BACKUP_TIMEOUT_SECONDS)", location=local_location
+    )
+    assert producer_threads() == []
