@@ -466,9 +466,13 @@ class Restore(TriggeredJob, FinishingJob, models.Model):
     bytes_done = models.BigIntegerField(default=0, help_text="Encrypted bytes restored so far.")
     bytes_total = models.BigIntegerField(default=0)
     format = models.CharField(max_length=40, blank=True)
-    scratch_name = models.CharField(max_length=200, blank=True, help_text="The new database or file restored into.")
+    scratch_name = models.CharField(
+        max_length=1100,  # as long as a destination (1000) plus an S3 restore's token
+        blank=True,
+        help_text="The new database, file, folder or S3 prefix restored into.",
+    )
     rollback_name = models.CharField(
-        max_length=200, blank=True, help_text="Where the previous data was kept; rename it back to roll back."
+        max_length=1100, blank=True, help_text="Where the previous data was kept; rename it back to roll back."
     )
     tables = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True, help_text="What was done, step by step, including how to roll back.")

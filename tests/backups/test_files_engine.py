@@ -233,16 +233,18 @@ def bucket_run(s3_endpoint, s3_bucket, local_location, make_target):
     return run, client, objects
 
 
-def test_a_bucket_prefix_restores_to_a_fresh_prefix_byte_for_byte(bucket_run, s3_bucket):
+# A long prefix too: the restore's record holds the destination plus its token.
+@pytest.mark.parametrize("prefix", ["restored/", "/".join(["a-rather-long-folder-name"] * 24) + "/"])
+def test_a_bucket_prefix_restores_to_a_fresh_prefix_byte_for_byte(bucket_run, s3_bucket, prefix):
     run, client, objects = bucket_run
     assert run.tables == {"files": 6, "directories": 3, "bytes": sum(len(b) for b in objects.values())}
 
-    code, result = run_restore(str(run.pk), "--to", f"s3://{s3_bucket}/restored/")
+    code, result = run_restore(str(run.pk), "--to", f"s3://{s3_bucket}/{prefix}")
 
     assert code == 0, result
     assert result["rollback_name"] is None
     assert "nothing was replaced" in result["log"]
-    assert objects_under(client, s3_bucket, "restored/") == objects
+    assert objects_under(client, s3_bucket, prefix) == objects
     assert objects_under(client, s3_bucket, "app/uploads/") == objects
 
 
