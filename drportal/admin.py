@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.db import models
 from django.utils.html import format_html
 
 from .admin_base import PermanentRecordAdminMixin
@@ -43,6 +44,7 @@ class ProbeResultInline(admin.TabularInline):
 
 @admin.register(Probe)
 class ProbeAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, without the warning
     list_display = ("name", "state_badge", "url", "last_checked_at", "last_error", "component", "enabled")
     list_filter = ("state", "enabled")
     list_select_related = ("component",)

@@ -174,6 +174,7 @@ class ContactAdmin(admin.ModelAdmin):
 @admin.register(ServiceProvider)
 class ServiceProviderAdmin(admin.ModelAdmin):
     list_display = ("name", "service", "support_link", "contact", "status_link")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, without the warning
 
     @admin.display(description="support")
     def support_link(self, obj):
