@@ -234,7 +234,7 @@ class BackupRun(TriggeredJob, FinishingJob, models.Model):
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "admin"
-        SCHEDULE = "schedule"
+        SCHEDULE = "schedule", "schedule"
         COMMAND = "command", "command line"
         REBUILT = "rebuilt", "rebuilt from manifest"
 

@@ -171,8 +171,9 @@ STORAGES = {
 # REDIS_URL (or CELERY_BROKER_URL) in production; otherwise kombu's filesystem
 # transport, an embedded broker that needs no server.
 _broker_folder = PORTAL_HOME / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL") or env("REDIS_URL") or "filesystem://"
-if CELERY_BROKER_URL == "filesystem://":
+# (The host is named only so kombu does not warn "No hostname was supplied" at every message.)
+CELERY_BROKER_URL = env("CELERY_BROKER_URL") or env("REDIS_URL") or "filesystem://localhost/"
+if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("in", "processed", "control"):
         (_broker_folder / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -183,7 +184,9 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
     }
 elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):
-    raise ImproperlyConfigured("CELERY_BROKER_URL/REDIS_URL must start with redis://, rediss:// or amqp://")
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL/REDIS_URL must start with redis://, rediss://, amqp:// or filesystem:// (one machine only)"
+    )
 # The portal's own tables are the source of truth for job state; no result backend.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

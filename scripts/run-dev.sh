@@ -15,6 +15,8 @@ HOME_DIR="${DRPORTAL_HOME:-$ROOT/var}"
 PY="$ROOT/.venv/bin/python"
 export DJANGO_SETTINGS_MODULE=drportal.settings
 export DRPORTAL_HOME="$HOME_DIR"
+# Links in alerts and reports point at this server unless told otherwise.
+export PORTAL_URL="${PORTAL_URL:-http://127.0.0.1:$PORT}"
 mkdir -p "$HOME_DIR"
 
 say() { printf '==> %s\n' "$*"; }
