@@ -384,3 +384,33 @@ def run_restore(source: str, *args: str) -> tuple[int, dict]:
     except SystemExit as exc:
         code = exc.code
     return code, json.loads(out.getvalue())
+
+
+def kill_restore_midway(args: list[str], *, until, message: str, too_fast: str) -> None:
+    """Start `manage.py restore ARGS --yes` as its own process group and SIGKILL it once ``until()`` is true.
+
+    As an operator's Ctrl-\\ or the OOM killer would: no cleanup code in the restore runs.
+    """
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "restore", *args, "--yes"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: until() or proc.poll() is not None, timeout=60, interval=0.02, message=message)
+        assert proc.poll() is None, f"the restore finished before it could be killed; {too_fast}"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

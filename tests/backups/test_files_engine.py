@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,7 +22,7 @@ from backups.engines.files import RESTORE_MARKER, restore_token
 from backups.engines.restorers import restorer_for
 from backups.models import Artifact, BackupRun, Restore
 from backups.services import restore, verify
-from tests.conftest import ROOT, free_port, pg_url, run_backup, run_restore, s3_client, wait_for
+from tests.conftest import free_port, kill_restore_midway, run_backup, run_restore, s3_client, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -401,7 +399,6 @@ def test_recover_after_a_killed_restore_puts_the_previous_folder_back(tmp_path):
 def test_a_restore_to_s3_killed_midway_is_cleaned_up_by_the_reaper_leaving_others_objects(
     settings, tmp_path, s3_endpoint, s3_bucket, local_location, make_target
 ):
-    from django.db import connection
 
     root = tmp_path / "many"
     root.mkdir()
@@ -411,34 +408,12 @@ def test_a_restore_to_s3_killed_midway_is_cleaned_up_by_the_reaper_leaving_other
     run = run_backup(target)
     assert run.status == "succeeded", run.error
     client = s3_client(s3_endpoint)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "restore", str(run.pk), "--to", f"s3://{s3_bucket}/killed/", "--yes"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    kill_restore_midway(
+        [str(run.pk), "--to", f"s3://{s3_bucket}/killed/"],
+        until=lambda: client.list_objects_v2(Bucket=s3_bucket, Prefix="killed/")["KeyCount"] >= 20,
+        message="the restore to be uploading",
+        too_fast="give it more files",
     )
-    try:
-        wait_for(
-            lambda: (
-                client.list_objects_v2(Bucket=s3_bucket, Prefix="killed/")["KeyCount"] >= 20 or proc.poll() is not None
-            ),
-            timeout=60,
-            interval=0.02,
-            message="the restore to be uploading",
-        )
-        assert proc.poll() is None, "the restore finished before it could be killed; give it more files"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
 
     uploaded = objects_under(client, s3_bucket, "killed/")
     assert 20 <= len(uploaded) < 400

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,15 @@ from django.core.management import call_command
 
 from backups.models import Artifact, BackupRun, Restore, Target, Verification
 from backups.services import backup, restore, verify
-from tests.conftest import ROOT, create_botflow_db, pg_admin, pg_url, run_restore, table_rows, wait_for
+from tests.conftest import (
+    ROOT,
+    create_botflow_db,
+    kill_restore_midway,
+    pg_admin,
+    pg_url,
+    run_restore,
+    table_rows,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -184,28 +191,12 @@ def test_a_restore_killed_midway_leaves_the_live_database_untouched(
         conn.execute("DELETE FROM messages WHERE id % 2 = 0")
     live = table_rows(url)
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": pg_url(_test_db_name())}
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "restore", str(run.pk), "--yes"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    kill_restore_midway(
+        [str(run.pk)],
+        until=lambda: Restore.objects.filter(status="running", bytes_done__gt=0).exists(),
+        message="the restore to be loading",
+        too_fast="make the database bigger",
     )
-    try:
-        wait_for(
-            lambda: Restore.objects.filter(status="running", bytes_done__gt=0).exists() or proc.poll() is not None,
-            timeout=60,
-            interval=0.02,
-            message="the restore to be loading",
-        )
-        assert proc.poll() is None, "the restore finished before it could be killed; make the database bigger"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
 
     assert table_rows(url) == live
     record = Restore.objects.get()
