@@ -167,12 +167,28 @@ class Target(models.Model):
         return redact(self.source)
 
 
-class TriggeredJob:
-    """Who started a job, in words: a portal user (admin), a person at a shell (command line), or no one.
+class TriggeredJob(models.Model):
+    """Who started a job (backup run, verification, restore): how, and the portal user or the person at a shell."""
 
-    Subclasses have ``trigger`` (with choices), ``triggered_by`` (the portal user) and ``command_user``
-    (user@host).
-    """
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "admin"
+        SCHEDULE = "schedule", "schedule"
+        COMMAND = "command", "command line"
+        REBUILT = "rebuilt", "rebuilt from manifest"
+
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    command_user = models.CharField(
+        "command-line user",
+        max_length=200,
+        blank=True,
+        help_text="Who started it with manage.py: the operating-system user and host, e.g. alice@db-host.",
+    )
+
+    class Meta:
+        abstract = True
 
     @property
     def started_by(self) -> str:
@@ -223,7 +239,7 @@ class FinishingJob:
         raise NotImplementedError
 
 
-class BackupRun(TriggeredJob, FinishingJob, models.Model):
+class BackupRun(FinishingJob, TriggeredJob):
     """One backup of one target: its state, progress, checksum and error."""
 
     class Status(models.TextChoices):
@@ -232,24 +248,8 @@ class BackupRun(TriggeredJob, FinishingJob, models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
-    class Trigger(models.TextChoices):
-        MANUAL = "manual", "admin"
-        SCHEDULE = "schedule", "schedule"
-        COMMAND = "command", "command line"
-        REBUILT = "rebuilt", "rebuilt from manifest"
-
     target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
-    triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    command_user = models.CharField(
-        "command-line user",
-        max_length=200,
-        blank=True,
-        help_text="Who started it with manage.py: the operating-system user and host, e.g. alice@db-host.",
-    )
     queued_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -349,7 +349,7 @@ class Artifact(models.Model):
         return self.url
 
 
-class Verification(TriggeredJob, models.Model):
+class Verification(TriggeredJob):
     """One check of one run: integrity of every copy, or a full restore test."""
 
     class Kind(models.TextChoices):
@@ -369,16 +369,6 @@ class Verification(TriggeredJob, models.Model):
     )
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INTEGRITY)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    trigger = models.CharField(max_length=10, choices=BackupRun.Trigger.choices, default=BackupRun.Trigger.MANUAL)
-    triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    command_user = models.CharField(
-        "command-line user",
-        max_length=200,
-        blank=True,
-        help_text="Who started it with manage.py: the operating-system user and host, e.g. alice@db-host.",
-    )
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -434,7 +424,7 @@ class Verification(TriggeredJob, models.Model):
         verification_finished.send(sender=Verification, verification=self)
 
 
-class Restore(TriggeredJob, FinishingJob, models.Model):
+class Restore(FinishingJob, TriggeredJob):
     """One restore: where from, where to, what was kept for rollback, and how it ended."""
 
     class Status(models.TextChoices):
@@ -449,16 +439,6 @@ class Restore(TriggeredJob, FinishingJob, models.Model):
     destination = EncryptedTextField(blank=True, help_text="Where it was restored to; empty = the target's source.")
     destination_display = models.CharField(max_length=1000, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    trigger = models.CharField(max_length=10, choices=BackupRun.Trigger.choices, default=BackupRun.Trigger.MANUAL)
-    triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    command_user = models.CharField(
-        "command-line user",
-        max_length=200,
-        blank=True,
-        help_text="Who started it with manage.py: the operating-system user and host, e.g. alice@db-host.",
-    )
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
