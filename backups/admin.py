@@ -295,6 +295,17 @@ class VerificationInline(TriggerColumn, VerificationColumns, ReadOnlyInline):
         return super().get_queryset(request).select_related("triggered_by")
 
 
+def restored_tables_html(tables: list[dict]) -> str:
+    """A restore's or restore test's per-table row counts: in the backup, and restored."""
+    if not tables:
+        return "-"
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ((t["name"], t["expected"], t["restored"]) for t in tables)
+    )
+    header = mark_safe("<tr><th>table</th><th>expected</th><th>restored</th></tr>")
+    return format_html('<table class="run-tables">{}{}</table>', header, rows)
+
+
 def verification_summary(obj: Verification) -> str:
     if obj.error:
         return obj.error
@@ -599,13 +610,7 @@ class VerificationAdmin(RecordAdminMixin, TriggerColumn, VerificationColumns, ad
 
     @admin.display(description="tables")
     def tables_display(self, obj):
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((t["name"], t["expected"], t["restored"]) for t in obj.tables),
-        )
-        header = "<tr><th>table</th><th>expected</th><th>restored</th></tr>"
-        return format_html('<table class="run-tables">{}{}</table>', mark_safe(header), rows) if obj.tables else "-"
+        return restored_tables_html(obj.tables)
 
 
 @admin.register(Restore)
@@ -666,14 +671,9 @@ class RestoreAdmin(PermanentRecordAdminMixin, TriggerColumn, JobColumns, admin.M
         record = get_object_or_404(Restore, pk=restore_id)
         return JsonResponse({"id": record.pk, "status": record.status, "html": restore_progress_bar(record)})
 
-    @admin.display(description="tables (expected / restored rows)")
+    @admin.display(description="tables")
     def tables_display(self, obj):
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((t["name"], t["expected"], t["restored"]) for t in obj.tables),
-        )
-        return format_html('<table class="run-tables">{}</table>', rows) if obj.tables else "-"
+        return restored_tables_html(obj.tables)
 
 
 class ObjectiveChangeInline(ReadOnlyInline):
