@@ -36,3 +36,36 @@ def run_to_dict(run) -> dict:
         ],
         "error": run.error or None,
     }
+
+
+def verification_to_dict(v) -> dict:
+    return {
+        "id": v.pk,
+        "run": v.run_id,
+        "kind": v.kind,
+        "trigger": v.trigger,
+        "triggered_by": v.started_by or None,
+        "ok": v.ok,
+        "status": v.status,
+        "checks": v.checks,
+        "tables": v.tables,
+        "duration_seconds": v.duration_seconds,
+        "error": v.error or None,
+    }
+
+
+def restore_to_dict(r) -> dict:
+    return {
+        "id": r.pk,
+        "source": r.source,
+        "run": r.run_id,
+        "status": r.status,
+        "trigger": r.trigger,
+        "triggered_by": r.started_by or None,
+        "destination": r.destination_display,
+        "rollback_name": r.rollback_name or None,
+        "tables": r.tables,
+        "duration_seconds": r.duration.total_seconds() if r.duration else None,
+        "error": r.error or None,
+        "log": r.log,
+    }

@@ -7,6 +7,7 @@ from backups.engines import SourceError
 from backups.locations import LocationError
 from backups.management import command_line_user
 from backups.models import BackupRun, Restore
+from backups.serializers import restore_to_dict
 from backups.services import restore as restores
 from backups.services.artifacts import ArtifactRefused
 
@@ -76,20 +77,3 @@ class Command(BaseCommand):
         else:
             self.stderr.write(f"restore #{record.pk} failed: {record.error}")
             self.stderr.write("the live data was not changed")
-
-
-def restore_to_dict(r: Restore) -> dict:
-    return {
-        "id": r.pk,
-        "source": r.source,
-        "run": r.run_id,
-        "status": r.status,
-        "trigger": r.trigger,
-        "triggered_by": r.started_by or None,
-        "destination": r.destination_display,
-        "rollback_name": r.rollback_name or None,
-        "tables": r.tables,
-        "duration_seconds": r.duration.total_seconds() if r.duration else None,
-        "error": r.error or None,
-        "log": r.log,
-    }

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from backups.management import command_line_user
 from backups.models import BackupRun, Verification
+from backups.serializers import verification_to_dict
 from backups.services import verify
 
 
@@ -40,19 +41,3 @@ class Command(BaseCommand):
             self.stdout.write(f"verification #{result.pk} of run #{run.pk}: {result.status}")
         if not result.ok:
             raise SystemExit(1)
-
-
-def verification_to_dict(v: Verification) -> dict:
-    return {
-        "id": v.pk,
-        "run": v.run_id,
-        "kind": v.kind,
-        "trigger": v.trigger,
-        "triggered_by": v.started_by or None,
-        "ok": v.ok,
-        "status": v.status,
-        "checks": v.checks,
-        "tables": v.tables,
-        "duration_seconds": v.duration_seconds,
-        "error": v.error or None,
-    }
