@@ -165,6 +165,14 @@ def _safe_key(key: str) -> str:
     return key
 
 
+def _discard(partial: Path) -> None:
+    """Remove a half-written file; its folder may not exist (or be a file), which must not hide the real error."""
+    try:
+        partial.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 class LocalBackend(LocationBackend):
     def __init__(self, location) -> None:
         super().__init__(location)
@@ -192,8 +200,8 @@ class LocalBackend(LocationBackend):
                 os.fsync(out.fileno())
             os.replace(partial, final)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise LocationError(f"location {self.name}: cannot write {key}: {exc.strerror or exc}") from None
+            _discard(partial)
+            raise LocationError(f"location {self.name}: cannot write {final}: {exc.strerror or exc}") from None
         return final
 
     def put_file(self, path: Path, key: str) -> StoredObject:
@@ -204,7 +212,7 @@ class LocalBackend(LocationBackend):
             # Same filesystem as the spool: a hard link stores the copy without rewriting it.
             os.link(path, partial)
         except OSError:
-            partial.unlink(missing_ok=True)
+            _discard(partial)
 
             def copy(out):
                 with open(path, "rb") as src:
@@ -217,8 +225,8 @@ class LocalBackend(LocationBackend):
                 os.fsync(linked.fileno())
             os.replace(partial, final)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise LocationError(f"location {self.name}: cannot write {key}: {exc.strerror or exc}") from None
+            _discard(partial)
+            raise LocationError(f"location {self.name}: cannot write {final}: {exc.strerror or exc}") from None
         return StoredObject(key=key, url=self.url_for(key), size=final.stat().st_size)
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -239,7 +247,13 @@ class LocalBackend(LocationBackend):
             raise ObjectNotFound(f"location {self.name}: {key} not found") from None
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except NotADirectoryError:
+            pass  # a parent is a file, so the object cannot exist
+        except OSError as exc:
+            raise LocationError(f"location {self.name}: cannot delete {path}: {exc.strerror or exc}") from None
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self.root / prefix if prefix else self.root

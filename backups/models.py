@@ -408,6 +408,14 @@ class BackupRun(FinishingJob, TriggeredJob):
             bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
         )
 
+    def copies_summary(self) -> str:
+        """What this run has stored, in words: "no copy was recorded" or "2 copies were recorded: a (url), b (url)"."""
+        copies = [a for a in self.artifacts.select_related("location") if a.status == Artifact.Status.STORED]
+        if not copies:
+            return "no copy was recorded"
+        where = ", ".join(f"{a.location.name} ({a.url})" for a in sorted(copies, key=lambda a: a.location.name))
+        return f"{len(copies)} cop{'y was' if len(copies) == 1 else 'ies were'} recorded: {where}"
+
     def _announce_finish(self) -> None:
         from .signals import backup_finished
 
