@@ -631,6 +631,13 @@ class Objective(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # In words, on the field: otherwise the form shows the database constraint's name.
+        if self.rpo is not None and self.rpo <= timedelta(0):
+            raise ValidationError({"rpo": "The RPO must be longer than zero (e.g. 1:00:00 for one hour)."})
+        if self.grace is not None and self.grace < timedelta(0):
+            raise ValidationError({"grace": "The grace period cannot be negative."})
+
     @property
     def effective_grace(self) -> timedelta:
         return self.grace if self.grace is not None else self.rpo / 10
