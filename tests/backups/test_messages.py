@@ -336,3 +336,33 @@ def test_rebuildcatalog_does_not_call_a_run_that_never_ended_succeeded(tmp_path,
     rebuilt = BackupRun.objects.get()
     assert rebuilt.status == "failed"
     assert rebuilt.error.startswith("rebuilt from a manifest written while the run was still running")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("interval", "00:00:01", "Check at most every 5 seconds"),
+        ("timeout", "-00:00:05", "The timeout must be longer than zero"),
+    ],
+)
+def test_a_probe_out_of_range_in_the_admin_is_a_form_error_in_words(client, field, value, said):
+    user = User.objects.create_user("devops", password="pw")
+    roles.assign(user, "DevOps")
+    client.force_login(user)
+    form = {
+        "name": "api",
+        "url": "https://example.com/health",
+        "expected_status": "200",
+        "interval": "00:01:00",
+        "timeout": "00:00:10",
+        "failures_before_down": "2",
+        "enabled": "on",
+        "results-TOTAL_FORMS": "0",
+        "results-INITIAL_FORMS": "0",
+        field: value,
+    }
+    response = client.post(reverse("admin:drportal_probe_add"), form)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "probe_interval_min_5s" not in page and "probe_timeout_positive" not in page
+    assert said in page
