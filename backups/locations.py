@@ -199,6 +199,9 @@ class LocalBackend(LocationBackend):
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, final)
+        except LocationError:
+            _discard(partial)
+            raise
         except OSError as exc:
             _discard(partial)
             raise LocationError(f"location {self.name}: cannot write {final}: {exc.strerror or exc}") from None
@@ -215,7 +218,14 @@ class LocalBackend(LocationBackend):
             _discard(partial)
 
             def copy(out):
-                with open(path, "rb") as src:
+                try:
+                    src = open(path, "rb")
+                except OSError as exc:  # the file to copy, not the destination (e.g. a spool removed under us)
+                    raise LocationError(
+                        f"location {self.name}: cannot read the file to copy, {path}: {exc.strerror or exc}; "
+                        "nothing was stored"
+                    ) from None
+                with src:
                     shutil.copyfileobj(src, out, 1 << 20)
 
             final = self._write_atomically(key, copy)

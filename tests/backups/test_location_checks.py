@@ -22,6 +22,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.urls import reverse
 
+from backups.locations import LocationError
 from backups.models import Location, Target
 from drportal import roles
 from tests.conftest import ROOT, pg_url, run_backup
@@ -234,3 +235,17 @@ def test_a_legacy_location_with_a_host_fails_the_backup_and_writes_nothing(sourc
     assert f"location legacy: file://tmp/{root_folder} has a host 'tmp'" in run.error
     assert not Path(f"/{root_folder}").exists()
     assert not run.artifacts.exists()
+
+
+def test_a_copy_whose_spool_file_vanished_names_the_spool_file_not_the_destination(tmp_path):
+    """As when the stale-run cleanup of another process removed the spool under a live copy."""
+    location = Location.objects.create(name="disk", url=f"file://{tmp_path}/disk")
+    gone = tmp_path / "spool" / "run7-abc.age"
+
+    with pytest.raises(LocationError) as refused:
+        location.backend().put_file(gone, "db/2026/x.age")
+
+    assert str(refused.value) == (
+        f"location disk: cannot read the file to copy, {gone}: No such file or directory; nothing was stored"
+    )
+    assert not any(p.is_file() for p in (tmp_path / "disk").rglob("*")), "no partial file is left behind"
