@@ -56,6 +56,20 @@ def source_local_path(engine_name: str, source: str) -> PurePosixPath | None:
     return PurePosixPath(os.path.normpath(path))
 
 
+def _folder_of(url: str) -> PurePosixPath:
+    return PurePosixPath(urlsplit(url).path.rstrip("/") or "/")
+
+
+def _relation(path: PurePosixPath, other: PurePosixPath) -> str:
+    """How two local paths overlap (see ``overlap``), as written or once symbolic links are followed."""
+    for mine in dict.fromkeys((path, PurePosixPath(os.path.realpath(path)))):
+        for theirs in dict.fromkeys((other, PurePosixPath(os.path.realpath(other)))):
+            relation = overlap(mine, theirs)
+            if relation:
+                return relation
+    return ""
+
+
 def check_location_url(url: str, *, endpoint_url: str = "", exclude_pk: int | None = None) -> None:
     """The one check of a location URL, for the model, the plan loader and the admin alike.
 
@@ -68,17 +82,16 @@ def check_location_url(url: str, *, endpoint_url: str = "", exclude_pk: int | No
         problem = local_location_problem(url)
         if problem:
             raise ValidationError(problem)
-        path = PurePosixPath(parts.path.rstrip("/"))
+        path = _folder_of(url)
         for other in Location.objects.filter(url__startswith="file:").exclude(pk=exclude_pk):
-            other_path = PurePosixPath(urlsplit(other.url).path.rstrip("/") or "/")
-            relation = overlap(path, other_path)
+            relation = _relation(path, _folder_of(other.url))
             if relation:
                 raise ValidationError(
                     f"{url} {relation} location {other.name}'s folder ({other.url}); "
                     "each location needs a folder of its own"
                 )
         for target, source in _target_source_paths():
-            relation = overlap(path, source)
+            relation = _relation(path, source)
             if relation:
                 raise ValidationError(
                     f"{url} {relation} the {target.engine} source that target {target.name} backs up; "
@@ -116,7 +129,7 @@ def check_source_clear_of_locations(source: str, *, engine_name: str) -> None:
     if path is None:
         return
     for location in Location.objects.filter(url__startswith="file:"):
-        relation = overlap(path, PurePosixPath(urlsplit(location.url).path.rstrip("/") or "/"))
+        relation = _relation(path, _folder_of(location.url))
         if relation:
             raise ValidationError(
                 f"this {engine_name} source {relation} location {location.name}'s folder ({location.url}); "

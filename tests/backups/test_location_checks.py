@@ -249,3 +249,12 @@ def test_a_copy_whose_spool_file_vanished_names_the_spool_file_not_the_destinati
         f"location disk: cannot read the file to copy, {gone}: No such file or directory; nothing was stored"
     )
     assert not any(p.is_file() for p in (tmp_path / "disk").rglob("*")), "no partial file is left behind"
+
+
+def test_a_symbolic_link_into_another_location_is_seen_through(devops, tmp_path):
+    (tmp_path / "outer").mkdir()
+    Location.objects.create(name="outer", url=f"file://{tmp_path}/outer")
+    (tmp_path / "alias").symlink_to(tmp_path / "outer")
+    page = add_location(devops, "sneaky", f"file://{tmp_path}/alias/inner")
+    assert f"file://{tmp_path}/alias/inner is inside location outer's folder" in page
+    assert list(Location.objects.values_list("name", flat=True)) == ["outer"]
