@@ -66,14 +66,20 @@ def dumping_into_spool(run) -> Iterator[None]:
     except SourceError as exc:
         raise BackupFailure(f"dump: {exc}") from None
     except StreamError as exc:
-        if exc.side == "source":
-            raise BackupFailure(f"dump: reading the source failed: {os_cause(exc.cause)}") from None
-        doing = f"writing run #{run.pk}'s encrypted dump ({exc.done} bytes written)"
-        raise BackupFailure(_spool_problem(run, exc.cause, doing)) from None
+        raise BackupFailure(_stream_problem(run, exc)) from None
     except PipelineError as exc:
         raise BackupFailure(f"compress/encrypt: {exc}") from None
     except OSError as exc:  # e.g. the spool file's last buffer, written when it is closed
+        earlier = exc.__context__  # closing a file that failed to write fails again: tell the first failure
+        if isinstance(earlier, StreamError):
+            raise BackupFailure(_stream_problem(run, earlier)) from None
         raise BackupFailure(_spool_problem(run, exc, f"writing run #{run.pk}'s encrypted dump")) from None
+
+
+def _stream_problem(run, exc: StreamError) -> str:
+    if exc.side == "source":
+        return f"dump: reading the source failed: {os_cause(exc.cause)}"
+    return _spool_problem(run, exc.cause, f"writing run #{run.pk}'s encrypted dump ({exc.done} bytes written)")
 
 
 def copy_problem(phase: str, location, exc: Exception) -> str:

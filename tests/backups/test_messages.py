@@ -139,6 +139,7 @@ def test_a_full_spool_disk_names_the_folder_and_the_cause(full_spool, tmp_path, 
         f"compress/encrypt: the spool folder {full_spool} is full (No space left on device) while writing "
         f"run #{run.pk}'s encrypted dump"
     ), run.error
+    assert " bytes written); free space there or point BACKUP_SPOOL_DIR at a larger disk" in run.error
     for wrong in ("unexpected error", "EncryptError", "OSError", "Traceback"):
         assert wrong not in run.error
     assert not [r for r in caplog.records if r.exc_info], "a full disk is the world's fault, not a crash to trace"
