@@ -192,7 +192,8 @@ def open_incidents(now: datetime) -> list[dict]:
             if incident.scenario and incident.scenario.target_rto
             else incident.severity.target_rto
         )
-        elapsed = now - incident.impact_started_at
+        # Open, but the clock may have stopped already (recovery verified, not yet resolved).
+        elapsed = (incident.rto_stopped_at or now) - incident.impact_started_at
         result.append(
             {
                 "incident": incident,

@@ -332,15 +332,15 @@ class Incident(models.Model):
 
     @property
     def rto_stopped_at(self):
-        """When the RTO clock stopped: recovery verified, else resolution (the incident is over); None: running."""
-        return self.recovered_at or self.resolved_at
+        """When the RTO clock stopped: recovery verified or resolution, whichever came first; None: running."""
+        return min((t for t in (self.recovered_at, self.resolved_at) if t), default=None)
 
     @property
     def rto_stopped_by(self) -> str:
-        if self.recovered_at:
+        if self.recovered_at and self.recovered_at == self.rto_stopped_at:
             return "recovery verified"
         if self.resolved_at:
-            return "resolved without verified recovery"
+            return "resolved without verified recovery" if not self.recovered_at else "resolved"
         return ""
 
     @property

@@ -184,6 +184,11 @@ def test_resolving_in_the_form_needs_recovery_or_a_reason_and_stops_the_rto_cloc
     assert rto_row in text
     assert "Resolved without verified recovery: false alarm" in text
 
+    # Recovery verified only afterwards does not restart or extend the clock: it ended at resolution.
+    incident.refresh_from_db()
+    incident.tick_checklist(incident.checklist.get(key="recovery-verified"), commander, evidence_note="checked later")
+    assert "7 min (stopped: resolved)" in section(page(client, incident), "measures")
+
 
 def test_a_resolved_status_update_is_refused_without_recovery_then_resolves_the_incident(client, incident, commander):
     api = StatusComponent.objects.get(name="API")
