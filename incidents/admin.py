@@ -107,7 +107,7 @@ def _badge(color: str, text: str) -> str:
 
 @admin.register(Severity)
 class SeverityAdmin(admin.ModelAdmin):
-    list_display = ("key", "badge", "description", "response", "target_rto", "report_due", "order")
+    list_display = ("key", "badge", "description", "response", "target_rto", "report_due", "public_impact", "order")
     list_editable = ("order",)
     ordering = ("order", "key")
 
