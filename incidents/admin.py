@@ -405,6 +405,7 @@ class IncidentForm(forms.ModelForm):
             "root_cause",
             "follow_up_actions",
         )
+        widgets = {"resolved_without_recovery": forms.Textarea(attrs={"rows": 2, "cols": 80})}
 
     def clean(self):
         cleaned = super().clean()
