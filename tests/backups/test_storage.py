@@ -1,0 +1,346 @@
+"""Storage under faults: one S3 module, bounded calls, a write order that leaves no orphan, and the reaper.
+
+Real parts only: moto's S3 server, reached through the loopback proxy when a test needs a
+hung or cut link, and `manage.py backup` subprocesses killed with SIGKILL at a chosen
+point (the kill is real; only where it lands is chosen, by wrapping one function in the
+child process).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from django.utils import timezone
+
+from backups.models import Artifact, BackupRun, Location, Target
+from tests.conftest import ROOT, pg_url, run_backup, s3_client, wait_for
+from tests.loopback_proxy import LoopbackProxy
+
+pytestmark = pytest.mark.django_db
+
+PART_MB = 5  # S3's smallest part: a 12 MB artifact is a three-part multipart upload
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def objects(endpoint: str, bucket: str) -> list[str]:
+    pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def unfinished_uploads(endpoint: str, bucket: str) -> list[str]:
+    return [u["Key"] for u in s3_client(endpoint).list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+def artifacts_without_manifest(keys: list[str]) -> list[str]:
+    present = set(keys)
+    return [key for key in keys if not key.endswith(".json") and key + ".json" not in present]
+
+
+def random_folder(path, megabytes: int = 12):
+    path.mkdir()
+    (path / "blob.bin").write_bytes(os.urandom(megabytes << 20))
+    (path / "note.txt").write_text("hello\n")
+    return path
+
+
+# Runs in the child: wrap one function so the process SIGKILLs itself right after (or before) it.
+KILLER = r"""
+import os, signal, sys
+import django
+django.setup()
+from django.core.management import call_command
+
+target, point = sys.argv[1], sys.argv[2]
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "after-upload":
+    from backups import locations
+    original = locations.S3Backend.put_file
+    def put_file(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        die()
+    locations.S3Backend.put_file = put_file
+elif point == "mid-upload":
+    from s3transfer.upload import UploadPartTask
+    original = UploadPartTask._main
+    def _main(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        die()
+    UploadPartTask._main = _main
+elif point == "before-publish":
+    from backups import locations
+    locations.S3Backend.publish = die
+call_command("backup", target, "--verify", "no")
+"""
+
+
+def backup_killed(target: str, point: str, **env_overrides: str) -> BackupRun:
+    """`manage.py backup TARGET` in its own process, SIGKILLed at ``point``; returns its run, still 'running'."""
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+        "BACKUP_S3_PART_SIZE_MB": str(PART_MB),
+        **env_overrides,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", KILLER, target, point], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == -signal.SIGKILL, f"the backup was not killed at {point}: {result.stderr[-2000:]}"
+    run = BackupRun.objects.filter(target__name=target).latest("pk")
+    assert run.status == BackupRun.Status.RUNNING, "a SIGKILLed run cannot have recorded its own end"
+    return run
+
+
+def reap_as_dead(settings) -> None:
+    """Run the reaper the way beat does, once the killed run's heartbeat is old enough to be judged dead."""
+    from backups.tasks import reap_stale_jobs
+
+    settings.BACKUP_STALE_SECONDS = 10
+    BackupRun.objects.filter(status=BackupRun.Status.RUNNING).update(
+        heartbeat_at=timezone.now() - timezone.timedelta(hours=1)
+    )
+    reap_stale_jobs()
+
+
+# --- 1. one S3 module --------------------------------------------------------------------
+
+
+def test_only_the_s3_module_makes_s3_clients_and_maps_their_errors():
+    """One client factory, one Config, one error mapper: the others call backups/s3.py."""
+    offenders = []
+    for path in sorted((ROOT / "backups").rglob("*.py")):
+        if path.name == "s3.py" or "migrations" in path.parts:
+            continue
+        text = path.read_text()
+        for needle in ("botocore.config", "boto3.session", "storages.backends", "ClientError", "TransferConfig"):
+            if needle in text:
+                offenders.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert offenders == []
+
+
+def test_uploads_are_multipart_with_bounded_parts_and_concurrency(settings):
+    from backups import s3
+
+    settings.BACKUP_S3_PART_SIZE_MB = 8
+    settings.BACKUP_S3_CONCURRENCY = 2
+    config = s3.transfer_config()
+    assert (config.multipart_threshold, config.multipart_chunksize, config.max_concurrency) == (8 << 20, 8 << 20, 2)
+    client = s3.client(endpoint_url="http://127.0.0.1:9")
+    assert client.meta.config.tcp_keepalive is True
+    assert client.meta.config.connect_timeout <= settings.S3_CONNECT_TIMEOUT
+
+
+def test_every_attempt_of_one_request_fits_in_the_storage_deadline(settings):
+    from backups import s3
+
+    settings.BACKUP_STORAGE_TIMEOUT_SECONDS = 30
+    settings.S3_CONNECT_TIMEOUT, settings.S3_READ_TIMEOUT, settings.S3_MAX_ATTEMPTS = 10, 60, 3
+    connect, read = s3.request_timeouts()
+    assert (connect + read) * 3 <= 30
+
+
+# --- 3. write order ----------------------------------------------------------------------
+
+
+def test_a_copy_is_staged_under_the_temporary_prefix_then_made_final(
+    source_db, local_location, s3_location, make_target, s3_endpoint, s3_bucket
+):
+    seen: list[tuple[str, list[str]]] = []
+    from backups import locations
+
+    original = locations.S3Backend.put_bytes
+
+    def put_bytes(self, key, data):
+        # When the manifest is written, the artifact exists only under the temporary prefix.
+        seen.append((key, objects(s3_endpoint, s3_bucket)))
+        return original(self, key, data)
+
+    locations.S3Backend.put_bytes = put_bytes
+    try:
+        run = run_backup(make_target("database", source_db, [local_location, s3_location]))
+    finally:
+        locations.S3Backend.put_bytes = original
+    assert run.status == "succeeded", run.error
+    key = run.artifacts.get(location=s3_location).key
+    sidecar_write = next(listing for written, listing in seen if written == key + ".json")
+    assert f"daily/.incomplete/{key}" in sidecar_write and f"daily/{key}" not in sidecar_write
+    after = objects(s3_endpoint, s3_bucket)
+    assert f"daily/{key}" in after and f"daily/{key}.json" in after
+    assert not [k for k in after if "/.incomplete/" in k], after
+    root = urlsplit(local_location.url).path
+    assert os.path.exists(f"{root}/{key}") and os.path.exists(f"{root}/{key}.json")
+    assert not os.listdir(f"{root}/.incomplete/database/{key.split('/')[1]}/{key.split('/')[2]}/{key.split('/')[3]}")
+    # The final copy carries the location's storage class; the staged one was never billed as cold.
+    head = s3_client(s3_endpoint).head_object(Bucket=s3_bucket, Key=f"daily/{key}")
+    assert head.get("StorageClass") == "STANDARD_IA"
+
+
+def test_readers_ignore_the_temporary_prefix(local_location, s3_location, s3_endpoint, s3_bucket, tmp_path):
+    from backups.services import artifacts
+
+    s3_client(s3_endpoint).put_object(Bucket=s3_bucket, Key="daily/.incomplete/db/2026/x.sql.zst.age", Body=b"x")
+    s3_client(s3_endpoint).put_object(Bucket=s3_bucket, Key="daily/.incomplete/db/2026/x.sql.zst.age.json", Body=b"{}")
+    assert list(s3_location.backend().list()) == []
+    root = urlsplit(local_location.url).path
+    os.makedirs(f"{root}/.incomplete/db", exist_ok=True)
+    open(f"{root}/.incomplete/db/y.sql.zst.age", "wb").write(b"y")
+    open(f"{root}/.incomplete/db/y.sql.zst.age.json", "w").write("{}")
+    assert list(local_location.backend().list()) == []
+    for source in (
+        f"{root}/.incomplete/db/y.sql.zst.age",
+        f"file://{root}/.incomplete/db/y.sql.zst.age",
+        f"s3://{s3_bucket}/daily/.incomplete/db/2026/x.sql.zst.age",
+    ):
+        with pytest.raises(artifacts.ArtifactRefused, match="unfinished upload"):
+            artifacts.resolve(source)
+
+
+# --- 2 and 4. bounded calls, faults with real processes -----------------------------------
+
+
+@pytest.fixture
+def proxied_s3(db, s3_endpoint, s3_bucket):
+    """An S3 location reached through a loopback proxy the test controls."""
+    with LoopbackProxy("127.0.0.1", urlsplit(s3_endpoint).port) as proxy:
+        location = Location.objects.create(name="far-s3", url=f"s3://{s3_bucket}/daily", endpoint_url=proxy.url)
+        yield proxy, location
+
+
+def test_a_stalled_server_fails_the_run_within_the_storage_deadline(
+    settings, proxied_s3, local_location, make_target, s3_endpoint, s3_bucket, tmp_path
+):
+    proxy, location = proxied_s3
+    settings.BACKUP_STORAGE_TIMEOUT_SECONDS = 4
+    settings.S3_READ_TIMEOUT = 60  # a request alone would wait far longer: the deadline must cut it short
+    settings.BACKUP_S3_PART_SIZE_MB = PART_MB
+    folder = random_folder(tmp_path / "tree")
+    target = make_target("uploads", str(folder), [local_location, location], engine="files")
+    stalled_at: list[float] = []
+
+    def stall_once_uploading():
+        # Hang the server after the first part went through: the run is mid-multipart.
+        wait_for(lambda: proxy.bytes_up > (PART_MB + 1) << 20, timeout=60, interval=0.01, message="the upload")
+        proxy.stall()
+        stalled_at.append(time.monotonic())
+
+    staller = threading.Thread(target=stall_once_uploading, daemon=True)
+    staller.start()
+    run = run_backup(target)
+    ended = time.monotonic()
+    staller.join(1)
+
+    assert stalled_at, "the upload never started"
+    assert run.status == "failed"
+    assert ended - stalled_at[0] < 4 + 5, f"the run took {ended - stalled_at[0]:.1f} s after the stall"
+    assert "location far-s3" in run.error and "4 s" in run.error, run.error
+    assert run.artifacts.filter(location=local_location).exists(), "the local copy is kept"
+
+    proxy.resume()
+    reap_as_dead(settings)
+    wait_for(lambda: not unfinished_uploads(s3_endpoint, s3_bucket), timeout=30, message="the upload aborted")
+    assert artifacts_without_manifest(objects(s3_endpoint, s3_bucket)) == []
+
+
+def test_a_reset_mid_upload_aborts_the_multipart_upload_at_once(
+    settings, proxied_s3, make_target, s3_endpoint, s3_bucket, tmp_path
+):
+    proxy, location = proxied_s3
+    settings.BACKUP_S3_PART_SIZE_MB = PART_MB
+    settings.S3_MAX_ATTEMPTS = 1
+    target = make_target("uploads", str(random_folder(tmp_path / "tree")), [location], engine="files")
+
+    def cut_once_uploading():
+        wait_for(lambda: proxy.bytes_up > (PART_MB + 1) << 20, timeout=60, interval=0.01, message="the upload")
+        proxy.reset()  # the parts in flight fail; the server still answers new connections
+
+    threading.Thread(target=cut_once_uploading, daemon=True).start()
+    run = run_backup(target)
+
+    assert run.status == "failed" and "location far-s3" in run.error, run.error
+    # No reaper: the failed upload was aborted as it failed.
+    assert unfinished_uploads(s3_endpoint, s3_bucket) == []
+    assert objects(s3_endpoint, s3_bucket) == []
+
+
+@pytest.mark.django_db(transaction=True)  # the child process must see the target
+@pytest.mark.parametrize("point", ["mid-upload", "after-upload", "before-publish"])
+def test_a_backup_killed_during_its_s3_copy_leaves_nothing_after_the_reaper(
+    point, settings, s3_location, make_target, s3_endpoint, s3_bucket, tmp_path
+):
+    make_target("uploads", str(random_folder(tmp_path / "tree")), [s3_location], engine="files")
+    run = backup_killed("uploads", point)
+
+    reap_as_dead(settings)
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    keys = objects(s3_endpoint, s3_bucket)
+    assert artifacts_without_manifest(keys) == [], keys
+    assert not [key for key in keys if key.endswith(".age.json")], f"a manifest of nothing: {keys}"
+    assert unfinished_uploads(s3_endpoint, s3_bucket) == []
+
+
+def test_the_reaper_leaves_a_running_runs_upload_alone(settings, s3_location, s3_endpoint, s3_bucket):
+    from backups.tasks import reap_stale_jobs
+
+    target = Target.objects.create(name="db", engine="postgresql", source="postgres://x/y")
+    run = BackupRun.objects.create(
+        target=target, status=BackupRun.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    key = f"db/2026/12/01/db-{run.started_at:%Y%m%dT%H%M%SZ}-r{run.pk}-abcdef.sql.zst.age"
+    s3 = s3_client(s3_endpoint)
+    s3.put_object(Bucket=s3_bucket, Key=f"daily/.incomplete/{key}", Body=b"in flight")
+    upload = s3.create_multipart_upload(Bucket=s3_bucket, Key=f"daily/.incomplete/{key}")
+
+    reap_stale_jobs()
+
+    assert f"daily/.incomplete/{key}" in objects(s3_endpoint, s3_bucket)
+    assert unfinished_uploads(s3_endpoint, s3_bucket) == [f"daily/.incomplete/{key}"]
+    s3.abort_multipart_upload(Bucket=s3_bucket, Key=f"daily/.incomplete/{key}", UploadId=upload["UploadId"])
+
+
+def test_the_reaper_lists_an_unknown_artifact_without_manifest_and_removes_a_failed_runs(
+    settings, s3_location, s3_endpoint, s3_bucket, caplog
+):
+    from backups.services import orphans
+
+    target = Target.objects.create(name="db", engine="postgresql", source="postgres://x/y")
+    target.locations.add(s3_location)
+    failed = BackupRun.objects.create(target=target, status=BackupRun.Status.FAILED, started_at=timezone.now())
+    mine = f"db/2026/12/01/db-{failed.started_at:%Y%m%dT%H%M%SZ}-r{failed.pk}-abcdef.sql.zst.age"
+    stranger = "db/2026/12/01/db-20261201T000000Z-r99999-123456.sql.zst.age"
+    s3 = s3_client(s3_endpoint)
+    for key in (mine, stranger):
+        s3.put_object(Bucket=s3_bucket, Key=f"daily/{key}", Body=b"left by an older version")
+
+    report = orphans.reap()
+
+    keys = objects(s3_endpoint, s3_bucket)
+    assert f"daily/{mine}" not in keys, "a failed run's manifest-less copy is junk"
+    assert f"daily/{stranger}" in keys, "what no run of this portal explains is listed, never deleted"
+    assert any(stranger in line and "no manifest" in line for line in report.incomplete), report
+    assert not Artifact.objects.exists()
+
+
+def test_a_run_id_in_a_key_is_only_trusted_with_its_start_time():
+    from backups.services import orphans
+
+    named = orphans.run_named("db/2026/12/01/db-20261201T000000Z-r12-abcdef.tar.zst.age")
+    assert named == ("db", 12, "20261201T000000Z")
+    assert orphans.run_named("db/notes.txt") is None
+    assert re.match(r"^\d{8}T\d{6}Z$", orphans.run_named("a/b-20990101T000000Z-r1-000000.env.gz.age")[2])
