@@ -107,7 +107,7 @@ def cause(exc: BaseException, *, endpoint_url: str = "", bucket: str = "", where
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchBucket":
-            return f"bucket {bucket} does not exist at {endpoint}"
+            return f"bucket {bucket} does not exist at {endpoint} (NoSuchBucket)"
         if code in _DENIED:
             return f"access to {where or bucket} was denied ({code}); check the credentials"
         if code in _NOT_FOUND:
