@@ -287,3 +287,34 @@ def test_a_run_id_in_a_key_is_only_trusted_with_its_start_time():
     assert named == ("db", 12, "20261201T000000Z")
     assert orphans.run_named("db/notes.txt") is None
     assert re.match(r"^\d{8}T\d{6}Z$", orphans.run_named("a/b-20990101T000000Z-r1-000000.env.gz.age")[2])
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_put_file_reports_the_bytes_sent_so_far(where, settings, local_location, s3_location, tmp_path):
+    """The copy phase's progress: every location calls ``progress`` with a growing total that ends at the size."""
+    settings.BACKUP_S3_PART_SIZE_MB = PART_MB
+    artifact = tmp_path / "spool.age"
+    artifact.write_bytes(os.urandom(12 << 20))
+    location = local_location if where == "local" else s3_location
+    seen: list[int] = []
+
+    stored = location.backend().put_file(artifact, "t/2026/12/01/t-20261201T000000Z-r1-abcdef.env.zst.age", seen.append)
+
+    assert stored.size == 12 << 20
+    assert seen and seen == sorted(seen) and seen[-1] == 12 << 20, seen[-5:]
+    if where == "s3":
+        assert len(seen) > 3, "an S3 upload reports as it goes, not once at the end"
+
+
+def test_a_local_copy_across_filesystems_reports_each_chunk(local_location, tmp_path):
+    from backups.locations import LocalBackend
+
+    artifact = tmp_path / "spool.age"
+    artifact.write_bytes(os.urandom(3 << 20))
+    staged = tmp_path / "staged.age"
+    seen: list[int] = []
+
+    LocalBackend._copy(artifact, staged, seen.append)  # what put_file does when a hard link is refused (EXDEV)
+
+    assert seen == [1 << 20, 2 << 20, 3 << 20]
+    assert staged.read_bytes() == artifact.read_bytes()
