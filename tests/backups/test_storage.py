@@ -318,3 +318,45 @@ def test_a_local_copy_across_filesystems_reports_each_chunk(local_location, tmp_
 
     assert seen == [1 << 20, 2 << 20, 3 << 20]
     assert staged.read_bytes() == artifact.read_bytes()
+
+
+def test_the_reaper_cleans_a_local_folder_by_run_and_by_age(settings, local_location):
+    from backups.services import orphans
+
+    settings.BACKUP_ORPHAN_GRACE_SECONDS = 3600
+    target = Target.objects.create(name="db", engine="postgresql", source="postgres://x/y")
+    failed = BackupRun.objects.create(target=target, status=BackupRun.Status.FAILED, started_at=timezone.now())
+    root = urlsplit(local_location.url).path
+    left = {
+        "failed": f"db/2026/12/01/db-{failed.started_at:%Y%m%dT%H%M%SZ}-r{failed.pk}-abcdef.sql.zst.age",
+        "fresh-unknown": "db/2026/12/01/db-20261201T000000Z-r99998-abcdef.sql.zst.age",
+        "old-unknown": "db/2026/12/01/db-20261201T000000Z-r99999-abcdef.sql.zst.age",
+    }
+    for key in left.values():
+        os.makedirs(os.path.dirname(f"{root}/.incomplete/{key}"), exist_ok=True)
+        open(f"{root}/.incomplete/{key}", "wb").write(b"partial")
+    # The failed run had written its manifest before it died: a manifest of nothing, removed with it.
+    os.makedirs(os.path.dirname(f"{root}/{left['failed']}"), exist_ok=True)
+    open(f"{root}/{left['failed']}.json", "w").write("{}")
+    two_hours_ago = time.time() - 7200
+    os.utime(f"{root}/.incomplete/{left['old-unknown']}", (two_hours_ago, two_hours_ago))
+
+    report = orphans.reap()
+
+    remaining = {name for name, key in left.items() if os.path.exists(f"{root}/.incomplete/{key}")}
+    assert remaining == {"fresh-unknown"}, report
+    assert not os.path.exists(f"{root}/{left['failed']}.json")
+    assert len(report.removed) == 2
+
+
+def test_rebuildcatalog_takes_nothing_from_the_temporary_prefix(s3_location, s3_endpoint, s3_bucket):
+    from backups.services import catalog
+
+    key = "daily/.incomplete/db/2026/12/01/db-20261201T000000Z-r1-abcdef.sql.zst.age"
+    s3_client(s3_endpoint).put_object(Bucket=s3_bucket, Key=key, Body=b"partial")
+    s3_client(s3_endpoint).put_object(Bucket=s3_bucket, Key=key + ".json", Body=b"{}")
+
+    report = catalog.rebuild(s3_location)
+
+    assert (report.runs_added, report.copies_added, report.problems) == (0, 0, [])
+    assert not BackupRun.objects.exists()
