@@ -64,7 +64,7 @@ def client(*, endpoint_url: str = "", region: str = "", access_key: str = "", se
         # A dead peer behind a NAT is noticed by the kernel, not only by the read timeout.
         tcp_keepalive=True,
         signature_version="s3v4",
-        max_pool_connections=max(10, settings.BACKUP_S3_CONCURRENCY + 2),
+        max_pool_connections=max(COPY_CONCURRENCY, settings.BACKUP_S3_CONCURRENCY) + 2,
     )
     session = boto3.session.Session(
         aws_access_key_id=access_key or None,
@@ -77,15 +77,24 @@ def client(*, endpoint_url: str = "", region: str = "", access_key: str = "", se
         raise LocationError(f"cannot use the S3 endpoint {endpoint_url!r}: {exc}") from None
 
 
-def transfer_config():
-    """Multipart above one part's size; parts read from the file as sent, a bounded number at a time."""
+# A server-side copy moves no byte through the worker: its parts can be large and many at once.
+COPY_PART_BYTES = 256 << 20
+COPY_CONCURRENCY = 8
+
+
+def transfer_config(*, copy: bool = False):
+    """Multipart above one part's size; parts read from the file as sent, a bounded number at a time.
+
+    For a server-side copy, parts of 256 MiB, 8 at a time (UploadPartCopy: the data stays in S3);
+    above one part it is multipart, so objects over CopyObject's 5 GB limit copy too.
+    """
     from boto3.s3.transfer import TransferConfig
 
-    part = settings.BACKUP_S3_PART_SIZE_MB << 20
+    part = COPY_PART_BYTES if copy else settings.BACKUP_S3_PART_SIZE_MB << 20
     return TransferConfig(
         multipart_threshold=part,
         multipart_chunksize=part,
-        max_concurrency=settings.BACKUP_S3_CONCURRENCY,
+        max_concurrency=COPY_CONCURRENCY if copy else settings.BACKUP_S3_CONCURRENCY,
         # The classic transfer client, never the CRT one: its memory and timeouts are not these.
         preferred_transfer_client="classic",
     )
@@ -175,12 +184,12 @@ def _subscriber(watch: _Watch):
     return Subscriber()
 
 
-def _run_transfer(s3, start: Callable, progress: Progress | None) -> None:
+def _run_transfer(s3, start: Callable, progress: Progress | None, *, copy: bool = False) -> None:
     """Start a transfer on a fresh manager and wait for it, cancelling it when it stalls."""
     from boto3.s3.transfer import create_transfer_manager
 
     deadline = settings.BACKUP_STORAGE_TIMEOUT_SECONDS
-    manager = create_transfer_manager(s3, transfer_config())
+    manager = create_transfer_manager(s3, transfer_config(copy=copy))
     watch = _Watch(progress)
     future = start(manager, [_subscriber(watch)])
     while not future.done():
@@ -222,4 +231,5 @@ def copy(s3, bucket: str, source_key: str, key: str, *, extra_args: dict | None 
             {"Bucket": bucket, "Key": source_key}, bucket, key, extra_args=extra_args or {}, subscribers=subscribers
         ),
         None,
+        copy=True,
     )

@@ -360,3 +360,25 @@ def test_rebuildcatalog_takes_nothing_from_the_temporary_prefix(s3_location, s3_
 
     assert (report.runs_added, report.copies_added, report.problems) == (0, 0, [])
     assert not BackupRun.objects.exists()
+
+
+def test_making_a_copy_final_is_a_multipart_copy_above_one_part(
+    monkeypatch, settings, s3_location, s3_endpoint, s3_bucket, tmp_path
+):
+    """CopyObject stops at 5 GB; above one part the final copy is made of UploadPartCopy parts (shown with 5 MiB)."""
+    from backups import s3
+
+    monkeypatch.setattr(s3, "COPY_PART_BYTES", 5 << 20)
+    settings.BACKUP_S3_PART_SIZE_MB = PART_MB
+    artifact = tmp_path / "spool.age"
+    artifact.write_bytes(os.urandom(12 << 20))
+    backend = s3_location.backend()
+    key = "t/2026/12/01/t-20261201T000000Z-r1-abcdef.env.zst.age"
+
+    backend.put_file(artifact, key)
+    backend.publish(key)
+
+    head = s3_client(s3_endpoint).head_object(Bucket=s3_bucket, Key=f"daily/{key}")
+    assert head["ContentLength"] == 12 << 20 and head["ETag"].strip('"').endswith("-3"), head["ETag"]
+    assert backend.read_bytes(key) == artifact.read_bytes()
+    assert objects(s3_endpoint, s3_bucket) == [f"daily/{key}"]
