@@ -169,7 +169,7 @@ def test_a_stalled_server_fails_the_run_within_the_storage_deadline(
 ):
     proxy, location = proxied_s3
     settings.BACKUP_STORAGE_TIMEOUT_SECONDS = 4
-    settings.S3_READ_TIMEOUT = 60  # a request alone would wait far longer: the deadline must cut it short
+    settings.S3_READ_TIMEOUT = 60  # left high, as a person may: the storage deadline still bounds the run
     settings.BACKUP_S3_PART_SIZE_MB = PART_MB
     folder = random_folder(tmp_path / "tree")
     target = make_target("uploads", str(folder), [local_location, location], engine="files")
