@@ -190,9 +190,10 @@ class LocalBackend(LocationBackend):
 
     def publish(self, key: str) -> None:
         final = self._path(key)
+        staged = self._path(temp_key(key))
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._path(temp_key(key)), final)
+            os.replace(staged, final)
             # The rename is durable only once the folder holding the new name is synced.
             folder = os.open(final.parent, os.O_RDONLY)
             try:
@@ -201,6 +202,20 @@ class LocalBackend(LocationBackend):
                 os.close(folder)
         except OSError as exc:
             raise self._problem("finish", key, exc) from None
+        self._prune_empty_folders(staged.parent)
+
+    def _prune_empty_folders(self, folder: Path) -> None:
+        """Remove the staged copy's now empty day/month/year folders, never the temporary prefix itself.
+
+        Only this target's folders: runs of one target never overlap, so no other run is filling them.
+        """
+        top = self.root / TEMP_PREFIX
+        while folder != top and top in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): stop there
+                return
+            folder = folder.parent
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._write_atomically(key, lambda out: out.write(data))
