@@ -42,6 +42,13 @@ elif point == "mid-upload":
         result = original(self, *args, **kwargs)
         die()
     UploadPartTask._main = _main
+elif point == "after-local-upload":
+    from backups import locations
+    original = locations.LocalBackend.put_file
+    def put_file(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        die()
+    locations.LocalBackend.put_file = put_file
 elif point == "before-publish":
     from backups import locations
     locations.S3Backend.publish = die

@@ -238,6 +238,24 @@ def test_a_backup_killed_during_its_s3_copy_leaves_nothing_after_the_reaper(
     assert unfinished_uploads(s3_endpoint, s3_bucket) == []
 
 
+@pytest.mark.django_db(transaction=True)  # the child process must see the target
+def test_a_backup_killed_after_its_local_copy_leaves_nothing_in_either_location_after_the_reaper(
+    settings, local_location, s3_location, make_target, s3_endpoint, s3_bucket, tmp_path
+):
+    make_target("uploads", str(random_folder(tmp_path / "tree", megabytes=1)), [local_location, s3_location], "files")
+    root = urlsplit(local_location.url).path
+    backup_killed("uploads", "after-local-upload")
+    staged = [os.path.join(d, f) for d, _, files in os.walk(f"{root}/.incomplete") for f in files]
+    assert staged, "the premise: the local copy was staged when the run was killed"
+
+    reap_as_dead(settings)
+
+    files = [os.path.relpath(os.path.join(d, f), root) for d, _, names in os.walk(root) for f in names]
+    assert not [f for f in files if f.startswith(".incomplete/")], files
+    assert artifacts_without_manifest(files) == [], files
+    assert objects(s3_endpoint, s3_bucket) == [] and unfinished_uploads(s3_endpoint, s3_bucket) == []
+
+
 def test_the_reaper_leaves_a_running_runs_upload_alone(settings, s3_location, s3_endpoint, s3_bucket):
     from backups.tasks import reap_stale_jobs
 
