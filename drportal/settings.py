@@ -224,8 +224,22 @@ BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, min
 # A separate PostgreSQL server for restore tests' scratch databases (the plan's "test
 # environment"); empty = the backed-up database's own server.
 RESTORE_TEST_DATABASE_URL = env("RESTORE_TEST_DATABASE_URL")
+# Storage deadlines (backups/s3.py): a storage server that stops answering fails the run within
+# BACKUP_STORAGE_TIMEOUT_SECONDS, naming the location. Each S3 request connects within
+# S3_CONNECT_TIMEOUT and gives up when no byte moves for S3_READ_TIMEOUT, S3_MAX_ATTEMPTS times at
+# most (shrunk to fit the storage deadline); a transfer (many requests) is cancelled when no byte
+# has moved for the storage deadline.
+BACKUP_STORAGE_TIMEOUT_SECONDS = envint("BACKUP_STORAGE_TIMEOUT_SECONDS", 300, minimum=2)
 S3_CONNECT_TIMEOUT = envint("S3_CONNECT_TIMEOUT", 10, minimum=1)
-S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 120, minimum=1)
+S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 60, minimum=1)
+S3_MAX_ATTEMPTS = envint("S3_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+# Multipart uploads: parts of this size, this many at a time (memory stays near part size x concurrency
+# at most; parts are read from the spool file as they are sent). S3 refuses parts under 5 MiB.
+BACKUP_S3_PART_SIZE_MB = envint("BACKUP_S3_PART_SIZE_MB", 16, minimum=5, maximum=5 * 1024)
+BACKUP_S3_CONCURRENCY = envint("BACKUP_S3_CONCURRENCY", 2, minimum=1, maximum=16)
+# What a killed run left in a location (temporary keys, unfinished multipart uploads) is removed by the
+# reaper once it is this old, when no run of this portal is known to own it; a failed run's at once.
+BACKUP_ORPHAN_GRACE_SECONDS = envint("BACKUP_ORPHAN_GRACE_SECONDS", 24 * 3600, minimum=60)
 
 # --- Alerts -------------------------------------------------------------------
 # Where alerts go besides the channels in the plan: a comma-separated list of
