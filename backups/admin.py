@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from drportal.admin_base import PermanentRecordAdminMixin, RecordAdminMixin
+from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixin, RecordAdminMixin
 
 from .engines import SourceError
 from .locations import LocationError
@@ -46,6 +46,8 @@ class KeepSecretsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in self.secret_fields:
+            if name not in self.fields:
+                continue  # view-only: the admin gives the form no editable fields (the values are hidden)
             field = self.fields[name]
             field.widget = SecretInput()
             field.required = False
@@ -55,7 +57,7 @@ class KeepSecretsForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         for name in self.secret_fields:
-            if self.instance.pk and not cleaned.get(name):
+            if name in self.fields and self.instance.pk and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
 
@@ -116,8 +118,9 @@ class TargetForm(KeepSecretsForm):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = LocationForm
+    hidden_from_viewers = ("access_key_id", "secret_access_key")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "url", "storage_class", "retention_days", "keep_last", "enabled")
     list_filter = ("enabled",)
@@ -130,8 +133,9 @@ class LocationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Target)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = TargetForm
+    hidden_from_viewers = ("source",)
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "engine", "source_display", "schedule", "location_names", "enabled")
     list_filter = ("engine", "enabled")
@@ -689,7 +693,9 @@ def _duration(seconds: float | None) -> str:
 
 
 @admin.register(Objective)
-class ObjectiveAdmin(admin.ModelAdmin):
+class ObjectiveAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
+    # The ping URL holds the token: anyone who has it can mark the objective safe.
+    hidden_from_viewers = ("ping_url",)
     list_display = ("name", "state_badge", "exposure", "rpo", "last_good_at", "fed_by", "enabled")
     list_filter = ("state", "ping", "enabled")
     filter_horizontal = ("targets",)
