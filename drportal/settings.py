@@ -84,7 +84,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
-AXES_IPWARE_PROXY_COUNT = 1 if envbool("BEHIND_PROXY", False) else None
+# Client addresses (lockouts, pings) through django-ipware, behind PROXY_COUNT reverse proxies that
+# append to X-Forwarded-For (BEHIND_PROXY=true means one); see drportal/client_ip.py.
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+PROXY_COUNT = envint("PROXY_COUNT", 1 if BEHIND_PROXY else 0, minimum=0, maximum=10)
+AXES_CLIENT_IP_CALLABLE = "drportal.client_ip.client_address"
 
 ROOT_URLCONF = "drportal.urls"
 WSGI_APPLICATION = "drportal.wsgi.application"
@@ -282,5 +286,5 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ping/"]  # probes and feeds on plain HTTP inside the network
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 X_FRAME_OPTIONS = "DENY"
