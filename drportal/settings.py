@@ -14,11 +14,10 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env, envbool, envint, envlist, envsecret
+from .env import BASE_DIR, PORTAL_DATABASE_FILE, env, envbool, envint, envlist, envsecret, portal_home
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their state (SQLite file, broker folder, demo backups).
-PORTAL_HOME = Path(env("DRPORTAL_HOME", str(BASE_DIR / "var"))).resolve()
+PORTAL_HOME = portal_home()
 
 
 def _persistent_random(name: str, make) -> str:
@@ -108,7 +107,7 @@ TEMPLATES = [
     },
 ]
 
-_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / 'portal.sqlite3'}"
+_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / PORTAL_DATABASE_FILE}"
 try:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 except ValueError as exc:
