@@ -235,3 +235,58 @@ def test_a_failure_after_the_swap_says_the_data_was_swapped_in(tmp_path, local_l
     assert record.error.startswith(expected), record.error
     assert "not changed" not in done.stderr and "not changed" not in record.error
     assert expected in done.stderr
+
+
+def test_folders_env_files_and_s3_prefixes_of_other_targets_are_refused(
+    tmp_path, local_location, make_target, monkeypatch
+):
+    """The files engine's folders (equal, inside, containing), env files through env:NAME and symlinks."""
+    from backups.services import restore
+
+    live_folder = tmp_path / "srv" / "uploads"
+    (live_folder / "img").mkdir(parents=True)
+    (live_folder / "img" / "a.png").write_bytes(b"png")
+    make_target("uploads", str(live_folder), [local_location], engine="files")
+    live_env = tmp_path / "etc" / "app.env"
+    live_env.parent.mkdir()
+    live_env.write_text("A=1\n")
+    monkeypatch.setenv("APP_ENV_FILE", str(live_env))
+    make_target("app-env", "env:APP_ENV_FILE", [local_location], engine="env")
+    make_target("bucket", "s3://data/app/uploads/", [local_location], engine="files")
+
+    other_folder = tmp_path / "other"
+    other_folder.mkdir()
+    (other_folder / "x.txt").write_text("x")
+    files_run = backup.execute(
+        backup.start_backup(
+            make_target("other", str(other_folder), [local_location], engine="files"), trigger="command"
+        )
+    )
+    other_env = tmp_path / "other.env"
+    other_env.write_text("B=2\n")
+    env_run = backup.execute(
+        backup.start_backup(make_target("other-env", str(other_env), [local_location], engine="env"), trigger="command")
+    )
+    assert files_run.status == env_run.status == "succeeded", (files_run.error, env_run.error)
+    (tmp_path / "env-link").symlink_to(live_env)
+
+    refused = {
+        (files_run, str(live_folder)): "it is the live source of target uploads",
+        (files_run, str(live_folder) + "/"): "it is the live source of target uploads",
+        (files_run, str(live_folder / "img")): "it overlaps the live source of target uploads",
+        (files_run, str(tmp_path / "srv")): "it overlaps the live source of target uploads",
+        (files_run, f"file://{tmp_path}/srv/x/../uploads"): "it is the live source of target uploads",
+        (files_run, "s3://data/app/"): "it overlaps the live source of target bucket",
+        (files_run, "s3://data/app/uploads/thumbs/"): "it overlaps the live source of target bucket",
+        (files_run, str(tmp_path)): "it overlaps",  # the parent of everything, locations included
+        (env_run, str(tmp_path / "env-link")): "it is the live source of target app-env",
+        (env_run, f"{tmp_path}/etc/../etc/app.env"): "it is the live source of target app-env",
+    }
+    for (run, to), message in refused.items():
+        with pytest.raises(restore.RestoreFailed, match="refusing to restore into") as caught:
+            restore.propose(str(run.pk), to=to, location="local")
+        assert message in str(caught.value), (to, str(caught.value))
+    assert (live_folder / "img" / "a.png").read_bytes() == b"png" and live_env.read_text() == "A=1\n"
+    # Somewhere new is fine, and so is each target's own source (the in-place restore).
+    assert restore.propose(str(files_run.pk), to=str(tmp_path / "restored"), location="local").plan
+    assert restore.propose(str(files_run.pk), location="local").plan.destination == str(other_folder)
