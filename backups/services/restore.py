@@ -303,17 +303,19 @@ def execute(restore: Restore, *, to: str | None = None, identities=None) -> Rest
     return restore
 
 
-def after_swap_message(swapped_at: datetime, rollback_name: str | None, exc: BaseException) -> str:
-    """What to say when something failed after the swap: the live data has changed, and how to go back."""
+def swapped_in_words(swapped_at: datetime, rollback_name: str | None) -> str:
+    """What is true once the swap happened: the live data changed at that moment, and how to go back."""
     kept = (
         f"the previous data is kept as {rollback_name}"
         if rollback_name
         else "there was no previous data (nothing to roll back to)"
     )
-    return (
-        f"the restored data was swapped in at {swapped_at.astimezone(UTC):%H:%M:%S} UTC; "
-        f"{kept}; recording the result failed: {type(exc).__name__}: {exc}"
-    )
+    return f"the restored data was swapped in at {swapped_at.astimezone(UTC):%H:%M:%S} UTC; {kept}"
+
+
+def after_swap_message(swapped_at: datetime, rollback_name: str | None, exc: BaseException) -> str:
+    """What to say when something failed after the swap (never "the live data was not changed")."""
+    return f"{swapped_in_words(swapped_at, rollback_name)}; recording the result failed: {type(exc).__name__}: {exc}"
 
 
 def reap_stale_restores() -> int:
@@ -339,7 +341,11 @@ def reap_stale_restores() -> int:
                 done = restorer.recover(record.scratch_name, record.rollback_name or None)
             except Exception as exc:  # cleaning up must not stop the reaper
                 done = [f"cleanup failed: {type(exc).__name__}: {exc}"]
-        detail = "; ".join(done) if done else "the live data was not replaced; nothing was left to clean up"
+        if record.swapped_at is not None:
+            # It died after the swap: the live data is the restored copy, whatever cleanup found.
+            detail = "; ".join([swapped_in_words(record.swapped_at, record.rollback_name), *done])
+        else:
+            detail = "; ".join(done) if done else "the live data was not replaced; nothing was left to clean up"
         record.fail(f"the restore process stopped reporting and is presumed dead: {detail}")
     return len(stale)
 

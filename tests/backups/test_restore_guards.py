@@ -290,3 +290,52 @@ def test_folders_env_files_and_s3_prefixes_of_other_targets_are_refused(
     # Somewhere new is fine, and so is each target's own source (the in-place restore).
     assert restore.propose(str(files_run.pk), to=str(tmp_path / "restored"), location="local").plan
     assert restore.propose(str(files_run.pk), location="local").plan.destination == str(other_folder)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_killed_after_the_swap_is_reaped_with_words_from_the_swap(
+    tmp_path, local_location, make_target, settings
+):
+    """A real stall: the database hangs while the result is recorded; the process is SIGKILLed there."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backups.services import restore
+    from tests.conftest import kill_restore_midway
+
+    live = make_sqlite(tmp_path / "notes.sqlite3", 20)
+    target = make_target("notes", f"sqlite:///{live}", [local_location], engine="sqlite")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    with connection.cursor() as cur:
+        cur.execute(
+            "CREATE FUNCTION test_stall() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(3); RAISE EXCEPTION 'stalled'; END $$"
+        )
+        cur.execute(
+            "CREATE TRIGGER test_stall BEFORE UPDATE ON backups_restore FOR EACH ROW "
+            "WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION test_stall()"
+        )
+    try:
+        kill_restore_midway(
+            [str(run.pk)],
+            until=lambda: Restore.objects.filter(swapped_at__isnull=False).exists(),
+            message="the swap",
+            too_fast="the stall trigger did not hold it",
+        )
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("DROP TRIGGER test_stall ON backups_restore")
+            cur.execute("DROP FUNCTION test_stall()")
+    record = Restore.objects.get()
+    assert record.status == "running" and record.swapped_at is not None
+    Restore.objects.filter(pk=record.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    assert restore.reap_stale_restores() == 1
+    record.refresh_from_db()
+    assert record.status == "failed"
+    assert f"the restored data was swapped in at {record.swapped_at:%H:%M:%S} UTC" in record.error
+    assert f"the previous data is kept as {record.rollback_name}" in record.error
+    assert "not replaced" not in record.error and "not changed" not in record.error
+    assert Path(record.rollback_name).exists() and live.exists()
