@@ -78,6 +78,11 @@ def newest_good_run_before(target: Target, before: datetime) -> BackupRun:
 
 def restore_before_url(incident: Incident, target: Target, before: datetime, user) -> str:
     """The backups app's confirmation page for the newest good backup before ``before``, linked to the incident."""
+    if not incident.is_open:
+        # The restore page would refuse it anyway; say so here rather than log a proposal that cannot go ahead.
+        raise ValidationError(
+            f"Incident #{incident.pk} is {incident.get_status_display().lower()}; restores start only from an open one."
+        )
     run = newest_good_run_before(target, before)
     incident.log(
         TimelineEntry.Kind.SYSTEM,

@@ -103,3 +103,17 @@ def test_backups_never_imports_incidents():
                 names = [node.module or ""]
             offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("incidents", "drills")]
     assert offenders == []
+
+
+def test_restore_before_t_on_a_resolved_incident_says_so_and_proposes_nothing(run, incident):
+    type(incident).objects.filter(pk=incident.pk).update(status="resolved")
+    commander = role_client("Incident Commander")
+    entries = incident.timeline.count()
+    response = commander.post(
+        reverse("admin:incidents_incident_restore_before", args=[incident.pk]),
+        {"target": run.target.pk, "before": "2099-01-01 00:00", "csrfmiddlewaretoken": commander.token},
+        follow=True,
+    )
+    assert f"Incident #{incident.pk} is resolved; restores start only from an open one." in response.content.decode()
+    assert incident.timeline.count() == entries
+    assert not Restore.objects.exists()

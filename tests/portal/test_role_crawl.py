@@ -119,12 +119,33 @@ def secrets_in_db() -> list[str]:
 
 
 def test_every_admin_page_opens_for_every_role_and_hides_secrets(people, one_of_everything):
+    from backups.models import BackupRun, Restore
+    from incidents.models import Incident
+
     problems = []
     pages = 0
     secrets = secrets_in_db()
+    incident, run, record = Incident.objects.get(), BackupRun.objects.first(), Restore.objects.get()
+    # The portal's own pages beside the model pages: the dashboard and the custom views people open.
+    extra = [
+        reverse("admin:index"),
+        reverse("admin:drills_drill_upcoming"),
+        reverse("admin:incidents_incident_timeline", args=[incident.pk]),
+        reverse("admin:incidents_incident_report", args=[incident.pk]),
+        reverse("admin:backups_backuprun_progress", args=[run.pk]),
+        reverse("admin:backups_backuprun_restore", args=[run.pk]),
+        reverse("admin:backups_restore_progress", args=[record.pk]),
+        "/status/",
+    ]
     for role, user in people.items():
         client = Client(raise_request_exception=False)
         client.force_login(user)
+        for url in extra:
+            response = client.get(url)
+            pages += 1
+            page = html.unescape(response.content.decode(errors="replace"))
+            if response.status_code >= 500 or any(s in page for s in secrets):
+                problems.append(f"{role} {url}: {response.status_code}")
         for model in admin.site._registry:
             prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
             can_change = user.has_perm(f"{model._meta.app_label}.change_{model._meta.model_name}")
