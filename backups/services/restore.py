@@ -114,11 +114,19 @@ def _location_places(location: Location) -> list[Place]:
     return []
 
 
-def live_places(own_target: Target | None) -> Iterator[tuple[Place, str]]:
+def _target_places(target: Target) -> list[Place]:
+    engine = ENGINES.get(target.engine)
+    try:
+        return engine.places(target.source) if engine else []
+    except SourceError:
+        return []  # e.g. env:NAME not set in this process: its source is not known here
+
+
+def live_places() -> Iterator[tuple[Place, str]]:
     """Every place holding live data a restore must not land on, with what it is.
 
-    The backup's own target is left out: restoring it over its own source is the in-place restore,
-    which keeps the previous data for rollback. The portal's database never is, whichever target.
+    The portal's database and the locations are refused whatever the target; the backup's own
+    source is handled by :func:`refuse_live_destination`.
     """
     for place in PortalEngine().places():
         yield place, "the portal's own database"
@@ -126,22 +134,25 @@ def live_places(own_target: Target | None) -> Iterator[tuple[Place, str]]:
         for place in _location_places(location):
             yield place, f"the folder of backup location {location.name}"
     for target in Target.objects.exclude(engine="portal").order_by("name"):
-        if own_target is not None and target.pk == own_target.pk:
-            continue
-        engine = ENGINES.get(target.engine)
-        try:
-            places = engine.places(target.source) if engine else []
-        except SourceError:
-            continue  # e.g. env:NAME not set in this process: its source is not known here
-        for place in places:
+        for place in _target_places(target):
             yield place, f"the live source of target {target.name}"
 
 
 def refuse_live_destination(restorer: Restorer, own_target: Target | None) -> None:
-    """Raise RestoreFailed if the restore would replace (or land inside, or contain) live data."""
+    """Raise RestoreFailed if the restore would replace (or land inside, or contain) live data.
+
+    Exactly the backup's own source is allowed: that is the in-place restore, which keeps the previous
+    data for rollback (also when another target backs up the same source, as a database and its archive
+    do). Inside it, around it, or beside it (a SQLite file's -wal) is not.
+    """
     wanted = restorer.places()
-    for place, what in live_places(own_target):
+    own = set()
+    if own_target is not None and own_target.engine != "portal":
+        own = {place.key for place in _target_places(own_target)[:1]}  # the source itself, not its -wal
+    for place, what in live_places():
         for dest in wanted:
+            if dest.key in own and dest.key == place.key:
+                continue
             if dest.overlaps(place):
                 relation = "is" if dest.key == place.key else "overlaps"
                 raise RestoreFailed(f"refusing to restore into {dest.label}: it {relation} {what}")

@@ -279,6 +279,7 @@ def test_folders_env_files_and_s3_prefixes_of_other_targets_are_refused(
         (files_run, "s3://data/app/"): "it overlaps the live source of target bucket",
         (files_run, "s3://data/app/uploads/thumbs/"): "it overlaps the live source of target bucket",
         (files_run, str(tmp_path)): "it overlaps",  # the parent of everything, locations included
+        (files_run, str(other_folder / "sub")): "it overlaps the live source of target other",  # inside its own
         (env_run, str(tmp_path / "env-link")): "it is the live source of target app-env",
         (env_run, f"{tmp_path}/etc/../etc/app.env"): "it is the live source of target app-env",
     }
@@ -339,3 +340,18 @@ def test_a_restore_killed_after_the_swap_is_reaped_with_words_from_the_swap(
     assert f"the previous data is kept as {record.rollback_name}" in record.error
     assert "not replaced" not in record.error and "not changed" not in record.error
     assert Path(record.rollback_name).exists() and live.exists()
+
+
+def test_a_source_two_targets_back_up_can_still_be_restored_in_place(tmp_path, local_location, make_target):
+    """The shipped plan's database and database-archive share one database: in place stays allowed."""
+    from backups.services import restore
+
+    live = make_sqlite(tmp_path / "shared.sqlite3", 5)
+    target = make_target("database", f"sqlite:///{live}", [local_location], engine="sqlite")
+    make_target("database-archive", f"sqlite:///{live}", [local_location], engine="sqlite")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    assert restore.propose(str(run.pk), location="local").plan.replaces
+    assert restore.propose(str(run.pk), to=str(live), location="local").plan.replaces
+    with pytest.raises(restore.RestoreFailed, match="the live source of target database"):
+        restore.propose(str(run.pk), to=f"{live}-wal", location="local")
