@@ -551,6 +551,10 @@ class FilesEngine:
             return [s3_place(where.bucket, where.prefix)]
         return [path_place(local_folder(source))]
 
+    def local_path(self, source: str) -> Path | None:
+        """The folder this source reads on the worker's disk; None for an S3 prefix."""
+        return None if source.startswith("s3://") else local_folder(source)
+
 
 # --- restoring ------------------------------------------------------------------------------
 

@@ -77,3 +77,7 @@ class SQLiteEngine:
         """The live file and the journal files SQLite keeps beside it (for the restore guards)."""
         path = str(sqlite_path(resolve_source(source)))
         return [path_place(path + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+
+    def local_path(self, source: str) -> Path | None:
+        """The database file this source reads on the worker's disk."""
+        return sqlite_path(source)
