@@ -355,3 +355,20 @@ def test_a_source_two_targets_back_up_can_still_be_restored_in_place(tmp_path, l
     assert restore.propose(str(run.pk), to=str(live), location="local").plan.replaces
     with pytest.raises(restore.RestoreFailed, match="the live source of target database"):
         restore.propose(str(run.pk), to=f"{live}-wal", location="local")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_restore_onto_live_data_is_refused_by_the_worker(celery_worker, sqlite_runs):
+    """A restore row queued by anything (an old page, a script) is checked again where it runs."""
+    from backups.tasks import run_restore
+    from tests.conftest import wait_for
+
+    live, run = sqlite_runs
+    before = live.read_bytes()
+    record = Restore.objects.create(source=str(run.pk), destination=f"{live.parent}/../live/app.sqlite3", run=run)
+    run_restore.delay(record.pk)
+    wait_for(lambda: Restore.objects.get(pk=record.pk).is_finished, message="the worker to finish the restore")
+    record.refresh_from_db()
+    assert record.status == "failed" and record.swapped_at is None
+    assert f"refusing to restore into {live}: it is the live source of target app" == record.error
+    assert live.read_bytes() == before
