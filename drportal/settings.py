@@ -14,11 +14,10 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env, envbool, envint, envlist, envsecret
+from .env import BASE_DIR, PORTAL_DATABASE_FILE, env, envbool, envint, envlist, envsecret, portal_home
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their state (SQLite file, broker folder, demo backups).
-PORTAL_HOME = Path(env("DRPORTAL_HOME", str(BASE_DIR / "var"))).resolve()
+PORTAL_HOME = portal_home()
 
 
 def _persistent_random(name: str, make) -> str:
@@ -84,7 +83,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
-AXES_IPWARE_PROXY_COUNT = 1 if envbool("BEHIND_PROXY", False) else None
+# Client addresses (lockouts, pings) through django-ipware, behind PROXY_COUNT reverse proxies that
+# append to X-Forwarded-For (BEHIND_PROXY=true means one); see drportal/client_ip.py.
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+PROXY_COUNT = envint("PROXY_COUNT", 1 if BEHIND_PROXY else 0, minimum=0, maximum=10)
+AXES_CLIENT_IP_CALLABLE = "drportal.client_ip.client_address"
 
 ROOT_URLCONF = "drportal.urls"
 WSGI_APPLICATION = "drportal.wsgi.application"
@@ -104,7 +107,7 @@ TEMPLATES = [
     },
 ]
 
-_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / 'portal.sqlite3'}"
+_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / PORTAL_DATABASE_FILE}"
 try:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 except ValueError as exc:
@@ -296,5 +299,5 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
 SECURE_REDIRECT_EXEMPT = [r"^health(/live)?$", r"^ping/"]  # probes and feeds on plain HTTP inside the network
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 X_FRAME_OPTIONS = "DENY"

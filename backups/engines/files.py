@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from .. import s3
 from ..errors import LocationError
-from .base import Dump, SourceError
+from .base import Dump, Place, SourceError, path_place, resolve_source, s3_place
 from .restorers import RestorePlan, Restorer, _stamp, swap_into_place
 
 logger = logging.getLogger(__name__)
@@ -519,6 +519,14 @@ class FilesEngine:
     def dump(self, source: str, *, endpoint_url: str = "") -> Dump:
         return FilesDump(source, endpoint_url=endpoint_url)
 
+    def places(self, source: str) -> list[Place]:
+        """The live folder or S3 prefix (for the restore guards)."""
+        source = resolve_source(source)
+        if source.startswith("s3://"):
+            where = parse_s3(source)
+            return [s3_place(where.bucket, where.prefix)]
+        return [path_place(local_folder(source))]
+
     def local_path(self, source: str) -> Path | None:
         """The folder this source reads on the worker's disk; None for an S3 prefix."""
         return None if source.startswith("s3://") else local_folder(source)
@@ -614,6 +622,9 @@ class TarRestorer(Restorer):
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             # "data": no absolute paths, no .., no links out of the folder, no devices, no owners.
             tar.extractall(self.scratch, filter="data")
+
+    def places(self) -> list[Place]:
+        return [path_place(self.path)]
 
     def plan(self) -> RestorePlan:
         if self.path.exists() and not self.path.is_dir():
@@ -750,6 +761,9 @@ class S3TarRestorer(TarRestorer):
             key = f"{self.where.prefix}{folder}/"
             self.client.put_object(Bucket=self.where.bucket, Key=key, Body=b"", Metadata=self._marker)
             self.uploaded.append(key)
+
+    def places(self) -> list[Place]:
+        return [s3_place(self.where.bucket, self.where.prefix)]
 
     def plan(self) -> RestorePlan:
         self._refuse_unless_empty()
