@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -42,7 +42,12 @@ class LocationBackend:
         self.location = location
         self.name = location.name
 
-    def put_file(self, path: Path, key: str) -> StoredObject:
+    def put_file(self, path: Path, key: str, progress: Callable[[int], None] | None = None) -> StoredObject:
+        """Store the file at ``path`` as ``key``, calling ``progress(bytes sent so far)`` as it goes.
+
+        ``progress`` may be called from another thread; if it raises, the copy is abandoned
+        (nothing partial is left) and put_file raises (that exception, or a LocationError).
+        """
         raise NotImplementedError
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -96,9 +101,12 @@ class LocalBackend(LocationBackend):
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise LocationError(f"location {self.name}: cannot write {key}: {exc.strerror or exc}") from None
+        except BaseException:  # e.g. a progress callback stopping the copy: leave nothing half-written
+            partial.unlink(missing_ok=True)
+            raise
         return final
 
-    def put_file(self, path: Path, key: str) -> StoredObject:
+    def put_file(self, path: Path, key: str, progress: Callable[[int], None] | None = None) -> StoredObject:
         final = self._path(key)
         partial = final.with_name(f".{final.name}.partial")
         try:
@@ -109,18 +117,28 @@ class LocalBackend(LocationBackend):
             partial.unlink(missing_ok=True)
 
             def copy(out):
+                sent = 0
                 with open(path, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                        sent += len(chunk)
+                        if progress is not None:
+                            progress(sent)
 
             final = self._write_atomically(key, copy)
             return StoredObject(key=key, url=self.url_for(key), size=final.stat().st_size)
         try:
             with open(partial, "rb") as linked:
                 os.fsync(linked.fileno())
+            if progress is not None:
+                progress(path.stat().st_size)
             os.replace(partial, final)
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise LocationError(f"location {self.name}: cannot write {key}: {exc.strerror or exc}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return StoredObject(key=key, url=self.url_for(key), size=final.stat().st_size)
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -202,14 +220,28 @@ class S3Backend(LocationBackend):
         # Connection errors name the endpoint, which is configuration, not a secret.
         return LocationError(f"location {self.name}: cannot {action} {key}: {type(exc).__name__}: {exc}")
 
-    def put_file(self, path: Path, key: str) -> StoredObject:
-        from django.core.files import File
+    def put_file(self, path: Path, key: str, progress: Callable[[int], None] | None = None) -> StoredObject:
+        callback = None
+        if progress is not None:
+            # boto3 reports each chunk as its request body is read for sending, from its own threads.
+            lock, total = threading.Lock(), [0]
 
-        _safe_key(key)
+            def callback(amount: int) -> None:
+                with lock:
+                    total[0] += amount
+                    sent = total[0]
+                progress(sent)
+
+        full_key = self._full_key(_safe_key(key))
+        extra = {"ContentType": "application/octet-stream"}
+        if self.location.storage_class:
+            extra["StorageClass"] = self.location.storage_class
         try:
             with open(path, "rb") as src:
                 # A failed multipart upload is aborted by boto3, so no partial object remains.
-                self.storage.save(key, File(src, name=key))
+                self.storage.bucket.Object(full_key).upload_fileobj(
+                    src, ExtraArgs=extra, Config=self.storage.transfer_config, Callback=callback
+                )
         except Exception as exc:  # botocore raises many unrelated classes
             raise self._wrap("upload", key, exc) from None
         return StoredObject(

@@ -121,6 +121,9 @@ class HashingWriter:
         self.on_progress = on_progress
         self.interval = interval
         self._next_report = time.monotonic() + interval
+        # What the progress callback raised (e.g. the run lost its lease): pyrage wraps whatever its
+        # writer raises in an EncryptError, so encrypt_stream raises this original instead.
+        self.progress_error: BaseException | None = None
 
     def write(self, data) -> int:
         self.sha256.update(data)
@@ -130,7 +133,11 @@ class HashingWriter:
             now = time.monotonic()
             if now >= self._next_report:
                 self._next_report = now + self.interval
-                self.on_progress(self.bytes_out)
+                try:
+                    self.on_progress(self.bytes_out)
+                except BaseException as exc:
+                    self.progress_error = exc
+                    raise
         return len(data)
 
     def flush(self) -> None:
@@ -153,7 +160,12 @@ def encrypt_stream(
     reader = _CompressingReader(source, compressor(compression, level))
     report = (lambda out: on_progress(reader.bytes_in, out)) if on_progress else None
     writer = HashingWriter(sink, report, progress_interval)
-    pyrage.encrypt_io(reader, writer, list(recipients))
+    try:
+        pyrage.encrypt_io(reader, writer, list(recipients))
+    except Exception:
+        if writer.progress_error is not None:
+            raise writer.progress_error from None
+        raise
     writer.flush()
     return PipelineResult(reader.bytes_in, writer.bytes_out, writer.sha256.hexdigest())
 
