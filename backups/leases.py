@@ -46,6 +46,8 @@ def process_start(pid: int) -> str | None:
     if raw:
         # The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
         fields = raw[raw.rfind(")") + 2 :].split()
+        if (fields and fields[0] in ("Z", "X")) or _kill_pending(pid):
+            return None  # killed (or being killed): it will never run another line of its code
         return fields[19] if len(fields) > 19 else ""
     # No /proc (macOS, BSD): only whether the pid exists, so a reused pid counts as alive (never a false "dead").
     try:
@@ -55,6 +57,18 @@ def process_start(pid: int) -> str | None:
     except PermissionError:
         pass
     return ""
+
+
+def _kill_pending(pid: int) -> bool:
+    """True if SIGKILL is pending for ``pid``: it is dying, only not yet a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & (1 << 8):
+                    return True
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def this_process() -> str:
