@@ -285,10 +285,19 @@ def test_a_silent_restore_whose_process_is_alive_is_never_reaped(zero_limits):
     record = restore_running()
     assert reap_stale_restores() == 0
     record.refresh_from_db()
-    assert record.status == "running"
-    with pytest.raises(LeaseLost):  # and once reaped for a dead process, the restore's writes are refused
-        Restore.objects.filter(pk=record.pk).update(lease_owner=dead_process())
-        assert reap_stale_restores() == 1
-        record.note("still here?")
-    record.refresh_from_db()
-    assert record.status == "failed" and "has ended" in record.error and "still here?" not in record.log
+    assert record.status == "running" and record.error == ""
+
+
+def test_a_restore_whose_process_ended_is_reaped_and_its_late_writes_are_refused(zero_limits):
+    record = restore_running()
+    Restore.objects.filter(pk=record.pk).update(lease_owner=dead_process())
+    assert reap_stale_restores() == 1
+    reaped = Restore.objects.get(pk=record.pk)
+    assert reaped.status == "failed" and "has ended" in reaped.error, reaped.error
+
+    # The restore object of the "dead" process (it held the old lease) can no longer write anything.
+    for write in (lambda: record.note("still here?"), lambda: record.report_progress(5), lambda: record.succeed()):
+        with pytest.raises(LeaseLost):
+            write()
+    assert Restore.objects.get(pk=record.pk).log == reaped.log
+    assert Restore.objects.get(pk=record.pk).status == "failed"

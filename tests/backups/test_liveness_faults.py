@@ -309,3 +309,58 @@ def test_kill_9_in_each_phase_fails_the_run_within_the_limit_and_frees_the_targe
             blocker.close()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_frozen_run_presumed_dead_by_another_host_stops_when_it_wakes_and_never_overwrites(
+    settings, age_key, proxy, slow_s3, make_target, random_folder, s3_endpoint, s3_bucket
+):
+    """SIGSTOP a run mid-copy (a frozen VM, a partitioned host): past its lease a reaper on another host
+    fails it and the next run of the target starts. When the frozen process wakes, its first write is
+    refused: it aborts its upload and exits, and the row stays as the reaper left it."""
+    from tests.conftest import s3_client
+
+    make_target("frozen", str(random_folder("frozen", 12 * MB)), [slow_s3[0]], engine="files")
+    settings.BACKUP_HOST_ID = "watcher-host"
+    settings.BACKUP_STALE_SECONDS = settings.BACKUP_COPY_STALE_SECONDS = LIMIT
+    settings.BACKUP_MANIFEST_STALE_SECONDS = LIMIT
+    proxy.throttle(RATE)
+    client = s3_client(s3_endpoint)
+    with RunsWatcher() as watcher:
+        old = start_backup_process("frozen")
+        try:
+            run = wait_for(
+                lambda: BackupRun.objects.filter(target__name="frozen", phase="copy:s3a", copied__s3a__gt=0).first(),
+                timeout=60,
+                message="the run to be copying",
+            )
+            os.killpg(old.pid, signal.SIGSTOP)
+            wait_for(backup.reap_stale_runs, timeout=LIMIT + 5, interval=0.2, message="the reaper to take over")
+            run.refresh_from_db()
+            assert run.status == "failed" and f"process {old.pid} on " in run.error and "lease expire" in run.error
+
+            new = start_backup_process("frozen")
+            wait_for(
+                lambda: BackupRun.objects.filter(target__name="frozen", status="running").exclude(pk=run.pk).exists(),
+                timeout=60,
+                message="the next run to start",
+            )
+            os.killpg(old.pid, signal.SIGCONT)
+            old_out = finish(old)
+            new_out = finish(new)
+        finally:
+            if old.poll() is None:
+                os.killpg(old.pid, signal.SIGCONT)
+                os.killpg(old.pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+    assert old.returncode == 1, old_out
+    assert "lost its lease; stopped without writing" in old_out, old_out
+    reaped = BackupRun.objects.get(pk=run.pk)
+    assert (reaped.status, reaped.error, reaped.copied) == ("failed", run.error, run.copied)
+    nxt = BackupRun.objects.filter(target__name="frozen").exclude(pk=run.pk).get()
+    assert nxt.status == "succeeded", (nxt.error, new_out)
+    assert watcher.violations == []
+    # The woken process abandoned its upload: nothing of it is in the bucket, no multipart upload is left open.
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
+    assert [k for k in keys if f"-r{run.pk}-" in k] == []
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
