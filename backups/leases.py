@@ -46,8 +46,9 @@ def process_start(pid: int) -> str | None:
     if raw:
         # The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
         fields = raw[raw.rfind(")") + 2 :].split()
-        if (fields and fields[0] in ("Z", "X")) or _kill_pending(pid):
-            return None  # killed (or being killed): it will never run another line of its code
+        exiting = len(fields) > 6 and fields[6].isdigit() and int(fields[6]) & PF_EXITING
+        if (fields and fields[0] in ("Z", "X")) or exiting or _kill_pending(pid):
+            return None  # ended, exiting or being killed: it will never run another line of its code
         return fields[19] if len(fields) > 19 else ""
     # No /proc (macOS, BSD): only whether the pid exists, so a reused pid counts as alive (never a false "dead").
     try:
@@ -57,6 +58,9 @@ def process_start(pid: int) -> str | None:
     except PermissionError:
         pass
     return ""
+
+
+PF_EXITING = 0x4  # the kernel's flag (stat field 9) on a process that has begun to exit
 
 
 def _kill_pending(pid: int) -> bool:
