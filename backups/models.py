@@ -247,7 +247,7 @@ class LeasedJob(FinishingJob, models.Model):
     """
 
     lease_owner = models.CharField(
-        max_length=200,
+        max_length=300,  # a host name (up to 253) and two numbers
         blank=True,
         help_text="The process running it (host:pid:start-time). Every write it makes is conditional on "
         "still holding this, so a process presumed dead can never overwrite what a reaper recorded.",
