@@ -104,10 +104,10 @@ def proof_of_death(lease_owner: str, lease_expires_at: datetime | None, now: dat
 
     A row claimed before leases existed (no owner) keeps the old rule: silence alone.
     """
-    now = now or timezone.now()
-    owner = Owner.parse(lease_owner) if lease_owner else None
     if not lease_owner:
         return "it recorded no process to check"
+    now = now or timezone.now()
+    owner = Owner.parse(lease_owner)
     if owner is not None and owner.host == host_id():
         start = process_start(owner.pid)
         if start is None:
