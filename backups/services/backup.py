@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import socket
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -22,12 +21,12 @@ from ..leases import LeaseLost, proof_of_death
 from ..locations import LocationBackend, LocationError, StoredObject
 from ..models import Artifact, BackupRun, Target
 from ..pipeline import COMPRESSION_SUFFIX, PipelineError, encrypt_stream
-from . import manifest
+from . import manifest, phases
 
 logger = logging.getLogger(__name__)
 
 # Errors that are the world's fault and are stated for people as they are.
-EXPECTED_ERRORS = (KeyProblem, SourceError, LocationError, PipelineError)
+EXPECTED_ERRORS = (KeyProblem, SourceError, LocationError, PipelineError, phases.BackupFailure)
 
 
 def worker_name() -> str:
@@ -54,7 +53,7 @@ def reap_stale_runs() -> int:
             continue
         error = (
             f"the worker ({run.worker or 'unknown'}) stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"during {run.phase or 'its start'} and is presumed dead ({proof}); no copy was recorded"
+            f"during {run.phase or 'its start'} and is presumed dead ({proof}); {run.copies_summary()}"
         )
         # Compare-and-set: a run that reported or finished since it was read is left alone.
         if not run.reap(error):
@@ -104,7 +103,7 @@ def execute(run: BackupRun, worker: str | None = None) -> BackupRun:
             run.fail(str(exc))
         except OSError as exc:
             logger.warning("backup run %s of %s failed: %s", run.pk, run.target.name, exc)
-            run.fail(f"I/O error: {exc.strerror or exc}")
+            run.fail(f"I/O error: {phases.os_cause(exc)}")
         except Exception as exc:  # still data: the run must never be left "running"
             logger.exception("backup run %s crashed", run.pk)
             run.fail(f"unexpected error: {type(exc).__name__}: {exc}")
@@ -132,12 +131,14 @@ def _perform(run: BackupRun) -> None:
         raise LocationError(f"target {target.name} has no enabled location to write to")
     source = resolve_source(target.source) if target.engine != "portal" else ""
 
-    settings.BACKUP_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    spool_fd, spool_name = tempfile.mkstemp(prefix=f"run{run.pk}-", suffix=".age", dir=settings.BACKUP_SPOOL_DIR)
-    spool = Path(spool_name)
+    spool_fd, spool = phases.create_spool_file(run)
     level = target.effective_compression_level
     try:
-        with os.fdopen(spool_fd, "wb") as out, open_dump(engine, source, endpoint_url=target.endpoint_url) as dump:
+        with (
+            phases.dumping_into_spool(run),
+            os.fdopen(spool_fd, "wb") as out,
+            open_dump(engine, source, endpoint_url=target.endpoint_url) as dump,
+        ):
             result = encrypt_stream(
                 dump.stream,
                 out,
@@ -182,6 +183,7 @@ def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]
     errors = []
     for location in locations:
         backend = location.backend()
+        phase = "copy"
         try:
             stored = _copy(run, backend, spool, key)
             if stored.size != run.bytes_out:
@@ -189,10 +191,11 @@ def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]
                 raise LocationError(
                     f"location {location.name}: stored {stored.size} bytes, expected {run.bytes_out}; copy removed"
                 )
+            phase = "manifest"
             run.enter_phase(f"manifest:{location.name}")
             manifest.write_sidecar(backend, run, key, stored.storage_class)
-        except LocationError as exc:
-            errors.append(str(exc))
+        except (LocationError, OSError) as exc:  # OSError: e.g. the spool file vanished under the copy
+            errors.append(phases.copy_problem(phase, location, exc))
             try:
                 backend.delete(key)
             except LocationError:

@@ -188,62 +188,60 @@ def test_proof_of_death_without_a_recorded_process_falls_back_to_silence():
 
 
 @pytest.fixture
-def other_filesystem(settings):
-    """A folder on another filesystem than the spool, so a local copy is a real copy (not a hard link)."""
+def spool_elsewhere(settings, tmp_path):
+    """The spool on another filesystem than the locations (which are in tmp_path), so a local copy is a
+    real copy that reports as it goes, not a hard link. /dev/shm is that filesystem here; a location may
+    not live under /dev (a system folder), but the spool may."""
     import shutil
 
     shm = Path("/dev/shm")
-    settings.BACKUP_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(settings.BACKUP_SPOOL_DIR).st_dev:
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
         pytest.skip("needs a second filesystem")
     folder = shm / f"drp-liveness-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    settings.BACKUP_SPOOL_DIR = folder
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_backup_records_bytes_sent_to_each_location(
-    source_db, make_target, local_location, s3_location, other_filesystem
-):
-    other = Location.objects.create(name="shm", url=f"file://{other_filesystem}")
-    run = run_backup(make_target("botflow-db", source_db, [local_location, s3_location, other]))
+def test_a_backup_records_bytes_sent_to_each_location(source_db, make_target, s3_location, tmp_path, spool_elsewhere):
+    local = Location.objects.create(name="local", url=f"file://{tmp_path / 'local-backups'}")
+    run = run_backup(make_target("botflow-db", source_db, [local, s3_location]))
     assert run.status == "succeeded", run.error
-    assert run.copied == {"local": run.bytes_out, "s3": run.bytes_out, "shm": run.bytes_out}
-    assert run.phase == "manifest:shm"  # the last thing it did
+    assert run.copied == {"local": run.bytes_out, "s3": run.bytes_out}
+    assert run.phase == "manifest:s3"  # the last thing it did
 
 
-def test_put_file_reports_bytes_sent_as_it_goes(tmp_path, s3_location, other_filesystem):
+def test_put_file_reports_bytes_sent_as_it_goes(tmp_path, s3_location, spool_elsewhere):
     data = os.urandom(9 << 20)  # above boto3's multipart threshold (8 MiB): several parts
-    spool = tmp_path / "spool.age"
-    spool.write_bytes(data)
-    backends = [
-        s3_location.backend(),
-        LocalBackend(Location(name="linked", url=f"file://{tmp_path / 'x'}")),
-        LocalBackend(Location(name="copied", url=f"file://{other_filesystem}")),
-    ]
-    for backend in backends:
+    linked_spool, copied_spool = tmp_path / "spool.age", spool_elsewhere / "spool.age"
+    linked_spool.write_bytes(data)
+    copied_spool.write_bytes(data)
+    local = LocalBackend(Location(name="local", url=f"file://{tmp_path / 'x'}"))
+    for backend, spool in ((s3_location.backend(), linked_spool), (local, linked_spool), (local, copied_spool)):
         reports: list[int] = []
-        stored = backend.put_file(spool, "t/obj.age", progress=reports.append)
+        stored = backend.put_file(spool, f"t/{spool.parent.name}.age", progress=reports.append)
         assert stored.size == len(data)
         assert reports and reports[-1] == len(data), backend.name
         assert reports == sorted(reports)
     assert len(reports) > 1  # the real copy reports chunk by chunk
 
 
-def test_a_copy_stopped_by_its_progress_callback_leaves_nothing(tmp_path, s3_location, s3_endpoint, other_filesystem):
+def test_a_copy_stopped_by_its_progress_callback_leaves_nothing(tmp_path, s3_location, s3_endpoint, spool_elsewhere):
     from backups.locations import LocationError
     from tests.conftest import s3_client
 
-    spool = tmp_path / "spool.age"
+    spool = spool_elsewhere / "spool.age"
     spool.write_bytes(os.urandom(9 << 20))
 
     def stop(sent):
         if sent > 1 << 20:
             raise LeaseLost("stop")
 
-    local = LocalBackend(Location(name="copied", url=f"file://{other_filesystem}"))
+    local = LocalBackend(Location(name="local", url=f"file://{tmp_path / 'x'}"))
     with pytest.raises(LeaseLost):
         local.put_file(spool, "t/obj.age", progress=stop)
-    assert list(other_filesystem.rglob("*obj*")) == []
+    assert list((tmp_path / "x").rglob("*obj*")) == []
 
     with pytest.raises(LocationError):
         s3_location.backend().put_file(spool, "t/obj.age", progress=stop)

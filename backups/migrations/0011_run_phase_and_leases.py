@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backups', '0009_trigger_labels'),
+        ('backups', '0010_location_url_checked_in_clean'),
     ]
 
     operations = [
