@@ -83,17 +83,18 @@ def objectives(now: datetime) -> list[dict]:
         else:
             series = [sorted(points_by_target.get(t.pk, [])) for t in objective.targets.all()]
         safe, why = objective_verdict(objective.state, objective.exposure_seconds)
-        waiting = objective.exposure_seconds is None and objective.waiting_for_first_copy(None, now)
-        if objective.exposure_seconds is None and objective.ping and not pings.get(objective.pk):
-            why = "never fed: no ping received yet"
+        # The same words as /health's verdict and the exported plan; a new objective without its first
+        # copy is "waiting" (not safe, but said calmly: no alert is sent either).
+        state_class, state_label = verdict.objective_label(objective, objective.state, objective.exposure_seconds, now)
         result.append(
             {
                 "objective": objective,
                 # The same verdict /health gives: no verified copy yet is not safe, whatever the stored state.
                 "safe": safe,
                 "verdict": why,
-                # New and without a first copy yet: not safe, but said calmly (no alert is sent either).
-                "waiting": waiting,
+                "state_class": state_class,
+                "state_label": state_label,
+                "never_fed": objective.ping and objective.exposure_seconds is None,
                 "exposure": human_duration(objective.exposure_seconds or 0),
                 "target": human_duration(objective.rpo.total_seconds()),
                 "url": reverse("admin:backups_objective_change", args=[objective.pk]),

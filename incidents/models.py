@@ -382,12 +382,16 @@ class Incident(models.Model):
         with transaction.atomic():
             incident.save()
             if incident.scenario_id:
+                from .runbook import render
+
+                # Commands as responders must type them: the scenario's own target and location names.
+                targets = list(incident.scenario.targets.prefetch_related("locations"))
                 IncidentStep.objects.bulk_create(
                     IncidentStep(
                         incident=incident,
                         order=step.order,
                         text=step.text,
-                        command=step.command,
+                        command=render(step.command, targets),
                         expected_duration=step.expected_duration,
                     )
                     for step in incident.scenario.steps.all()
