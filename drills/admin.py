@@ -14,6 +14,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from drportal.forms import HumanDurationField
+
 from .models import ChangeLogEntry, Drill, DrillEvidence, Finding, PlanDocument, PlanReview, TestActivity
 from .services import reviews, schedule
 from .services.calendar import upcoming_items
@@ -111,8 +113,8 @@ class MarkDoneForm(forms.Form):
     performed_at = forms.SplitDateTimeField(
         required=False, widget=admin.widgets.AdminSplitDateTime, help_text="Empty: now."
     )
-    measured_rto = forms.DurationField(required=False, help_text="How long recovery took, e.g. 00:45:00.")
-    measured_rpo = forms.DurationField(required=False, help_text="How much data would have been lost, e.g. 01:00:00.")
+    measured_rto = HumanDurationField(required=False, help_text="How long recovery took")
+    measured_rpo = HumanDurationField(required=False, help_text="How much data would have been lost")
     went_well = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     went_badly = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="What did not")
     recommendations = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
