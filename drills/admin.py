@@ -347,7 +347,26 @@ class PlanReviewAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not obj.reviewer_id and not obj.reviewer_name:
             obj.reviewer = request.user
+        if not change:
+            obj.created_by = request.user  # an author too: may not sign it off
         super().save_model(request, obj, form, change)
+
+    # Signed off: a record (its outcome is applied to the document); the model refuses writes too.
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.signed_off_at:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.signed_off_at:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        kept = queryset.filter(signed_off_at__isnull=False)
+        if kept.exists():
+            self.message_user(request, f"{kept.count()} signed-off review(s) kept: they are records.", messages.WARNING)
+        super().delete_queryset(request, queryset.filter(signed_off_at__isnull=True))
 
     @admin.display(description="reviewer")
     def reviewer_display(self, obj):
