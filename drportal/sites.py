@@ -10,6 +10,8 @@ class PortalAdminSite(admin.AdminSite):
     site_title = "DR Portal"
     index_title = "Are we safe right now?"
     index_template = "admin/dashboard_index.html"
+    # "View site": the public status page (there is no other public site; "/" would only lead back here).
+    site_url = "/status/"
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
