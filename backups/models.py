@@ -639,7 +639,7 @@ class Objective(models.Model):
     created_at = models.DateTimeField(
         default=timezone.now,
         editable=False,
-        help_text="Starts the first-backup grace period (RPO_FIRST_BACKUP_GRACE_SECONDS).",
+        help_text="Starts the first-backup grace period (FIRST_ALERT_GRACE_SECONDS).",
     )
 
     class Meta:
@@ -662,7 +662,7 @@ class Objective(models.Model):
 
     @property
     def first_backup_grace_ends_at(self):
-        return self.created_at + timedelta(seconds=settings.RPO_FIRST_BACKUP_GRACE_SECONDS)
+        return self.created_at + timedelta(seconds=settings.FIRST_ALERT_GRACE_SECONDS)
 
     def waiting_for_first_copy(self, exposure: timedelta | None, now) -> bool:
         """No good copy yet, but the objective is new: its first backup (or ping) may simply not have come yet.
@@ -670,7 +670,8 @@ class Objective(models.Model):
         Still not safe (/health fails on it), but not an alarm: no breach alert and no reminders
         until the grace period from the objective's creation is over.
         """
-        return exposure is None and now < self.first_backup_grace_ends_at
+        grace = settings.FIRST_ALERT_GRACE_SECONDS  # 0: no grace at all
+        return bool(grace) and exposure is None and now < self.first_backup_grace_ends_at
 
     def state_for(self, exposure: timedelta | None, now=None) -> str:
         """The state to store; with ``now``, an objective waiting for its first copy stays unknown, not breached."""

@@ -360,6 +360,11 @@ class PlanDocument(models.Model):
     status = models.CharField(max_length=15, choices=Status.choices, default=Status.ACTIVE)
     overdue_since = models.DateTimeField(null=True, blank=True)
     reminded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="No overdue-review alert until FIRST_ALERT_GRACE_SECONDS after this (a fresh install is calm).",
+    )
 
     class Meta:
         ordering = ["key"]

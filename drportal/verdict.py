@@ -8,7 +8,7 @@ hard reason. The levels:
   its first-backup grace), a target whose newest run failed, no live worker on a queue, the
   database or broker down, no recent good backup, or the portal read-only.
 - **waiting for the first backup**: /health fails (still 503: waiting is not safe), but only because
-  objectives created less than ``RPO_FIRST_BACKUP_GRACE_SECONDS`` ago have no copy or ping yet
+  objectives created less than ``FIRST_ALERT_GRACE_SECONDS`` ago have no copy or ping yet
   (and so no good backup exists at all). Said calmly: nothing has failed, and no alert is sent.
 - **at risk**: nothing hard fails, but something soft does: an objective late within its grace,
   beat not ticking (scheduled jobs will stop), a health-check probe down, or the newest drill of a

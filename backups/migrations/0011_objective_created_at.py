@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
             field=models.DateTimeField(
                 default=django.utils.timezone.now,
                 editable=False,
-                help_text="Starts the first-backup grace period (RPO_FIRST_BACKUP_GRACE_SECONDS).",
+                help_text="Starts the first-backup grace period (FIRST_ALERT_GRACE_SECONDS).",
             ),
         ),
     ]

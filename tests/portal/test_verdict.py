@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from test_health_safety are used as arguments)
 """The dashboard's verdict line (safe / at risk / not safe, with reasons) says what /health says,
 and a fresh install waits calmly for its first backups: no alert storm, no hourly reminders.
 
@@ -30,8 +31,8 @@ def grace(settings):
     """The shipped first-backup grace (tests/settings.py turns it off for the other tests)."""
     import drportal.settings as shipped
 
-    assert shipped.RPO_FIRST_BACKUP_GRACE_SECONDS == 26 * 3600
-    settings.RPO_FIRST_BACKUP_GRACE_SECONDS = shipped.RPO_FIRST_BACKUP_GRACE_SECONDS
+    assert shipped.FIRST_ALERT_GRACE_SECONDS == 26 * 3600
+    settings.FIRST_ALERT_GRACE_SECONDS = shipped.FIRST_ALERT_GRACE_SECONDS
 
 
 def verdict(admin_client) -> tuple[str, str]:
@@ -120,10 +121,14 @@ def test_a_fresh_install_waits_for_the_first_backup_without_alerts_or_reminders(
     grace,  # noqa: F811
 ):
     """Today's main: five "RPO BREACHED" alerts at the first evaluation, then hourly reminders."""
+    from drills.services import schedule
+
     settings.ALERT_EMAIL_TO = ["oncall@example.com"]
     now = timezone.now()
     for minutes in (0, 61, 125, 600):  # beat evaluates every minute; reminders would come hourly
         rpo.evaluate(now + timedelta(minutes=minutes))
+        # Drills and reviews too: the shipped plan was last reviewed 2026-01-17, so its review is overdue.
+        schedule.housekeeping(now + timedelta(minutes=minutes))
     assert Notification.objects.count() == 0
     assert mail.outbox == []
 
@@ -157,7 +162,7 @@ def test_a_fresh_install_waits_for_the_first_backup_without_alerts_or_reminders(
 
 def test_after_the_grace_period_a_missing_first_backup_is_alerted_once(admin_client, plan, settings):  # noqa: F811
     settings.ALERT_EMAIL_TO = ["oncall@example.com"]
-    settings.RPO_FIRST_BACKUP_GRACE_SECONDS = 3600
+    settings.FIRST_ALERT_GRACE_SECONDS = 3600
     now = timezone.now()
     rpo.evaluate(now)
     assert Notification.objects.count() == 0
@@ -168,6 +173,21 @@ def test_after_the_grace_period_a_missing_first_backup_is_alerted_once(admin_cli
     Objective.objects.update(created_at=now - timedelta(minutes=61))  # the dashboard looks at the real now
     level, text = verdict(admin_client)
     assert level == "not_safe" and "objective logs: no verified copy yet" in text
+
+
+def test_after_the_grace_period_an_overdue_plan_review_is_reminded(plan, grace):  # noqa: F811
+    from drills.models import PlanDocument
+    from drills.services import schedule
+
+    document = PlanDocument.objects.get(key="botflow-dr-plan")
+    assert document.is_review_overdue()
+    schedule.housekeeping()
+    assert not Notification.objects.filter(event="review_overdue").exists()
+    PlanDocument.objects.update(created_at=timezone.now() - timedelta(hours=27))
+    schedule.housekeeping()
+    subjects = list(Notification.objects.filter(event="review_overdue").values_list("subject", flat=True))
+    assert subjects == ["[DR Portal] Plan review overdue: BotFlow Disaster Recovery Plan"]  # the plan's email channel
+    assert PlanDocument.objects.get(pk=document.pk).reminded_at is not None
 
 
 def test_an_objective_that_existed_before_the_upgrade_gets_no_grace(plan, grace):  # noqa: F811
