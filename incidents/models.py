@@ -181,6 +181,15 @@ class ScenarioStep(models.Model):
     def __str__(self) -> str:
         return f"{self.order}. {self.text[:60]}"
 
+    def clean(self) -> None:
+        # Same check as the plan loader: a typo would otherwise reach responders as a literal "{locaton}".
+        from .runbook import PLACEHOLDERS, unknown_placeholders
+
+        unknown = unknown_placeholders(self.command)
+        if unknown:
+            known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            raise ValidationError({"command": f"Unknown placeholder(s) {', '.join(unknown)} (known: {known})."})
+
 
 class ChecklistItemTemplate(models.Model):
     """The plan's incident response checklist; copied onto each incident when it opens."""

@@ -154,3 +154,14 @@ command = "python manage.py restore RUN_ID --location {locaton}"
     )
     with pytest.raises(PlanError, match=r"scenarios\.db\.steps.*unknown placeholder\(s\) locaton"):
         apply_plan(plan)
+
+
+def test_an_unknown_placeholder_typed_in_the_admin_is_a_form_error(applied):
+    from django.core.exceptions import ValidationError
+
+    from incidents.models import Scenario, ScenarioStep
+
+    scenario = Scenario.objects.get(key="database-corruption")
+    step = ScenarioStep(scenario=scenario, order=99, text="x", command="{targets}")
+    with pytest.raises(ValidationError, match=r"Unknown placeholder\(s\) targets"):
+        step.full_clean()
