@@ -19,7 +19,7 @@ from backups.models import BackupRun, Objective, Restore, Target, Verification
 from backups.services.rpo import human_duration
 
 from . import charts, verdict
-from .health import objective_verdict
+from .health import objective_label, objective_verdict
 from .models import Probe
 
 CHART_DAYS = 30
@@ -85,7 +85,7 @@ def objectives(now: datetime) -> list[dict]:
         safe, why = objective_verdict(objective.state, objective.exposure_seconds)
         # The same words as /health's verdict and the exported plan; a new objective without its first
         # copy is "waiting" (not safe, but said calmly: no alert is sent either).
-        state_class, state_label = verdict.objective_label(objective, objective.state, objective.exposure_seconds, now)
+        state_class, state_label = objective_label(objective, objective.state, objective.exposure_seconds, now)
         result.append(
             {
                 "objective": objective,

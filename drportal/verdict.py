@@ -58,21 +58,6 @@ class Verdict:
         return self.problems + self.waiting + self.risks
 
 
-def objective_label(objective, state: str, exposure_seconds: float | None, now: datetime) -> tuple[str, str]:
-    """(css state, words) for one objective: what the dashboard's RPO table and the exported plan both say.
-
-    Built on ``health.objective_verdict``, so neither ever calls safe what /health does not.
-    """
-    if exposure_seconds is None and objective.waiting_for_first_copy(None, now):
-        return "waiting", f"waiting for the first {'ping' if objective.ping else 'backup'}"
-    safe, why = health.objective_verdict(state, exposure_seconds)
-    if safe:
-        return state, objective.State(state).label
-    if exposure_seconds is None and objective.ping:
-        why = "never fed: no ping received yet"
-    return "breached", f"not safe: {why}"
-
-
 def waiting_objectives(objectives: list, now: datetime) -> dict[str, bool]:
     """Enabled objectives still in their first-backup grace without a copy: name → is it fed by pings."""
     return {o.name: o.ping for o in objectives if o.last_good_at is None and o.waiting_for_first_copy(None, now)}
