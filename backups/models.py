@@ -746,6 +746,11 @@ class Objective(models.Model):
     evaluated_at = models.DateTimeField(null=True, blank=True)
     next_reminder_at = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="Starts the first-backup grace period (FIRST_ALERT_GRACE_SECONDS).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -765,8 +770,24 @@ class Objective(models.Model):
     def effective_grace(self) -> timedelta:
         return self.grace if self.grace is not None else self.rpo / 10
 
-    def state_for(self, exposure: timedelta | None) -> str:
+    @property
+    def first_backup_grace_ends_at(self):
+        return self.created_at + timedelta(seconds=settings.FIRST_ALERT_GRACE_SECONDS)
+
+    def waiting_for_first_copy(self, exposure: timedelta | None, now) -> bool:
+        """No good copy yet, but the objective is new: its first backup (or ping) may simply not have come yet.
+
+        Still not safe (/health fails on it), but not an alarm: no breach alert and no reminders
+        until the grace period from the objective's creation is over.
+        """
+        grace = settings.FIRST_ALERT_GRACE_SECONDS  # 0: no grace at all
+        return bool(grace) and exposure is None and now < self.first_backup_grace_ends_at
+
+    def state_for(self, exposure: timedelta | None, now=None) -> str:
+        """The state to store; with ``now``, an objective waiting for its first copy stays unknown, not breached."""
         if exposure is None:
+            if now is not None and self.waiting_for_first_copy(exposure, now):
+                return self.State.UNKNOWN
             return self.State.BREACHED
         if exposure <= self.rpo:
             return self.State.OK

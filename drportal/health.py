@@ -141,6 +141,21 @@ def objective_verdict(state: str, exposure_seconds: float | None) -> tuple[bool,
     return False, "not evaluated yet"
 
 
+def objective_label(objective, state: str, exposure_seconds: float | None, now: datetime) -> tuple[str, str]:
+    """(css state, words) for one objective: what the dashboard's RPO table and the exported plan both say.
+
+    Built on ``objective_verdict``, so neither ever calls safe what /health does not.
+    """
+    if exposure_seconds is None and objective.waiting_for_first_copy(None, now):
+        return "waiting", f"waiting for the first {'ping' if objective.ping else 'backup'}"
+    safe, why = objective_verdict(state, exposure_seconds)
+    if safe:
+        return state, objective.State(state).label
+    if exposure_seconds is None and objective.ping:
+        why = "never fed: no ping received yet"
+    return "breached", f"not safe: {why}"
+
+
 def check_objectives(now: datetime) -> dict:
     from backups.models import Objective
     from backups.services.rpo import exposure_of

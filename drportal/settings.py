@@ -264,6 +264,10 @@ ALERT_EMAIL_TO = envlist("ALERT_EMAIL_TO")
 ALERT_WEBHOOK_URL = envsecret("ALERT_WEBHOOK_URL")
 # While an objective stays breached, remind this often.
 ALERT_REMINDER_SECONDS = envint("ALERT_REMINDER_SECONDS", 3600, minimum=60)
+# The first grace after install: a new objective has this long (from its creation) to get its first good
+# copy or ping (meanwhile "waiting for the first backup": still not safe on /health, but no breach alert or
+# reminder), and a new plan document's overdue review is shown but not reminded by alert until then.
+FIRST_ALERT_GRACE_SECONDS = envint("FIRST_ALERT_GRACE_SECONDS", 26 * 3600, minimum=0)
 ALERT_WEBHOOK_TIMEOUT = envint("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "dr-portal@localhost")
 # SMTP when EMAIL_HOST is set; otherwise mail is written to the log (embedded default).

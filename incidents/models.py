@@ -181,6 +181,15 @@ class ScenarioStep(models.Model):
     def __str__(self) -> str:
         return f"{self.order}. {self.text[:60]}"
 
+    def clean(self) -> None:
+        # Same check as the plan loader: a typo would otherwise reach responders as a literal "{locaton}".
+        from .runbook import PLACEHOLDERS, unknown_placeholders
+
+        unknown = unknown_placeholders(self.command)
+        if unknown:
+            known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            raise ValidationError({"command": f"Unknown placeholder(s) {', '.join(unknown)} (known: {known})."})
+
 
 class ChecklistItemTemplate(models.Model):
     """The plan's incident response checklist; copied onto each incident when it opens."""
@@ -382,12 +391,16 @@ class Incident(models.Model):
         with transaction.atomic():
             incident.save()
             if incident.scenario_id:
+                from .runbook import render
+
+                # Commands as responders must type them: the scenario's own target and location names.
+                targets = list(incident.scenario.targets.prefetch_related("locations"))
                 IncidentStep.objects.bulk_create(
                     IncidentStep(
                         incident=incident,
                         order=step.order,
                         text=step.text,
-                        command=step.command,
+                        command=render(step.command, targets),
                         expected_duration=step.expected_duration,
                     )
                     for step in incident.scenario.steps.all()

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from drportal.plan import PlanContext, Table, parse_duration, section, upsert
 
+from . import runbook
 from .models import (
     EVENTS,
     PUBLIC_IMPACTS,
@@ -97,11 +98,16 @@ def _steps(table: Table) -> list[dict]:
         if not isinstance(raw, dict):
             raise table.error("steps", f"step {number} must be a table with text, command and expected")
         step = Table(table.file, f"{table.section}.{table.name}.steps", str(number), raw)
+        command = (step.str("command") or "").strip()
+        unknown = runbook.unknown_placeholders(command)
+        if unknown:
+            known = ", ".join("{" + name + "}" for name in runbook.PLACEHOLDERS)
+            raise step.error("command", f"unknown placeholder(s) {', '.join(unknown)} (known: {known})")
         steps.append(
             {
                 "order": number,
                 "text": step.str("text", required=True).strip(),
-                "command": (step.str("command") or "").strip(),
+                "command": command,
                 "expected_duration": step.duration("expected"),
             }
         )
