@@ -12,7 +12,7 @@ LONG_AGO = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backups", "0010_location_url_checked_in_clean"),
+        ("backups", "0012_run_phase_and_leases"),
     ]
 
     operations = [
