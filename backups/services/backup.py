@@ -150,7 +150,10 @@ def _perform(run: BackupRun) -> None:
         errors = _store_copies(run, spool, key, locations)
     finally:
         spool.unlink(missing_ok=True)
-    if errors:
+    if errors and run.artifacts.exists():
+        # Some copies landed: a good backup with a location missing, not a failure to hide.
+        run.finish_partial("; ".join(errors), finished_at=run.finished_at)
+    elif errors:
         run.fail("; ".join(errors), finished_at=run.finished_at)
     else:
         run.succeed(finished_at=run.finished_at)
