@@ -81,7 +81,7 @@ class Measures:
 
 def _good_runs_before(at: datetime):
     return (
-        BackupRun.objects.succeeded()
+        BackupRun.objects.with_artifact()  # partial runs' landed copies are recovery points too
         .filter(started_at__lt=at)
         .exclude(target__engine="portal")
         .select_related("target")
@@ -94,7 +94,7 @@ def rpo_run(incident: Incident) -> BackupRun | None:
     restored = (
         BackupRun.objects.filter(
             restores__in=[job.restore_id for job in incident.jobs.filter(restore__isnull=False)],
-            status=BackupRun.Status.SUCCEEDED,
+            status__in=BackupRun.WITH_ARTIFACT,
         )
         .order_by("-started_at")
         .first()
