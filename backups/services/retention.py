@@ -154,20 +154,21 @@ def delete_copy(copy: Artifact) -> None:
     copy.mark_deleted()
     backend = copy.location.backend()
     try:
-        backend.delete(copy.key)
-    except (LocationError, OSError) as exc:
+        _delete_file(backend, copy.key)
+    except LocationError:
         copy.mark_stored()
-        raise LocationError(f"location {copy.location.name}: could not delete {copy.key}: {_why(exc)}") from None
+        raise
     try:
-        backend.delete(copy.key + manifest.SIDECAR_SUFFIX)
-    except (LocationError, OSError) as exc:
-        raise LocationError(
-            f"location {copy.location.name}: deleted {copy.key} but not its manifest: {_why(exc)}"
-        ) from None
+        _delete_file(backend, copy.key + manifest.SIDECAR_SUFFIX)
+    except LocationError as exc:
+        raise LocationError(f"{exc} (its artifact {copy.key} is deleted)") from None
 
 
-def _why(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, LocationError) else (getattr(exc, "strerror", None) or str(exc))
+def _delete_file(backend, key: str) -> None:
+    try:
+        backend.delete(key)
+    except OSError as exc:  # a local folder's permissions or disk: stated like the backends' own errors
+        raise LocationError(f"location {backend.name}: cannot delete {key}: {exc.strerror or exc}") from None
 
 
 def _rewrite_indexes(touched: Iterable[tuple[int, int]]) -> None:

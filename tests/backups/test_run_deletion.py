@@ -155,3 +155,89 @@ def test_the_model_refuses_to_mark_a_targets_last_stored_copy_deleted(two_runs, 
     with pytest.raises(CopyProtected, match=f"last stored copy of target {target.name}"):
         copies[-1].mark_deleted()
     assert Artifact.objects.get(pk=copies[-1].pk).status == "stored"
+
+
+def test_a_location_that_cannot_delete_keeps_the_run_and_says_so(devops, two_runs, local_location, s3_location):
+    from tests.conftest import free_port
+
+    target, (old, new) = two_runs
+    s3_key = old.artifacts.get(location=s3_location).key
+    real_endpoint = s3_location.endpoint_url
+    s3_location.endpoint_url = f"http://127.0.0.1:{free_port()}"  # S3 unreachable while deleting
+    s3_location.save()
+
+    answer = delete_selected(devops, [old])
+
+    html = answer.content.decode().lower()  # the admin capitalises messages
+    assert "location s3: cannot delete" in html and f"run #{old.pk} kept in the catalogue" in html
+    # The catalogue says exactly what the locations hold: the local copy is gone, the S3 one is not.
+    assert BackupRun.objects.filter(pk=old.pk).exists()
+    assert old.artifacts.get(location=local_location).status == "deleted"
+    assert old.artifacts.get(location=s3_location).status == "stored"
+    assert old.artifacts.get(location=local_location).key not in local_files(local_location)
+    s3_location.endpoint_url = real_endpoint
+    assert {s3_key, s3_key + ".json"} <= s3_keys(s3_location)
+
+
+def test_a_viewer_posting_delete_selected_by_hand_deletes_nothing(client, two_runs):
+    target, runs = two_runs
+    viewer = User.objects.create_user("viewer", password="pw")
+    roles.assign(viewer, roles.VIEWER)
+    client.force_login(viewer)
+    delete_selected(client, runs[:1])
+    assert client.post(reverse("admin:backups_backuprun_delete", args=[runs[0].pk]), {"post": "yes"}).status_code == 403
+    assert BackupRun.objects.filter(target=target).count() == 2
+    assert Artifact.objects.filter(status="stored").count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deletions_racing_cannot_remove_a_targets_last_two_copies(tmp_path):
+    """The guard locks the target's stored copies: the second deletion waits, then sees one copy left."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from backups.models import CopyProtected, Location, Target
+
+    target = Target.objects.create(name="db", engine="postgresql", source="postgresql://x/y")
+    run = BackupRun.objects.create(target=target, status="succeeded", sha256="0" * 64)
+    copies = [
+        Artifact.objects.create(
+            run=run,
+            location=Location.objects.create(name=name, url=f"file://{tmp_path / name}"),
+            key="k",
+            url="file:///k",
+            size=1,
+            sha256="0" * 64,
+        )
+        for name in ("near", "far")
+    ]
+    first_marked, outcome = threading.Event(), {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                Artifact.objects.get(pk=copies[0].pk).mark_deleted()
+                first_marked.set()
+                time.sleep(1.0)  # hold the lock while the second deletion tries
+        finally:
+            connection.close()
+
+    def second():
+        first_marked.wait(10)
+        try:
+            Artifact.objects.get(pk=copies[1].pk).mark_deleted()
+            outcome["second"] = "deleted"
+        except CopyProtected as exc:
+            outcome["second"] = str(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert "last stored copy of target db" in outcome["second"]
+    assert Artifact.objects.filter(status="stored").count() == 1
