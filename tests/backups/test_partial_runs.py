@@ -108,3 +108,19 @@ def test_the_worker_verifies_a_partial_run(
     run.refresh_from_db()
     assert run.status == "partial", run.error
     wait_for(lambda: run.verifications.filter(status="passed").exists(), message="the verification to pass")
+
+
+def test_partial_counts_wherever_a_good_backup_is_looked_for(partial_run, local_location):
+    """Each place that looked for "succeeded" decided: a partial run's landed copy is a good backup."""
+    from drills.services import export
+    from drportal import dashboard
+    from incidents.services.security import newest_good_run_before
+
+    verify.verify(verify.start_verification(partial_run, kind="integrity", trigger="command"))
+    target = partial_run.target
+    later = partial_run.started_at + timedelta(minutes=1)
+
+    row = next(r for r in dashboard.targets(later) if r["target"] == target)
+    assert row["target"].last_ok_at == partial_run.started_at and row["target"].last_status == "partial"
+    assert f"run #{partial_run.pk}" in export._newest_good_backup([target])
+    assert newest_good_run_before(target, later) == partial_run
