@@ -587,7 +587,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         if refusal:
             self.message_user(request, refusal, messages.ERROR)
             return back
-        if request.POST:  # the confirmation, as in Django's delete_view
+        if request.POST and not self._django_refuses(request, [obj]):  # the confirmation, as in Django's
             # Not inside the admin's transaction: files leave the locations as the rows change.
             if not self._delete_runs(request, [obj]):
                 return back
@@ -602,10 +602,16 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         if refusal:
             self.message_user(request, refusal, messages.ERROR)
             return None
-        if request.POST.get("post"):
+        if request.POST.get("post") and not self._django_refuses(request, runs):
             self._delete_runs(request, runs)
             return None
         return django_delete_selected(self, request, queryset)
+
+    def _django_refuses(self, request, runs: list[BackupRun]) -> bool:
+        """Django's own refusals still hold (related rows the user may not delete, or protected ones):
+        its views then show their "Cannot delete" page or answer 403."""
+        _deleted, _count, perms_needed, protected = self.get_deleted_objects(runs, request)
+        return bool(perms_needed or protected)
 
     def _delete_runs(self, request, runs: list[BackupRun]) -> bool:
         try:

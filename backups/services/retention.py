@@ -148,8 +148,9 @@ def delete_copy(copy: Artifact) -> None:
     """Mark a copy deleted (the model's guard may refuse), then remove its artifact and sidecar.
 
     The row is marked first so the guard decides before anything irreversible happens. If the
-    artifact cannot be removed, the row says "stored" again: it still is. Raises CopyProtected or
-    LocationError (after which ``copy.status`` says whether the artifact is gone).
+    artifact cannot be removed, the row says "stored" again: it still is. A crash in between leaves
+    a file the catalogue no longer claims (an orphan, never a catalogued copy that is missing).
+    Raises CopyProtected or LocationError (after which ``copy.status`` says whether the artifact is gone).
     """
     copy.mark_deleted()
     backend = copy.location.backend()
