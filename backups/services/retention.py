@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -240,19 +239,19 @@ def delete_runs(run_ids: Iterable[int]) -> RunDeletion:
         for copy in run.artifacts.filter(status=Artifact.Status.STORED).select_related("location", "run__target"):
             try:
                 delete_copy(copy)
-            except CopyProtected as exc:  # a race with another deletion: the guard wins
-                raise DeletionRefused(str(exc)) from None
+            except CopyProtected as exc:  # a race with another deletion since the check: the guard wins
+                result.errors.append(str(exc))
+                failed = True
             except LocationError as exc:
                 result.errors.append(str(exc))
-                failed = copy.status == Artifact.Status.STORED
+                failed = failed or copy.status == Artifact.Status.STORED
             if copy.status == Artifact.Status.DELETED:
                 result.deleted_copies.append(f"{copy.location.name}: {copy.key}")
                 touched.add((copy.location_id, run.target_id))
         if failed:
             result.errors.append(f"run #{run.pk} kept in the catalogue: a copy could not be deleted")
             continue
-        with transaction.atomic():
-            BackupRun.objects.filter(pk=run.pk).delete()
+        BackupRun.objects.filter(pk=run.pk).delete()  # with its tombstoned copies and verifications
         result.deleted_runs.append(run.pk)
     _rewrite_indexes(touched)
     return result
