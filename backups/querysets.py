@@ -18,6 +18,13 @@ class BackupRunQuerySet(models.QuerySet):
         """
         return self.filter(status__in=("succeeded", "partial"))
 
+    def verified(self):
+        """Runs with a passed verification: a copy known to restore, whatever else the run did."""
+        from .models import Verification
+
+        passed = Verification.objects.filter(run=models.OuterRef("pk"), status="passed")
+        return self.filter(models.Exists(passed))
+
     def active(self):
         return self.filter(status__in=("queued", "running"))
 

@@ -25,8 +25,12 @@ class PortalHeartbeat(bootsteps.StartStopStep):
     def start(self, worker):
         from drportal.health import record_heartbeat
 
-        record_heartbeat(worker.hostname)
-        self.tref = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, record_heartbeat, (worker.hostname,), priority=10)
+        # The queues it consumes (-Q, or every configured queue): /health asks per queue whether one is served.
+        queues = list(worker.app.amqp.queues.consume_from)
+        record_heartbeat(worker.hostname, queues)
+        self.tref = worker.timer.call_repeatedly(
+            HEARTBEAT_SECONDS, record_heartbeat, (worker.hostname, queues), priority=10
+        )
 
     def stop(self, worker):
         from drportal.health import forget_heartbeat

@@ -15,6 +15,7 @@ class Heartbeat(models.Model):
 
     name = models.CharField(max_length=200, unique=True, help_text="worker@host")
     seen_at = models.DateTimeField()
+    queues = models.JSONField(default=list, blank=True, help_text="The queues this worker consumes.")
 
     class Meta:
         ordering = ["-seen_at"]
