@@ -4,6 +4,19 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def failed_runs_with_copies_are_partial(apps, schema_editor):
+    """Runs recorded "failed" before "partial" existed, that kept a complete stored copy, are partial:
+    their copy is a good backup (the run's error still names the location that failed)."""
+    BackupRun = apps.get_model("backups", "BackupRun")
+    Artifact = apps.get_model("backups", "Artifact")
+    stored = Artifact.objects.filter(run=models.OuterRef("pk"), status="stored")
+    BackupRun.objects.filter(models.Exists(stored), status="failed").exclude(sha256="").update(status="partial")
+
+
+def partial_runs_are_failed_again(apps, schema_editor):
+    apps.get_model("backups", "BackupRun").objects.filter(status="partial").update(status="failed")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("backups", "0009_trigger_labels"),
@@ -42,4 +55,5 @@ class Migration(migrations.Migration):
                 name="stored_run_has_checksum",
             ),
         ),
+        migrations.RunPython(failed_runs_with_copies_are_partial, partial_runs_are_failed_again),
     ]

@@ -124,3 +124,26 @@ def test_partial_counts_wherever_a_good_backup_is_looked_for(partial_run, local_
     assert row["target"].last_ok_at == partial_run.started_at and row["target"].last_status == "partial"
     assert f"run #{partial_run.pk}" in export._newest_good_backup([target])
     assert newest_good_run_before(target, later) == partial_run
+
+
+def test_runs_recorded_as_failed_with_a_stored_copy_become_partial_on_migrate(local_location, make_target):
+    """Catalogues from before "partial" existed: a failed run that kept a complete copy is partial."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("backups.migrations.0010_partial_runs")
+    target = make_target("db", "postgresql://x/y", [local_location])
+    kept = BackupRun.objects.create(target=target, status="failed", sha256="a" * 64, error="location s3: down")
+    Artifact.objects.create(run=kept, location=local_location, key="k", url="file:///k", size=1, sha256="a" * 64)
+    pruned = BackupRun.objects.create(target=target, status="failed", sha256="b" * 64)
+    Artifact.objects.create(
+        run=pruned, location=local_location, key="p", url="file:///p", size=1, sha256="b" * 64, status="deleted"
+    )
+    nothing = BackupRun.objects.create(target=target, status="failed", error="pg_dump failed")
+
+    migration.failed_runs_with_copies_are_partial(apps, None)
+
+    statuses = dict(BackupRun.objects.values_list("pk", "status"))
+    assert statuses == {kept.pk: "partial", pruned.pk: "failed", nothing.pk: "failed"}
+    assert BackupRun.objects.get(pk=kept.pk).error == "location s3: down"  # still names the failed location
