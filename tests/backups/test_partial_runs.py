@@ -132,7 +132,7 @@ def test_runs_recorded_as_failed_with_a_stored_copy_become_partial_on_migrate(lo
 
     from django.apps import apps
 
-    migration = importlib.import_module("backups.migrations.0010_partial_runs")
+    migration = importlib.import_module("backups.migrations.0011_partial_runs")
     target = make_target("db", "postgresql://x/y", [local_location])
     kept = BackupRun.objects.create(target=target, status="failed", sha256="a" * 64, error="location s3: down")
     Artifact.objects.create(run=kept, location=local_location, key="k", url="file:///k", size=1, sha256="a" * 64)
@@ -147,3 +147,15 @@ def test_runs_recorded_as_failed_with_a_stored_copy_become_partial_on_migrate(lo
     statuses = dict(BackupRun.objects.values_list("pk", "status"))
     assert statuses == {kept.pk: "partial", pruned.pk: "failed", nothing.pk: "failed"}
     assert BackupRun.objects.get(pk=kept.pk).error == "location s3: down"  # still names the failed location
+
+
+def test_rebuildcatalog_keeps_a_partial_run_partial(partial_run, capsys):
+    """The index rewritten when the run ended says "partial": a rebuilt catalogue must not call it unfinished."""
+    Artifact.objects.all().delete()
+    BackupRun.objects.all().delete()
+
+    call_command("rebuildcatalog", "local")
+
+    rebuilt = BackupRun.objects.get()
+    assert rebuilt.status == "partial"
+    assert "location s3-down: cannot upload" in rebuilt.error

@@ -19,7 +19,7 @@ def partial_runs_are_failed_again(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backups", "0009_trigger_labels"),
+        ("backups", "0010_location_url_checked_in_clean"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
