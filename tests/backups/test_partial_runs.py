@@ -132,7 +132,7 @@ def test_runs_recorded_as_failed_with_a_stored_copy_become_partial_on_migrate(lo
 
     from django.apps import apps
 
-    migration = importlib.import_module("backups.migrations.0011_partial_runs")
+    migration = importlib.import_module("backups.migrations.0013_partial_runs")
     target = make_target("db", "postgresql://x/y", [local_location])
     kept = BackupRun.objects.create(target=target, status="failed", sha256="a" * 64, error="location s3: down")
     Artifact.objects.create(run=kept, location=local_location, key="k", url="file:///k", size=1, sha256="a" * 64)

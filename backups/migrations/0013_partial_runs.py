@@ -19,7 +19,7 @@ def partial_runs_are_failed_again(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backups", "0010_location_url_checked_in_clean"),
+        ("backups", "0012_run_phase_and_leases"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
