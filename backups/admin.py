@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
@@ -20,7 +22,7 @@ from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixi
 from .engines import SourceError
 from .locations import LocationError
 from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
-from .services import backup, verify
+from .services import backup, retention, verify
 from .services import restore as restores
 from .services.artifacts import ArtifactRefused
 
@@ -231,7 +233,7 @@ def progress_bar(run: BackupRun) -> str:
         percent, text = 99, f"writing the manifest in {where}"
     elif run.status == BackupRun.Status.RUNNING:
         expected = (
-            BackupRun.objects.succeeded()
+            BackupRun.objects.with_artifact()
             .filter(target_id=run.target_id)
             .order_by("-queued_at")
             .values_list("bytes_in", flat=True)
@@ -239,7 +241,7 @@ def progress_bar(run: BackupRun) -> str:
         )
         percent = min(99, int(100 * run.bytes_in / expected)) if expected else None
         text = f"dumping: {filesizeformat(run.bytes_in)} read"
-    elif run.status == BackupRun.Status.SUCCEEDED:
+    elif run.status in BackupRun.WITH_ARTIFACT:
         percent = 100
     elif run.status == BackupRun.Status.QUEUED:
         percent, text = None, f"{filesizeformat(run.bytes_in)} read"
@@ -385,7 +387,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
     # No date_hierarchy: its DISTINCT over every run's date costs more than the rest of the page.
     search_fields = ("=id", "sha256", "target__name")
     inlines = [ArtifactInline, VerificationInline]
-    actions = ["verify_runs", "restore_test_runs", "restore_run"]
+    actions = ["verify_runs", "restore_test_runs", "restore_run", "delete_selected"]
     change_form_template = "admin/backups/backuprun/change_form.html"
     readonly_fields = (
         "target",
@@ -583,6 +585,75 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
             self.message_user(request, "Choose exactly one run to restore.", messages.WARNING)
             return None
         return HttpResponseRedirect(reverse("admin:backups_backuprun_restore", args=[runs[0].pk]))
+
+    # --- deleting runs: through the retention service, like prune ----------------------
+    def get_deleted_objects(self, objs, request):
+        """Django's list of catalogue rows, plus the files that leave each location with them."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        copies = Artifact.objects.filter(
+            run__in=[obj.pk for obj in objs], status=Artifact.Status.STORED
+        ).select_related("location")
+        deleted.extend(
+            f"File in location {copy.location.name}: {copy.key} ({filesizeformat(copy.size)}) and its manifest"
+            for copy in copies
+        )
+        return deleted, model_count, perms_needed, protected
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """Django's confirmation page, but the deletion itself is the retention service's, which also
+        removes the copies from every location and refuses a target's last verified or stored copy."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.has_delete_permission(request, obj):
+            return super().delete_view(request, object_id, extra_context)  # Django's 404 redirect or 403
+        back = HttpResponseRedirect(reverse("admin:backups_backuprun_change", args=[obj.pk]))
+        refusal = retention.deletion_refusal([obj.pk])
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            return back
+        if request.POST and not self._django_refuses(request, [obj]):  # the confirmation, as in Django's
+            # Not inside the admin's transaction: files leave the locations as the rows change.
+            if not self._delete_runs(request, [obj]):
+                return back
+            return self.response_delete(request, str(obj), obj.pk)
+        return super().delete_view(request, object_id, extra_context)
+
+    @admin.action(description="Delete selected backup runs and their copies", permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        """Django's two POSTs (a confirmation page, then post=yes); the deletion is the retention service's."""
+        runs = list(queryset.select_related("target"))
+        refusal = retention.deletion_refusal([run.pk for run in runs])
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            return None
+        if request.POST.get("post") and not self._django_refuses(request, runs):
+            self._delete_runs(request, runs)
+            return None
+        return django_delete_selected(self, request, queryset)
+
+    def _django_refuses(self, request, runs: list[BackupRun]) -> bool:
+        """Django's own refusals still hold (related rows the user may not delete, or protected ones):
+        its views then show their "Cannot delete" page or answer 403."""
+        _deleted, _count, perms_needed, protected = self.get_deleted_objects(runs, request)
+        return bool(perms_needed or protected)
+
+    def _delete_runs(self, request, runs: list[BackupRun]) -> bool:
+        try:
+            result = retention.delete_runs([run.pk for run in runs])
+        except retention.DeletionRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return False
+        gone = [run for run in runs if run.pk in result.deleted_runs]
+        if gone:
+            self.log_deletions(request, gone)
+            self.message_user(
+                request,
+                f"Deleted {len(gone)} backup run(s) and {len(result.deleted_copies)} cop"
+                f"{'y' if len(result.deleted_copies) == 1 else 'ies'} from their locations.",
+                messages.SUCCESS,
+            )
+        for error in result.errors:
+            self.message_user(request, error, messages.ERROR)
+        return bool(gone)
 
     # --- columns ------------------------------------------------------------------------
 

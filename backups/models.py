@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .fields import EncryptedTextField
@@ -394,8 +394,10 @@ class LeasedJob(FinishingJob, models.Model):
         self.write_held(status=status, lease_expires_at=None, **fields)
         self._announce_finish()
 
-    def reap(self, error: str) -> bool:
+    def reap(self, error: str, status: str = "failed") -> bool:
         """Fail the job for its dead process, only if its row is still exactly as the reaper saw it.
+
+        ``status`` is "failed", or for a backup whose copies partly landed, "partial".
 
         Compare-and-set on the lease and the last progress: a job that reported progress since
         it was looked at (so is alive after all) or finished is left alone. True if reaped.
@@ -409,7 +411,7 @@ class LeasedJob(FinishingJob, models.Model):
                 lease_expires_at=self.lease_expires_at,
                 heartbeat_at=self.heartbeat_at,
             )
-            .update(status="failed", error=error[:10000], finished_at=timezone.now(), lease_expires_at=None)
+            .update(status=status, error=error[:10000], finished_at=timezone.now(), lease_expires_at=None)
         )
         if taken:
             self.refresh_from_db()
@@ -424,7 +426,13 @@ class BackupRun(LeasedJob, TriggeredJob):
         QUEUED = "queued"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
+        # The artifact was made and landed in at least one location, and at least one other location
+        # failed (named in ``error``). The landed copies are good backups: verified, restorable, RPO credit.
+        PARTIAL = "partial", "partial (a location failed)"
         FAILED = "failed"
+
+    # A finished run whose artifact is complete and was stored somewhere: what verify, restore and RPO accept.
+    WITH_ARTIFACT = (Status.SUCCEEDED, Status.PARTIAL)
 
     target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -461,7 +469,9 @@ class BackupRun(LeasedJob, TriggeredJob):
             models.UniqueConstraint(
                 fields=["target"], condition=Q(status="running"), name="one_running_backup_per_target"
             ),
-            models.CheckConstraint(condition=~Q(status="succeeded") | ~Q(sha256=""), name="succeeded_run_has_checksum"),
+            models.CheckConstraint(
+                condition=~Q(status__in=["succeeded", "partial"]) | ~Q(sha256=""), name="stored_run_has_checksum"
+            ),
         ]
         permissions = [
             ("run_backup", "Can start a backup"),
@@ -517,6 +527,14 @@ class BackupRun(LeasedJob, TriggeredJob):
         """Save results (sizes, checksum...) while held; raises ``LeaseLost`` otherwise."""
         self.write_held(**fields)
 
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL, self.Status.FAILED)
+
+    def finish_partial(self, error: str, **fields) -> None:
+        """Some locations hold a copy, others failed (``error`` names them)."""
+        self._finish(self.Status.PARTIAL, error=error[:10000], **fields)
+
     def copies_summary(self) -> str:
         """What this run has stored, in words: "no copy was recorded" or "2 copies were recorded: a (url), b (url)"."""
         copies = [a for a in self.artifacts.select_related("location") if a.status == Artifact.Status.STORED]
@@ -555,6 +573,52 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def mark_deleted(self) -> None:
+        """Record that this copy is gone from its location, as history (status "deleted").
+
+        The hard guard of retention, whoever calls it (prune, deleting a run, a shell): a
+        target's last stored copy, or the last stored copy of its verified runs, is never
+        marked deleted. The target's stored copies are locked first, so two deletions racing
+        cannot each see "another copy remains" and together remove both.
+        """
+        with transaction.atomic():
+            stored = list(
+                Artifact.objects.select_for_update(of=("self",))
+                .filter(run__target_id=self.run.target_id, status=self.Status.STORED)
+                .annotate(
+                    verified=Exists(
+                        Verification.objects.filter(run=OuterRef("run_id"), status=Verification.Status.PASSED)
+                    )
+                )
+                .values_list("pk", "verified")
+            )
+            others = [verified for pk, verified in stored if pk != self.pk]
+            mine = [verified for pk, verified in stored if pk == self.pk]
+            if not mine:
+                return  # already deleted: nothing to do
+            target = self.run.target.name
+            if not others:
+                raise CopyProtected(
+                    f"refusing to delete the last stored copy of target {target} (run #{self.run_id} in "
+                    f"location {self.location.name}): the target would have no backup left"
+                )
+            if mine[0] and not any(others):
+                raise CopyProtected(
+                    f"refusing to delete the only verified copy of target {target} (run #{self.run_id} in "
+                    f"location {self.location.name}): verify a newer run first"
+                )
+            self.status, self.deleted_at = self.Status.DELETED, timezone.now()
+            Artifact.objects.filter(pk=self.pk).update(status=self.status, deleted_at=self.deleted_at)
+
+    def mark_stored(self) -> None:
+        """Undo ``mark_deleted`` when removing the file failed: the copy is still there, so the catalogue says so."""
+        self.status, self.deleted_at = self.Status.STORED, None
+        Artifact.objects.filter(pk=self.pk).update(status=self.status, deleted_at=None)
+
+
+class CopyProtected(Exception):
+    """Deleting this copy would leave its target without any stored (or any verified) copy."""
 
 
 class Verification(TriggeredJob):

@@ -13,6 +13,14 @@ class BackupRunQuerySet(models.QuerySet):
     def succeeded(self):
         return self.filter(status="succeeded")
 
+    def with_artifact(self):
+        """Succeeded or partial: the artifact is complete and landed in at least one location.
+
+        What verification, restore choices and RPO credit accept; a partial run's copies that
+        landed are as good as a succeeded run's.
+        """
+        return self.filter(status__in=("succeeded", "partial"))
+
     def verified(self):
         """Runs with a passed verification: a copy known to restore, whatever else the run did."""
         from .models import Verification

@@ -31,7 +31,7 @@ def run_backup(self, run_id: int) -> str:
             backup.refuse(run, f"{exc}; gave up waiting")
             return run.status
         raise self.retry(exc=exc, countdown=settings.BACKUP_WAIT_RETRY_SECONDS) from None
-    if run.status == BackupRun.Status.SUCCEEDED:
+    if run.status in BackupRun.WITH_ARTIFACT:  # a partial run's landed copies are checked too
         from .services import verify
 
         # Checked on behalf of whoever started the backup: the schedule, a person, or a command.
@@ -105,7 +105,7 @@ def monthly_restore_tests() -> list[int]:
 
     queued = []
     for target in Target.objects.filter(enabled=True):
-        run = target.runs.filter(status=BackupRun.Status.SUCCEEDED).order_by("-started_at").first()
+        run = target.runs.with_artifact().order_by("-started_at").first()
         if run is None:
             continue
         verification = verify.start_verification(

@@ -60,7 +60,7 @@ def objectives(now: datetime) -> list[dict]:
     verified = (
         BackupRun.objects.filter(
             target_id__in=target_ids,
-            status=BackupRun.Status.SUCCEEDED,
+            status__in=BackupRun.WITH_ARTIFACT,  # a verified partial run is a recovery point too
             started_at__gte=since,
             verifications__status=Verification.Status.PASSED,
         )
@@ -127,7 +127,7 @@ def exposure_series(series: list[list[datetime]], now: datetime) -> list[tuple[f
 
 def targets(now: datetime) -> list[dict]:
     newest = BackupRun.objects.filter(target=OuterRef("pk")).order_by("-queued_at")
-    newest_ok = newest.filter(status=BackupRun.Status.SUCCEEDED)
+    newest_ok = newest.filter(status__in=BackupRun.WITH_ARTIFACT)  # partial: its landed copies are backups
     newest_check = Verification.objects.filter(target=OuterRef("pk")).order_by("-queued_at")
     rows = Target.objects.annotate(
         last_run_id=Subquery(newest.values("pk")[:1]),
@@ -142,7 +142,7 @@ def targets(now: datetime) -> list[dict]:
     ).order_by("name")
     since = now - timedelta(days=CHART_DAYS)
     daily = (
-        BackupRun.objects.filter(status=BackupRun.Status.SUCCEEDED, queued_at__gte=since)
+        BackupRun.objects.filter(status__in=BackupRun.WITH_ARTIFACT, queued_at__gte=since)
         .annotate(day=TruncDay("queued_at"))
         .values("target_id", "day")
         .annotate(size=Avg("bytes_out"), duration=Avg(F("finished_at") - F("started_at")))

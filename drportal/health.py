@@ -172,21 +172,26 @@ def check_objectives(now: datetime) -> dict:
 
 
 def check_targets() -> dict:
-    """A target whose newest finished run failed, with nothing newer that succeeded, is failing."""
+    """A target whose newest finished run failed, or only partly landed, with nothing newer that succeeded.
+
+    A partial run's copies count for RPO, but a location that refuses copies is not safe either: the
+    plan's promise of a copy in every location no longer holds for that target.
+    """
     from django.db.models import OuterRef, Subquery
 
     from backups.models import BackupRun, Target
 
-    finished = BackupRun.objects.filter(target=OuterRef("pk"), status__in=["succeeded", "failed"]).order_by(
-        "-queued_at", "-id"
-    )
+    Status = BackupRun.Status
+    finished = BackupRun.objects.filter(
+        target=OuterRef("pk"), status__in=[Status.SUCCEEDED, Status.PARTIAL, Status.FAILED]
+    ).order_by("-queued_at", "-id")
     rows = (
         Target.objects.filter(enabled=True)
         .annotate(last_status=Subquery(finished.values("status")[:1]))
         .order_by("name")
         .values_list("name", "last_status")
     )
-    failing = [{"name": name, "newest_run": "failed"} for name, last in rows if last == "failed"]
+    failing = [{"name": name, "newest_run": last} for name, last in rows if last in (Status.FAILED, Status.PARTIAL)]
     return {"ok": not failing, "failing": failing}
 
 
@@ -232,10 +237,7 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
         checks["objectives"] = check_objectives(now)
         checks["targets"] = check_targets()
         newest = (
-            BackupRun.objects.filter(status=BackupRun.Status.SUCCEEDED)
-            .order_by("-finished_at")
-            .values_list("finished_at", flat=True)
-            .first()
+            BackupRun.objects.with_artifact().order_by("-finished_at").values_list("finished_at", flat=True).first()
         )
         backup_age = _age(newest, now)
         checks["newest_backup"] = {
@@ -256,7 +258,10 @@ def failing_checks(checks: dict) -> list[str]:
         if name == "objectives":
             lines += [f"objective {o['name']}: {o['state']}" for o in check["failing"]]
         elif name == "targets":
-            lines += [f"target {t['name']}: newest run failed" for t in check["failing"]]
+            lines += [
+                f"target {t['name']}: newest run {'failed' if t['newest_run'] == 'failed' else 'partly failed'}"
+                for t in check["failing"]
+            ]
         elif name == "worker":
             lines += [f"queue {q}: no live worker" for q, v in check["queues"].items() if not v["ok"]]
         elif name == "read_only":

@@ -28,7 +28,7 @@ def _link(viewname: str, pk: int) -> str:
 def alert_on_backup(sender, run: BackupRun, **kwargs):
     previous = (
         BackupRun.objects.filter(
-            target_id=run.target_id, status__in=["succeeded", "failed"], queued_at__lt=run.queued_at
+            target_id=run.target_id, status__in=["succeeded", "partial", "failed"], queued_at__lt=run.queued_at
         )
         .order_by("-queued_at")
         .values_list("status", flat=True)
@@ -42,7 +42,18 @@ def alert_on_backup(sender, run: BackupRun, **kwargs):
             f"{_link('admin:backups_backuprun_change', run.pk)}",
             object_ref=f"backuprun:{run.pk}",
         )
-    elif previous == BackupRun.Status.FAILED:
+    elif run.status == BackupRun.Status.PARTIAL:
+        # A location failed: as urgent as a failure, though the copies that landed are good backups.
+        stored = ", ".join(a.location.name for a in run.artifacts.select_related("location"))
+        notify.send(
+            "backup_failed",
+            f"[DR Portal] Backup of {run.target.name} PARTLY FAILED (run #{run.pk})",
+            f"Backup run #{run.pk} of {run.target.name} is partial: {run.error}\n"
+            f"Copies stored in: {stored}.\n\n"
+            f"{_link('admin:backups_backuprun_change', run.pk)}",
+            object_ref=f"backuprun:{run.pk}",
+        )
+    elif previous in (BackupRun.Status.FAILED, BackupRun.Status.PARTIAL):
         notify.send(
             "backup_recovered",
             f"[DR Portal] Backups of {run.target.name} succeed again (run #{run.pk})",
@@ -101,6 +112,8 @@ def _linked(**lookup) -> list:
 def _outcome(obj) -> str:
     if obj.status in ("succeeded", "passed"):
         return obj.status
+    if obj.status == "partial":  # a backup run with a copy stored and a location failed
+        return f"partial: {obj.error}"
     return f"FAILED: {obj.error}" if obj.error else obj.status.upper()
 
 

@@ -102,7 +102,7 @@ def _from_run(run_id: int, location_name: str | None) -> ArtifactRef:
     run = BackupRun.objects.select_related("target").filter(pk=run_id).first()
     if run is None:
         raise ArtifactRefused(f"not found: there is no backup run #{run_id}")
-    if run.status != BackupRun.Status.SUCCEEDED and not run.sha256:
+    if run.status not in BackupRun.WITH_ARTIFACT and not run.sha256:
         raise ArtifactRefused(f"not found: run #{run_id} {run.status} and has no artifact")
     copies = list(run.artifacts.filter(status=Artifact.Status.STORED).select_related("location", "run__target"))
     if location_name:

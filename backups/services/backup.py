@@ -55,15 +55,17 @@ def reap_stale_runs() -> int:
             f"the worker ({run.worker or 'unknown'}) stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC "
             f"during {run.phase or 'its start'} and is presumed dead ({proof}); {run.copies_summary()}"
         )
+        # Copies it recorded before it died are complete and checked (size against the spool): partial, not failed.
+        landed = run.sha256 and run.artifacts.filter(status=Artifact.Status.STORED).exists()
         # Compare-and-set: a run that reported or finished since it was read is left alone.
-        if not run.reap(error):
+        if not run.reap(error, BackupRun.Status.PARTIAL if landed else BackupRun.Status.FAILED):
             continue
         reaped += 1
         # The dead worker's spool, if it was on this machine's disk.
         for leftover in settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*"):
             leftover.unlink(missing_ok=True)
     if reaped:
-        logger.warning("marked %d stale backup run(s) as failed", reaped)
+        logger.warning("marked %d stale backup run(s) as failed (or partial, where copies had landed)", reaped)
     return reaped
 
 
@@ -167,7 +169,10 @@ def _perform(run: BackupRun) -> None:
         errors = _store_copies(run, spool, key, locations)
     finally:
         spool.unlink(missing_ok=True)
-    if errors:
+    if errors and run.artifacts.exists():
+        # Some copies landed: a good backup with a location missing, not a failure to hide.
+        run.finish_partial("; ".join(errors), finished_at=run.finished_at)
+    elif errors:
         run.fail("; ".join(errors), finished_at=run.finished_at)
     else:
         run.succeed(finished_at=run.finished_at)

@@ -132,7 +132,7 @@ def _outcome(data: dict) -> tuple[str, str]:
     status = data.get("status")
     if status is None:
         return BackupRun.Status.SUCCEEDED, ""  # as the older portal, whose manifests only described stored copies
-    if status in (BackupRun.Status.SUCCEEDED, BackupRun.Status.FAILED):
+    if status in (BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL, BackupRun.Status.FAILED):
         return status, str(data.get("error") or "")
     return BackupRun.Status.FAILED, UNFINISHED
 

@@ -31,10 +31,14 @@ class Exposure:
 
 
 def verified_recovery_points(target_ids: list[int]) -> dict[int, datetime | None]:
-    """Per target: the snapshot time of its newest succeeded and verified run (one query)."""
+    """Per target: the snapshot time of its newest verified run with an artifact (one query).
+
+    Partial runs count: the copies that landed are verified like any other.
+    """
     passed = Verification.objects.filter(run=OuterRef("pk"), status=Verification.Status.PASSED)
     runs = (
-        BackupRun.objects.filter(target_id__in=target_ids, status=BackupRun.Status.SUCCEEDED)
+        BackupRun.objects.with_artifact()
+        .filter(target_id__in=target_ids)
         .filter(pk__in=Subquery(passed.values("run")))
         .values("target_id")
         .annotate(newest=Max("started_at"))

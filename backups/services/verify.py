@@ -91,7 +91,7 @@ def verify(verification: Verification, *, identities=None) -> Verification:
     duration = None
     error = ""
     try:
-        if run.status != BackupRun.Status.SUCCEEDED and not run.artifacts.exists():
+        if run.status not in BackupRun.WITH_ARTIFACT and not run.artifacts.exists():
             raise ArtifactRefused(f"run #{run.pk} {run.status}: nothing to verify")
         identities = artifacts.identities_or_refuse(identities)
         checks = check_copies(run, identities)

@@ -85,7 +85,8 @@ def _problem(verification: Verification) -> str:
 def _restore_test(target: Target, user, identities) -> Outcome:
     if user is None and (recent := recent_restore_test(target, timezone.now())) is not None:
         return _reused(recent)
-    run = target.runs.filter(status=BackupRun.Status.SUCCEEDED).order_by("-started_at", "-id").first()
+    # A partial run's landed copies are restorable: the drill tests the newest backup with an artifact.
+    run = target.runs.with_artifact().order_by("-started_at", "-id").first()
     if run is None:
         return Outcome(target, None, None, f"{target.name} has no succeeded backup to restore")
     trigger = BackupRun.Trigger.MANUAL if user else BackupRun.Trigger.SCHEDULE

@@ -151,7 +151,10 @@ def _newest_good_backup(targets: list[Target]) -> str:
     for target in targets:
         run = (
             BackupRun.objects.filter(
-                target=target, status=BackupRun.Status.SUCCEEDED, verifications__status=Verification.Status.PASSED
+                # A verified partial run (a location failed, its landed copies checked) is a good backup too.
+                target=target,
+                status__in=BackupRun.WITH_ARTIFACT,
+                verifications__status=Verification.Status.PASSED,
             )
             .order_by("-started_at")
             .first()

@@ -63,7 +63,7 @@ def set_read_only(incident: Incident, on: bool, user) -> PortalSwitch:
 
 def newest_good_run_before(target: Target, before: datetime) -> BackupRun:
     run = (
-        BackupRun.objects.succeeded()
+        BackupRun.objects.with_artifact()  # a partial run's landed copy restores like any other
         .filter(target=target, started_at__lt=before, artifacts__status="stored")
         .order_by("-started_at")
         .distinct()

@@ -188,7 +188,7 @@ def test_a_stalled_server_fails_the_run_within_the_storage_deadline(
     staller.join(1)
 
     assert stalled_at, "the upload never started"
-    assert run.status == "failed"
+    assert run.status == "partial"  # issue #11: the local copy landed, so the run is partial (was "failed")
     assert ended - stalled_at[0] < 4 + 8, f"the run took {ended - stalled_at[0]:.1f} s after the stall"
     assert "location far-s3" in run.error and "4 s" in run.error, run.error
     assert run.artifacts.filter(location=local_location).exists(), "the local copy is kept"

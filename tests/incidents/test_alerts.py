@@ -83,6 +83,26 @@ def test_the_next_success_sends_a_recovery_alert(channels, webhook, source_db, l
     assert Notification.objects.filter(event="backup_recovered").count() == 2
 
 
+def test_a_partial_backup_alerts_naming_the_failed_location(channels, webhook, source_db, local_location, make_target):
+    """A location that failed is an alert even though a copy landed elsewhere (the run is "partial")."""
+    from backups.models import Location
+    from tests.conftest import free_port
+
+    dead = Location.objects.create(name="s3-down", url="s3://nowhere/x", endpoint_url=f"http://127.0.0.1:{free_port()}")
+    target = make_target("db", source_db, [local_location, dead])
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "partial"
+    assert len(mail.outbox) == 1
+    assert "Backup of db PARTLY FAILED" in mail.outbox[0].subject
+    assert "s3-down" in mail.outbox[0].body and "Copies stored in: local" in mail.outbox[0].body
+    assert Notification.objects.filter(event="backup_failed").count() == 2
+
+    # Fixed: the next full success says so.
+    target.locations.set([local_location])
+    backup.execute(backup.start_backup(target, trigger="command"))
+    assert "succeed again" in mail.outbox[-1].subject
+
+
 def test_a_failing_webhook_is_recorded_with_the_error_and_email_still_goes(
     channels, webhook, local_location, make_target
 ):

@@ -47,7 +47,7 @@ def run(target: Target, minutes_ago: float, status: str = "succeeded", verified:
     made = BackupRun.objects.create(
         target=target,
         status=status,
-        sha256="0" * 64 if status == "succeeded" else "",
+        sha256="0" * 64 if status in ("succeeded", "partial") else "",
         queued_at=at,
         started_at=at,
         finished_at=at + timedelta(seconds=30),
@@ -148,6 +148,22 @@ def test_a_failed_run_followed_by_a_success_is_fine_but_a_newer_failure_is_not(c
     response = client.get(reverse("health"))
     assert response.status_code == 503
     assert response.json()["checks"]["targets"]["failing"] == [{"name": "database", "newest_run": "failed"}]
+
+
+def test_a_partial_run_counts_for_rpo_but_its_failed_location_fails_health(client, plan, alive):
+    """A partial run's copies are real (RPO credit), but a location refusing copies is not "safe"."""
+    safe_now()
+    database = Target.objects.get(name="database")
+    run(database, 1, status="partial", verified=True)
+    rpo.evaluate()
+    response = client.get(reverse("health"))
+    body = response.json()
+    assert response.status_code == 503, body
+    assert body["checks"]["objectives"]["ok"] is True
+    assert body["checks"]["targets"]["failing"] == [{"name": "database", "newest_run": "partial"}]
+    assert body["failing"] == ["target database: newest run partly failed"]
+    run(database, 0.5)
+    assert client.get(reverse("health")).status_code == 200
 
 
 def test_a_worker_on_another_queue_does_not_serve_the_targets_jobs(client, plan, alive):

@@ -45,7 +45,7 @@ class Command(BaseCommand):
                 run = backup.execute(run)
             except backup.AnotherRunActive as exc:
                 run = backup.refuse(run, str(exc))
-            if run.status == BackupRun.Status.SUCCEEDED:
+            if run.status in BackupRun.WITH_ARTIFACT:
                 self._verify(run, verify, person)
         run = (
             BackupRun.objects.select_related("target", "triggered_by")
@@ -96,3 +96,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {artifact.location.name}: {artifact.url}")
         else:
             self.stderr.write(f"run #{run.pk} of {run.target.name} {run.status}: {run.error}")
+            # A partial run's copies that landed are good backups: say where they are.
+            for artifact in run.artifacts.all():
+                self.stderr.write(f"  stored in {artifact.location.name}: {artifact.url}")

@@ -11,7 +11,7 @@
       fetch(bar.dataset.url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json(); })
         .then(function (data) {
-          if (data.status === "succeeded" || data.status === "failed") { finished = true; }
+          if (data.status === "succeeded" || data.status === "partial" || data.status === "failed") { finished = true; }
           if (data.html) { bar.outerHTML = data.html; }
         })
         .catch(function () {})
