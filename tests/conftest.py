@@ -255,6 +255,40 @@ def make_target(db):
     return make
 
 
+# --- role users (not superusers), as people sign in ------------------------------------
+
+
+def role_user(role: str):
+    """A user holding one of the portal's roles (drportal.roles), and nothing more."""
+    from django.contrib.auth.models import User
+
+    from drportal import roles
+
+    user = User.objects.create_user(role.lower().replace(" ", "-"), password="pw")
+    roles.assign(user, role)
+    return user
+
+
+def role_client(role: str):
+    """A role user's logged-in client that checks CSRF as a browser does; ``client.token`` is a real token."""
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(role_user(role))
+    client.get(reverse("admin:index"))
+    client.token = client.cookies["csrftoken"].value
+    return client
+
+
+@pytest.fixture
+def people(db) -> dict:
+    """One user per role, by role name."""
+    from drportal import roles
+
+    return {role: role_user(role) for role in roles.ROLES}
+
+
 # --- a real Celery worker process ----------------------------------------------------
 
 

@@ -15,15 +15,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 
 from backups.models import Restore
 from backups.services import backup
-from drportal import roles
-from tests.conftest import ROOT, pg_url
+from tests.conftest import ROOT, pg_url, role_client
 
 pytestmark = pytest.mark.django_db
 
@@ -36,17 +33,6 @@ def make_sqlite(path: Path, rows: int) -> Path:
     conn.commit()
     conn.close()
     return path
-
-
-def role_client(role: str) -> Client:
-    """A role user (not a superuser) with a CSRF-checking client and a real token from a page."""
-    user = User.objects.create_user(role.lower().replace(" ", "-"), password="pw")
-    roles.assign(user, role)
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    client.get(reverse("admin:index"))
-    client.token = client.cookies["csrftoken"].value
-    return client
 
 
 @pytest.fixture

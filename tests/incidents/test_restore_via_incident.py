@@ -8,27 +8,15 @@ from __future__ import annotations
 import ast
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from backups.models import Restore
 from backups.services import backup
-from drportal import roles
 from incidents.models import IncidentJob
-from tests.conftest import ROOT
+from tests.conftest import ROOT, role_client
 
 pytestmark = pytest.mark.django_db
-
-
-def role_client(role: str) -> Client:
-    user = User.objects.create_user(role.lower().replace(" ", "-"), password="pw")
-    roles.assign(user, role)
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    client.get(reverse("admin:index"))
-    client.token = client.cookies["csrftoken"].value
-    return client
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ from datetime import timedelta
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import ADDITION, LogEntry
-from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from drportal import roles
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -26,16 +24,6 @@ pytestmark = pytest.mark.django_db
 TARGET_PASSWORD = "t4rget-pw-9c1f"
 KEY_SECRET = "loc-secret-5b2e"
 WEBHOOK_SECRET = "T000/B000/hook-secret-77aa"
-
-
-@pytest.fixture
-def people():
-    made = {}
-    for role in roles.ROLES:
-        user = User.objects.create_user(role.lower().replace(" ", "-"), password="pw")
-        roles.assign(user, role)
-        made[role] = user
-    return made
 
 
 @pytest.fixture

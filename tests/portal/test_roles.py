@@ -16,16 +16,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def people():
-    made = {}
-    for role in roles.ROLES:
-        user = User.objects.create_user(role.lower().replace(" ", "-"), password="pw")
-        roles.assign(user, role)
-        made[role] = user
-    return made
-
-
-@pytest.fixture
 def run(source_db, local_location, make_target):
     target = make_target("db", source_db, [local_location])
     return backup.execute(backup.start_backup(target, trigger="command"))
