@@ -228,7 +228,11 @@ def test_a_slow_upload_longer_than_the_stale_limit_is_never_reaped_nor_overlappe
         assert f"another backup of slow is running (run #{run.pk})" in second.error
     # None started while the first was running: it was running when the watcher last looked.
     assert [s.started_at for s in seconds if s.started_at and s.started_at < watcher.last_seen_running[run.pk]] == []
-    assert [state[0] for state in watcher.seen[run.pk]] == ["running"] * (len(watcher.seen[run.pk]) - 1) + ["succeeded"]
+    # Queued until claimed (a busy machine may let the watcher see it), then running without a break, then done.
+    states = [state[0] for state in watcher.seen[run.pk]]
+    after_claim = states[states.index("running") :]
+    assert set(states[: states.index("running")]) <= {"queued"}, states
+    assert after_claim == ["running"] * (len(after_claim) - 1) + ["succeeded"], states
 
 
 def _kill(proc: subprocess.Popen) -> float:
@@ -289,14 +293,18 @@ def test_kill_9_in_each_phase_fails_the_run_within_the_limit_and_frees_the_targe
 
             # Others' backups reap at their start; here the reaper runs until it fails the run.
             wait_for(
-                lambda: backup.reap_stale_runs() or BackupRun.objects.get(pk=run.pk).status == "failed",
+                lambda: backup.reap_stale_runs() or BackupRun.objects.get(pk=run.pk).status != "running",
                 timeout=LIMIT + 5,
                 interval=0.1,
                 message="the reaper to fail the killed run",
             )
             failed_after = time.monotonic() - killed_at
             run.refresh_from_db()
-            assert run.status == "failed"
+            # The local location comes first: once it holds its copy, a kill later on leaves a partial run
+            # (that copy is complete and counts, issue #11); killed while dumping, nothing landed.
+            assert run.status == ("failed" if phase == "dump" else "partial"), (run.status, run.error)
+            landed = {"dump": 0, "copy:s3a": 1, "manifest:s3a": 1, "copy:s3b": 2}[phase]  # local, then s3a, then s3b
+            assert run.artifacts.filter(status="stored").count() == landed
             assert failed_after <= LIMIT + 1, f"failed {failed_after:.1f} s after the kill"
             assert f"during {phase}" in run.error and "presumed dead" in run.error, run.error
             assert f"process {proc.pid} on " in run.error and "has ended" in run.error, run.error
