@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Case, Count, F, IntegerField, When
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -39,7 +39,7 @@ from .models import (
     TimelineEntry,
     check_evidence,
 )
-from .services import communicate, lifecycle, measure, report, security
+from .services import communicate, lifecycle, measure, opening, report, security
 
 
 class ChannelForm(forms.ModelForm):
@@ -408,6 +408,20 @@ class IncidentForm(forms.ModelForm):
         )
         widgets = {"resolved_without_recovery": forms.Textarea(attrs={"rows": 2, "cols": 80})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            # Title and severity are enough to open: detected and impact start are now unless the commander
+            # knows better (left empty, Incident.open() takes now and the detection time).
+            for name in ("impact_started_at", "detected_at"):
+                if name in self.fields:
+                    self.fields[name].initial = timezone.now
+                    self.fields[name].required = False
+            if "impact_started_at" in self.fields:
+                self.fields[
+                    "impact_started_at"
+                ].help_text = "Defaults to now; correct it if users were affected earlier (drives RTO and RPO)."
+
     def clean(self):
         cleaned = super().clean()
         incident = self.instance
@@ -433,6 +447,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ("backups/admin.css", "incidents/admin.css")}
+        js = ("incidents/incident.js",)
 
     # --- list ------------------------------------------------------------------------------
     def get_ordering(self, request):
@@ -567,6 +582,7 @@ class IncidentAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
+            path("add/suggest-scenario/", view(self.suggest_scenario_view), name="incidents_incident_suggest_scenario"),
             path("<int:pk>/timeline/", view(self.timeline_view), name="incidents_incident_timeline"),
             path("<int:pk>/link-job/", view(self.link_job_view), name="incidents_incident_link_job"),
             path("<int:pk>/status-update/", view(self.status_update_view), name="incidents_incident_status_update"),
@@ -578,6 +594,18 @@ class IncidentAdmin(admin.ModelAdmin):
             path("<int:pk>/read-only/", view(self.read_only_view), name="incidents_incident_read_only"),
             *super().get_urls(),
         ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        scenarios = [(s.pk, str(s)) for s in Scenario.objects.all()]
+        extra_context = {**(extra_context or {}), "scenario_picks": scenarios}
+        return super().add_view(request, form_url, extra_context)
+
+    def suggest_scenario_view(self, request):
+        """GET ?title=: the scenarios the title suggests, best first (the add page asks as the title is typed)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        found = opening.suggest_scenarios(request.GET.get("title", "")[:200])
+        return JsonResponse({"scenarios": [{"id": s.pk, "label": str(s)} for s in found]})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         incident = self.get_object(request, object_id)
