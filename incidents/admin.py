@@ -7,7 +7,7 @@ from datetime import UTC
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Case, Count, F, IntegerField, When
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -330,6 +330,21 @@ class ChecklistInline(admin.TabularInline):
         return _done_info(obj)
 
 
+NEXT_CHECKLIST_ITEMS = 3
+
+
+def _next_checklist(incident: Incident) -> list[dict]:
+    """The first unticked checklist items with their row in the checklist inline (its ``done`` box is ticked
+    from the working area, so the tick is saved with the rest of the page)."""
+    rows = []
+    for index, item in enumerate(incident.checklist.order_by("order")):
+        if not item.done_at:
+            rows.append({"index": index, "item": item})
+        if len(rows) == NEXT_CHECKLIST_ITEMS:
+            break
+    return rows
+
+
 def _done_info(obj) -> str:
     if not obj.done_at:
         return "-"
@@ -359,6 +374,7 @@ class StepInline(admin.TabularInline):
     formset = StepFormSet
     verbose_name = "runbook step"
     verbose_name_plural = "Runbook steps (copied from the scenario when the incident opened)"
+    classes = ("collapse",)  # long reference: a <details> the commander opens when needed
     extra = 0
     can_delete = False
     fields = ("order", "step", "expected_duration", "done", "done_info")
@@ -383,11 +399,60 @@ class StepInline(admin.TabularInline):
         return _done_info(obj)
 
 
+def _posted_component_states(post, prefix: str) -> dict[str, str]:
+    """The status components whose posted state (field ``prefix<pk>``) differs from their state now."""
+    return {
+        c.name: post[f"{prefix}{c.pk}"]
+        for c in StatusComponent.objects.all()
+        if post.get(f"{prefix}{c.pk}") and post[f"{prefix}{c.pk}"] != c.state
+    }
+
+
 RTO_STATE_CLASSES = {"met": "ok", "on track": "ok", "at risk": "late", "breached": "breached"}
 
 
 class IncidentForm(forms.ModelForm):
-    """Shows the model's own refusal to resolve (recovery not verified, no reason) as a form error, not a 500."""
+    """Shows the model's own refusal to resolve (recovery not verified, no reason) as a form error, not a 500.
+
+    The working area at the top of the page is part of this one form: a timeline entry and a public
+    update typed there are saved with every other edit on the page (save_related), so "Add to timeline"
+    never throws away a summary typed further down, and a form error keeps both on the page.
+    """
+
+    timeline_kind = forms.ChoiceField(
+        required=False,
+        initial="note",
+        label="kind",
+        choices=[(k, label) for k, label in TimelineEntry.Kind.choices if k in TimelineEntry.ENTRY_KINDS],
+    )
+    timeline_text = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="timeline entry",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "What happened, what was decided…",
+                "aria-label": "timeline entry",
+                "autocomplete": "off",
+            }
+        ),
+    )
+    timeline_pinned = forms.BooleanField(required=False, label="pin")
+    # "Resolved" is not offered here: resolving has its own panel (recovery verified or a reason).
+    update_phase = forms.ChoiceField(
+        required=False,
+        initial="investigating",
+        label="phase",
+        choices=[(k, label) for k, label in StatusUpdate.Phase.choices if k != StatusUpdate.Phase.RESOLVED],
+    )
+    update_message = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="public message",
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": "Public message (customers read this)", "aria-label": "public message"}
+        ),
+    )
 
     class Meta:
         model = Incident
@@ -506,7 +571,14 @@ class IncidentAdmin(admin.ModelAdmin):
                     )
                 },
             ),
-            ("Post-incident report", {"fields": ("summary", "root_cause", "follow_up_actions", "report_state")}),
+            (
+                "Post-incident report",
+                {
+                    # Reference while the incident runs: folded (a <details>) until someone opens it.
+                    "classes": ("collapse",),
+                    "fields": ("summary", "root_cause", "follow_up_actions", "report_state"),
+                },
+            ),
         )
 
     def get_readonly_fields(self, request, obj=None):
@@ -548,6 +620,41 @@ class IncidentAdmin(admin.ModelAdmin):
             )
         obj.change_severity(new_severity, request.user)
         obj.change_status(new_status, request.user, without_recovery=obj.resolved_without_recovery)
+
+    def save_related(self, request, form, formsets, change):
+        """After the incident and its inlines: the working area's timeline entry and public update."""
+        super().save_related(request, form, formsets, change)
+        if not change:
+            return
+        incident, data = form.instance, form.cleaned_data
+        if data.get("timeline_text", "").strip():
+            incident.add_note(
+                data["timeline_text"],
+                request.user,
+                pinned=bool(data.get("timeline_pinned")),
+                kind=data.get("timeline_kind") or "note",
+            )
+        message = data.get("update_message", "").strip()
+        if message:
+            states = _posted_component_states(request.POST, "update-component-")
+            phase = data.get("update_phase") or StatusUpdate.Phase.INVESTIGATING
+            # Mail and webhooks are slow I/O: sent once this save is committed, never inside its transaction.
+            transaction.on_commit(lambda: self._publish(request, incident, message, phase, states))
+
+    def _publish(self, request, incident: Incident, message: str, phase: str, states: dict[str, str]) -> None:
+        try:
+            _update, records = communicate.post_update(
+                incident, message, phase=phase, components=states, user=request.user
+            )
+        except ValidationError as exc:
+            # The rest of the page is saved; say what was refused and give the message back to retype.
+            self.message_user(
+                request, f"Status update not published: {' '.join(exc.messages)} (message: {message})", messages.ERROR
+            )
+            return
+        failed = [r for r in records if r.status == Notification.Status.FAILED]
+        text = f"Status update published; {len(records) - len(failed)} of {len(records)} deliveries succeeded."
+        self.message_user(request, text, messages.WARNING if failed else messages.SUCCESS)
 
     def save_formset(self, request, form, formset, change):
         action = getattr(formset, "action", "")
@@ -637,7 +744,8 @@ class IncidentAdmin(admin.ModelAdmin):
             "resolution_message": lifecycle.DEFAULT_RESOLUTION_MESSAGE,
             "component_states": StatusComponent.State.choices,
             "phases": StatusUpdate.Phase.choices,
-            "timeline_kinds": [(k, label) for k, label in TimelineEntry.Kind.choices if k in ("note", "communication")],
+            "next_checklist": _next_checklist(incident),
+            "recent_timeline": incident.timeline.select_related("author").order_by("-at", "-id")[:5],
             "can_edit": self.has_change_permission(request, incident),
             "can_restore": user.has_perm("incidents.restore_via_incident"),
             "can_force_logout": user.has_perm("incidents.force_logout"),
@@ -663,8 +771,6 @@ class IncidentAdmin(admin.ModelAdmin):
             raise PermissionDenied
         incident = self._incident_for(request, pk)
         kind = request.POST.get("kind", "note")
-        if kind not in ("note", "communication"):
-            kind = "note"
         try:
             incident.add_note(
                 request.POST.get("text", ""), request.user, pinned=bool(request.POST.get("pinned")), kind=kind
@@ -697,11 +803,7 @@ class IncidentAdmin(admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         incident = self._incident_for(request, pk)
-        states = {
-            c.name: request.POST[f"component-{c.pk}"]
-            for c in StatusComponent.objects.all()
-            if request.POST.get(f"component-{c.pk}") and request.POST[f"component-{c.pk}"] != c.state
-        }
+        states = _posted_component_states(request.POST, "component-")
         try:
             _update, records = communicate.post_update(
                 incident,

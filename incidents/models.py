@@ -593,9 +593,14 @@ class Incident(models.Model):
         return step
 
     def add_note(self, text: str, user=None, *, pinned: bool = False, kind: str = "note") -> TimelineEntry:
+        """A person's timeline entry: a note, decision, action or communication (the others are automatic)."""
         text = text.strip()
         if not text:
             raise ValidationError("A timeline entry needs some text.")
+        if kind not in TimelineEntry.ENTRY_KINDS:
+            raise ValidationError(
+                f"Unknown timeline entry kind {kind!r} (one of: {', '.join(TimelineEntry.ENTRY_KINDS)})."
+            )
         return self.log(kind, text, user=user, pinned=pinned)
 
     def link_job(self, *, run=None, verification=None, restore=None, user=None) -> IncidentJob:
@@ -749,7 +754,10 @@ class RoleAssignment(models.Model):
 
 class TimelineEntry(models.Model):
     class Kind(models.TextChoices):
+        # What a commander writes (ENTRY_KINDS); the others are written by the incident's own changes and jobs.
         NOTE = "note"
+        DECISION = "decision"
+        ACTION = "action"
         STATUS = "status", "status change"
         SEVERITY = "severity", "severity change"
         ROLE = "role", "role change"
@@ -766,6 +774,9 @@ class TimelineEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     pinned = models.BooleanField(default=False)
+
+    # The kinds a person may pick when adding to the timeline.
+    ENTRY_KINDS = ("note", "decision", "action", "communication")
 
     class Meta:
         ordering = ["-at", "-id"]

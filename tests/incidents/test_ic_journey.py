@@ -63,3 +63,51 @@ def test_open_with_title_and_severity_alone_through_the_admin(plan, client, comm
     assert response.status_code == 302, response.context["adminform"].form.errors
     incident = Incident.objects.get()
     assert incident.impact_started_at == incident.detected_at
+
+
+def test_a_timeline_entry_is_saved_with_the_rest_of_the_page(client, incident, commander):
+    from tests.incidents.test_admin import change_url, form_data
+
+    client.force_login(commander)
+    data = form_data(client.get(change_url(incident)))
+    data.update(summary="A migration truncated messages.", timeline_kind="decision", timeline_text="Restore it")
+    data["_continue"] = "timeline"
+    response = client.post(change_url(incident), data)
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.summary == "A migration truncated messages."
+    assert incident.timeline.get(text="Restore it").kind == "decision"
+
+
+def test_a_refused_save_keeps_the_typed_entry_and_summary_on_the_page(client, incident, commander):
+    from tests.incidents.test_admin import change_url, form_data
+
+    client.force_login(commander)
+    data = form_data(client.get(change_url(incident)))
+    # Resolving without recovery verified and without a reason is refused: the whole page comes back.
+    data.update(status="resolved", summary="typed summary", timeline_text="typed entry", update_message="typed update")
+    response = client.post(change_url(incident), data)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "cannot be resolved yet" in html
+    assert 'value="typed entry"' in html and "typed summary</textarea>" in html and "typed update</textarea>" in html
+    incident.refresh_from_db()
+    assert incident.summary == "" and not incident.timeline.filter(text="typed entry").exists()
+    assert not incident.status_updates.exists()
+
+
+@pytest.mark.parametrize(("kind", "saved"), [("decision", True), ("action", True), ("status", False), ("x", False)])
+def test_the_timeline_url_takes_the_kinds_a_commander_writes(client, incident, commander, kind, saved):
+    client.force_login(commander)
+    url = reverse("admin:incidents_incident_timeline", args=[incident.pk])
+    client.post(url, {"text": "typed by hand", "kind": kind})
+    assert incident.timeline.filter(text="typed by hand", kind=kind).exists() is saved
+    if not saved:
+        assert not incident.timeline.filter(text="typed by hand").exists()
+
+
+def test_add_note_refuses_automatic_kinds(incident):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="Unknown timeline entry kind"):
+        incident.add_note("forged", kind="system")

@@ -59,3 +59,21 @@
     suggest();
   });
 })();
+
+// The working area's "next on the checklist" boxes mirror the checklist's own "done" boxes further down,
+// which are part of the same form: ticked at the top, saved with everything else.
+(function () {
+  function ready(fn) {
+    if (document.readyState !== "loading") fn();
+    else document.addEventListener("DOMContentLoaded", fn);
+  }
+  ready(function () {
+    document.querySelectorAll("input[data-mirror]").forEach(function (box) {
+      const target = document.getElementById(box.dataset.mirror);
+      if (!target) { box.disabled = true; return; }
+      box.checked = target.checked;
+      box.addEventListener("change", () => { target.checked = box.checked; });
+      target.addEventListener("change", () => { box.checked = target.checked; });
+    });
+  });
+})();
