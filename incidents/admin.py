@@ -497,11 +497,41 @@ class IncidentForm(forms.ModelForm):
         return cleaned
 
 
+class ReportFilter(admin.SimpleListFilter):
+    """Post-incident reports: due (not submitted yet, overdue ones included), overdue, submitted."""
+
+    title = "post-incident report"
+    parameter_name = "report"
+
+    def lookups(self, request, model_admin):
+        return [("due", "due (not submitted)"), ("overdue", "overdue"), ("submitted", "submitted")]
+
+    def queryset(self, request, queryset):
+        pending = queryset.filter(report_due_at__isnull=False, report_submitted_at__isnull=True)
+        if self.value() == "due":
+            return pending
+        if self.value() == "overdue":
+            return pending.filter(report_due_at__lt=timezone.now())
+        if self.value() == "submitted":
+            return queryset.filter(report_submitted_at__isnull=False)
+        return queryset
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
-    list_display = ("id", "title", "severity_badge", "status", "scenario", "age", "rto_display", "customer_facing")
+    list_display = (
+        "id",
+        "title",
+        "severity_badge",
+        "status",
+        "scenario",
+        "age",
+        "rto_display",
+        "report_column",
+        "customer_facing",
+    )
     list_display_links = ("id", "title")
-    list_filter = ("status", "severity", "scenario", "customer_facing")
+    list_filter = ("status", ReportFilter, "severity", "scenario", "customer_facing")
     list_select_related = ("severity", "scenario")
     show_full_result_count = False
     search_fields = ("=id", "title")
@@ -538,6 +568,21 @@ class IncidentAdmin(admin.ModelAdmin):
             measure.target_label(obj.target_rto),
             measure.human(obj.time_since_impact),
             state,
+        )
+
+    @admin.display(description="report", ordering="report_due_at")
+    def report_column(self, obj):
+        if obj.report_submitted_at:
+            return format_html('<span class="report-state {}">submitted</span>', "report-submitted")
+        if not obj.report_due_at:
+            return "-"
+        if obj.report_due_at < timezone.now():
+            return format_html(
+                '<span class="report-state report-overdue">OVERDUE since {} UTC</span>',
+                f"{obj.report_due_at:%Y-%m-%d %H:%M}",
+            )
+        return format_html(
+            '<span class="report-state report-due">due {} UTC</span>', f"{obj.report_due_at:%Y-%m-%d %H:%M}"
         )
 
     # --- form ------------------------------------------------------------------------------
@@ -752,6 +797,11 @@ class IncidentAdmin(admin.ModelAdmin):
             "can_toggle_read_only": user.has_perm("incidents.toggle_read_only"),
             "read_only": security.read_only_on(),
             "targets": Target.objects.exclude(engine="portal").order_by("name"),
+            # The restore helper starts on the data this incident's scenario puts at risk, not the first name.
+            "default_target_id": next((t.pk for t in incident.scenario.targets.order_by("name")), None)
+            if incident.scenario_id
+            else None,
+            "report_problem": incident.report_problem(),
             "now": timezone.now(),
         }
 
@@ -858,8 +908,12 @@ class IncidentAdmin(admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         incident = self._incident_for(request, pk)
-        incident.submit_report(request.user)
-        self.message_user(request, "Post-incident report marked as submitted.", messages.SUCCESS)
+        try:
+            incident.submit_report(request.user)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        else:
+            self.message_user(request, "Post-incident report marked as submitted.", messages.SUCCESS)
         return self._back(incident)
 
     def restore_before_view(self, request, pk):

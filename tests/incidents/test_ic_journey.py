@@ -3,8 +3,11 @@ scenario suggested from the title, the working area's one form, and the report f
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.incidents.conftest import staff_with
 
@@ -111,3 +114,191 @@ def test_add_note_refuses_automatic_kinds(incident):
 
     with pytest.raises(ValidationError, match="Unknown timeline entry kind"):
         incident.add_note("forged", kind="system")
+
+
+# --- the report flow ----------------------------------------------------------------------------
+
+
+def resolve(incident, user):
+    incident.change_status("resolved", user, without_recovery="false alarm")
+
+
+def test_submitting_the_report_needs_a_resolved_incident_and_its_fields(incident, commander):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="not resolved"):
+        incident.submit_report(commander)
+    resolve(incident, commander)
+    with pytest.raises(ValidationError, match="summary, root cause"):
+        incident.submit_report(commander)
+    incident.summary = "A migration truncated messages."
+    incident.root_cause = "   "
+    with pytest.raises(ValidationError, match="root cause"):
+        incident.submit_report(commander)
+    incident.root_cause = "An unreviewed migration."
+    incident.save()
+    incident.submit_report(commander)
+    incident.refresh_from_db()
+    assert incident.report_submitted_at is not None
+
+
+def test_the_submit_url_refuses_an_open_incident_or_an_empty_report(client, incident, commander):
+    client.force_login(commander)
+    url = reverse("admin:incidents_incident_submit_report", args=[incident.pk])
+    page = client.get(reverse("admin:incidents_incident_change", args=[incident.pk])).content.decode()
+    assert "Mark report submitted" not in page  # not offered before resolution
+    response = client.post(url, follow=True)
+    assert "not resolved" in response.content.decode()
+    resolve(incident, commander)
+    page = client.get(reverse("admin:incidents_incident_change", args=[incident.pk])).content.decode()
+    assert "Mark report submitted" in page
+    response = client.post(url, follow=True)
+    assert "needs its summary, root cause" in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.report_submitted_at is None
+
+
+def test_the_overdue_reminder_goes_to_the_commander_and_the_channel(settings, incident, commander):
+    from django.contrib.auth.models import User
+    from django.core import mail
+
+    from incidents.models import Contact, Notification, NotificationChannel, ResponseRole
+    from incidents.services import reminders
+
+    NotificationChannel.objects.create(name="ops", kind="email", email_to="ops@example.com")
+    ic = ResponseRole.objects.get(name="Incident Commander")
+    incident.assign_role(ic, contact=Contact.objects.create(name="Ann", email="ann@example.com"), by=commander)
+    resolve(incident, commander)
+    assert reminders.remind_overdue_reports(now=incident.report_due_at + timedelta(minutes=5)) == 1
+    to = [m.to for m in mail.outbox]
+    assert ["ann@example.com"] in to and ["ops@example.com"] in to  # the commander and the channel
+    record = Notification.objects.get(event="incident_report_overdue", channel="commander:ann@example.com")
+    assert record.status == "sent" and record.object_ref == f"incident:{incident.pk}"
+
+    # Handed over to a portal user without a contact: their user email.
+    bob = User.objects.create_user("bob", "bob@example.com", "pw")
+    incident.assign_role(ic, person=bob, by=commander)
+    mail.outbox.clear()
+    assert reminders.remind_overdue_reports(now=incident.report_due_at + timedelta(hours=5)) == 1
+    to = [m.to for m in mail.outbox]
+    assert ["bob@example.com"] in to and ["ops@example.com"] in to and ["ann@example.com"] not in to
+
+
+def test_the_incidents_list_shows_and_filters_due_and_overdue_reports(client, plan, commander):
+    from incidents.models import Incident, Severity
+
+    p1 = Severity.objects.get(key="P1")
+    now = timezone.now()
+
+    def make(title, due, submitted=None):
+        i = Incident.open(title=title, severity=p1, impact_started_at=now - timedelta(days=3))
+        Incident.objects.filter(pk=i.pk).update(
+            status="resolved", resolved_at=now - timedelta(days=2), report_due_at=due, report_submitted_at=submitted
+        )
+
+    make("late one", now - timedelta(hours=3))
+    make("due one", now + timedelta(hours=3))
+    make("done one", now - timedelta(hours=3), submitted=now - timedelta(hours=4))
+    Incident.open(title="open one", severity=p1)
+    client.force_login(commander)
+    url = reverse("admin:incidents_incident_changelist")
+    page = client.get(url).content.decode()
+    assert "report-overdue" in page and "OVERDUE" in page
+    overdue = client.get(url + "?report=overdue").content.decode()
+    assert "late one" in overdue and "due one" not in overdue and "done one" not in overdue
+    due = client.get(url + "?report=due").content.decode()
+    assert "due one" in due and "late one" in due and "done one" not in due and "open one" not in due
+    submitted = client.get(url + "?report=submitted").content.decode()
+    assert "done one" in submitted and "late one" not in submitted
+
+
+# --- restore proposals, the status-page item, the restore helper's default ------------------------
+
+
+@pytest.fixture
+def good_run(incident):
+    from backups.models import Artifact, BackupRun, Location, Target
+
+    target = incident.scenario.targets.first()
+    run = BackupRun.objects.create(
+        target=target,
+        status="succeeded",
+        sha256="0" * 64,
+        started_at=timezone.now() - timedelta(hours=2),
+        finished_at=timezone.now() - timedelta(hours=2),
+        trigger="command",
+    )
+    Artifact.objects.create(
+        run=run, location=Location.objects.get(name="local"), key="x", url="file:///x", size=1, sha256="0" * 64
+    )
+    assert Target.objects.exclude(engine="portal").order_by("name").first() != target  # not first alphabetically
+    return run
+
+
+def proposals(incident):
+    return incident.timeline.filter(text__contains="proposed")
+
+
+def test_a_restore_proposal_is_closed_when_the_incident_resolves(incident, commander, good_run):
+    from incidents.services import security
+
+    security.restore_before_url(incident, good_run.target, timezone.now(), commander)
+    entry = proposals(incident).get()
+    assert entry.proposal_state == "awaiting"
+    resolve(incident, commander)
+    entry.refresh_from_db()
+    assert entry.proposal_state == "closed"
+    assert incident.timeline.filter(text__contains="never confirmed", kind="system").exists()
+
+
+def test_an_abandoned_restore_proposal_expires(incident, commander, good_run):
+    from incidents.services import security
+
+    security.restore_before_url(incident, good_run.target, timezone.now(), commander)
+    entry = proposals(incident).get()
+    assert security.expire_restore_proposals(now=timezone.now()) == 0  # still fresh
+    assert security.expire_restore_proposals(now=timezone.now() + security.RESTORE_PROPOSAL_TTL * 2) == 1
+    entry.refresh_from_db()
+    assert entry.proposal_state == "expired"
+    assert security.expire_restore_proposals(now=timezone.now() + security.RESTORE_PROPOSAL_TTL * 3) == 0
+
+
+def test_the_expiry_runs_with_the_incident_beat_task(incident, commander, good_run):
+    from incidents.models import TimelineEntry
+    from incidents.services import security
+    from incidents.tasks import remind_overdue_reports
+
+    security.restore_before_url(incident, good_run.target, timezone.now(), commander)
+    TimelineEntry.objects.filter(proposal_state="awaiting").update(at=timezone.now() - timedelta(days=1))
+    remind_overdue_reports()
+    assert proposals(incident).get().proposal_state == "expired"
+
+
+def test_a_confirmed_restore_closes_its_proposal(incident, commander, good_run):
+    from backups.models import Restore
+    from incidents.services import security
+
+    security.restore_before_url(incident, good_run.target, timezone.now(), commander)
+    restore = Restore.objects.create(run=good_run, status="running", triggered_by=commander)
+    incident.link_job(restore=restore, user=commander)
+    assert proposals(incident).get().proposal_state == "confirmed"
+
+
+def test_publishing_a_status_update_ticks_status_page_updated(incident, commander):
+    from incidents.services import communicate
+
+    item = incident.checklist.get(key="status-page-updated")
+    assert item.done_at is None
+    communicate.post_update(incident, "We are investigating.", user=commander)
+    item.refresh_from_db()
+    assert item.done_at is not None and item.done_by == commander
+
+
+def test_the_restore_helper_defaults_to_the_scenarios_target(client, incident, commander, good_run):
+    import re
+
+    client.force_login(commander)
+    page = client.get(reverse("admin:incidents_incident_change", args=[incident.pk])).content.decode()
+    form = page[page.index('id="restore-before"') :]
+    selected = re.search(r'<option value="(\d+)" selected>', form)
+    assert selected and int(selected.group(1)) == good_run.target_id
