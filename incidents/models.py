@@ -460,9 +460,9 @@ class Incident(models.Model):
                 fields.append("resolved_without_recovery")
         self.status = new
         if new in self.OPEN_STATUSES:
-            # Reopened: it is no longer resolved or closed, no report is due yet, and the RTO clock runs again;
-            # a new resolution needs recovery verified or a new reason.
-            for name in ("resolved_at", "closed_at", "report_due_at"):
+            # Reopened: it is no longer resolved or closed, no report is due (or submitted) yet, and the RTO clock
+            # runs again; a new resolution needs recovery verified or a new reason, and its report a new submission.
+            for name in ("resolved_at", "closed_at", "report_due_at", "report_submitted_at"):
                 if getattr(self, name):
                     setattr(self, name, None)
                     fields.append(name)

@@ -74,9 +74,10 @@ def post_update(
             incident=incident, phase=phase, message=message, component_states=components, author=user
         )
         states = "; ".join(f"{name}: {state}" for name, state in components.items())
-        # Publishing is what the checklist's "Status page updated" item asks for: tick it (once).
+        # Publishing is what the checklist's "Status page updated" item asks for: tick it (once). Only for a
+        # customer-facing incident: the status page shows no other, so ticking would claim what did not happen.
         item = incident.checklist.filter(key=STATUS_PAGE_UPDATED, done_at__isnull=True).first()
-        if item is not None:
+        if item is not None and incident.customer_facing:
             incident.tick_checklist(item, user, evidence_note=f"status update #{update.pk} published")
         incident.log(
             TimelineEntry.Kind.COMMUNICATION,

@@ -81,6 +81,10 @@ def test_scenario_suggested_from_the_title_and_picked_in_one_click(plan, admin_p
     page.click("input[name=_continue]")
     expect(page.locator("ul.messagelist")).to_contain_text("was added successfully")
     assert Incident.objects.get().scenario.key == "security-incident"
+    page.goto("/admin/incidents/incident/add/")
+    page.fill("#id_title", "Database corruption, the Redis cache and storage are down")
+    expect(page.locator("#scenario-suggestion button")).to_have_count(3)
+    assert_no_sideways_scrolling(page, VIEWPORTS[viewport]["width"])
     screenshot(page, f"ic-open-p1-{viewport}.png")
     assert page.js_errors == []
 

@@ -140,6 +140,10 @@ def test_submitting_the_report_needs_a_resolved_incident_and_its_fields(incident
     incident.submit_report(commander)
     incident.refresh_from_db()
     assert incident.report_submitted_at is not None
+    # Reopened: it is no longer resolved, so its report is no longer submitted either (a new one is due later).
+    incident.change_status("investigating", commander)
+    incident.refresh_from_db()
+    assert incident.report_submitted_at is None and incident.report_problem().startswith(f"Incident #{incident.pk}")
 
 
 def test_the_submit_url_refuses_an_open_incident_or_an_empty_report(client, incident, commander):
@@ -292,6 +296,16 @@ def test_publishing_a_status_update_ticks_status_page_updated(incident, commande
     communicate.post_update(incident, "We are investigating.", user=commander)
     item.refresh_from_db()
     assert item.done_at is not None and item.done_by == commander
+    assert incident.timeline.filter(text__startswith="Checklist ✓ Status page updated").exists()
+
+
+def test_an_update_on_an_internal_incident_does_not_claim_the_status_page_was_updated(incident, commander):
+    from incidents.services import communicate
+
+    incident.customer_facing = False
+    incident.save()
+    communicate.post_update(incident, "Internal only.", user=commander)
+    assert incident.checklist.get(key="status-page-updated").done_at is None
 
 
 def test_the_restore_helper_defaults_to_the_scenarios_target(client, incident, commander, good_run):
