@@ -673,13 +673,14 @@ class Incident(models.Model):
         self.log(TimelineEntry.Kind.NOTE, "Post-incident report submitted.", user=user)
 
     # --- restore proposals (the restore helper's "awaiting confirmation" entries) ------------------
-    def propose_restore(self, target, run, before, user=None) -> TimelineEntry:
+    def propose_restore(self, target, run, before, user=None, *, expires: str = "") -> TimelineEntry:
         """Log a proposed restore; it stays "awaiting confirmation" until confirmed, expired or resolved."""
+        lapse = f" Unconfirmed, it expires after {expires} or when the incident is resolved." if expires else ""
         return TimelineEntry.objects.create(
             incident=self,
             kind=TimelineEntry.Kind.SYSTEM,
             text=f"Restore of {target.name} as of before {before:%Y-%m-%d %H:%M} UTC proposed: backup run #{run.pk} "
-            f"(started {run.started_at:%Y-%m-%d %H:%M} UTC).",
+            f"(started {run.started_at:%Y-%m-%d %H:%M} UTC).{lapse}",
             author=user,
             proposed_run=run,
             proposal_state=TimelineEntry.Proposal.AWAITING,

@@ -86,7 +86,7 @@ def restore_before_url(incident: Incident, target: Target, before: datetime, use
             f"Incident #{incident.pk} is {incident.get_status_display().lower()}; restores start only from an open one."
         )
     run = newest_good_run_before(target, before)
-    incident.propose_restore(target, run, before, user)
+    incident.propose_restore(target, run, before, user, expires=human(RESTORE_PROPOSAL_TTL))
     return f"{reverse('admin:backups_backuprun_restore', args=[run.pk])}?incident={incident.pk}"
 
 

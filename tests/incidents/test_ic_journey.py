@@ -249,6 +249,7 @@ def test_a_restore_proposal_is_closed_when_the_incident_resolves(incident, comma
     security.restore_before_url(incident, good_run.target, timezone.now(), commander)
     entry = proposals(incident).get()
     assert entry.proposal_state == "awaiting"
+    assert "expires after 1 h 00 min or when the incident is resolved" in entry.text
     resolve(incident, commander)
     entry.refresh_from_db()
     assert entry.proposal_state == "closed"
