@@ -7,9 +7,9 @@ from datetime import UTC
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Case, Count, F, IntegerField, When
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -39,7 +39,7 @@ from .models import (
     TimelineEntry,
     check_evidence,
 )
-from .services import communicate, lifecycle, measure, report, security
+from .services import communicate, lifecycle, measure, opening, report, security
 
 
 class ChannelForm(forms.ModelForm):
@@ -330,6 +330,21 @@ class ChecklistInline(admin.TabularInline):
         return _done_info(obj)
 
 
+NEXT_CHECKLIST_ITEMS = 3
+
+
+def _next_checklist(incident: Incident) -> list[dict]:
+    """The first unticked checklist items with their row in the checklist inline (its ``done`` box is ticked
+    from the working area, so the tick is saved with the rest of the page)."""
+    rows = []
+    for index, item in enumerate(incident.checklist.order_by("order")):
+        if not item.done_at:
+            rows.append({"index": index, "item": item})
+        if len(rows) == NEXT_CHECKLIST_ITEMS:
+            break
+    return rows
+
+
 def _done_info(obj) -> str:
     if not obj.done_at:
         return "-"
@@ -359,6 +374,7 @@ class StepInline(admin.TabularInline):
     formset = StepFormSet
     verbose_name = "runbook step"
     verbose_name_plural = "Runbook steps (copied from the scenario when the incident opened)"
+    classes = ("collapse",)  # long reference: a <details> the commander opens when needed
     extra = 0
     can_delete = False
     fields = ("order", "step", "expected_duration", "done", "done_info")
@@ -383,11 +399,60 @@ class StepInline(admin.TabularInline):
         return _done_info(obj)
 
 
+def _posted_component_states(post, prefix: str) -> dict[str, str]:
+    """The status components whose posted state (field ``prefix<pk>``) differs from their state now."""
+    return {
+        c.name: post[f"{prefix}{c.pk}"]
+        for c in StatusComponent.objects.all()
+        if post.get(f"{prefix}{c.pk}") and post[f"{prefix}{c.pk}"] != c.state
+    }
+
+
 RTO_STATE_CLASSES = {"met": "ok", "on track": "ok", "at risk": "late", "breached": "breached"}
 
 
 class IncidentForm(forms.ModelForm):
-    """Shows the model's own refusal to resolve (recovery not verified, no reason) as a form error, not a 500."""
+    """Shows the model's own refusal to resolve (recovery not verified, no reason) as a form error, not a 500.
+
+    The working area at the top of the page is part of this one form: a timeline entry and a public
+    update typed there are saved with every other edit on the page (save_related), so "Add to timeline"
+    never throws away a summary typed further down, and a form error keeps both on the page.
+    """
+
+    timeline_kind = forms.ChoiceField(
+        required=False,
+        initial="note",
+        label="kind",
+        choices=[(k, label) for k, label in TimelineEntry.Kind.choices if k in TimelineEntry.ENTRY_KINDS],
+    )
+    timeline_text = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="timeline entry",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "What happened, what was decided…",
+                "aria-label": "timeline entry",
+                "autocomplete": "off",
+            }
+        ),
+    )
+    timeline_pinned = forms.BooleanField(required=False, label="pin")
+    # "Resolved" is not offered here: resolving has its own panel (recovery verified or a reason).
+    update_phase = forms.ChoiceField(
+        required=False,
+        initial="investigating",
+        label="phase",
+        choices=[(k, label) for k, label in StatusUpdate.Phase.choices if k != StatusUpdate.Phase.RESOLVED],
+    )
+    update_message = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="public message",
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": "Public message (customers read this)", "aria-label": "public message"}
+        ),
+    )
 
     class Meta:
         model = Incident
@@ -408,6 +473,20 @@ class IncidentForm(forms.ModelForm):
         )
         widgets = {"resolved_without_recovery": forms.Textarea(attrs={"rows": 2, "cols": 80})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            # Title and severity are enough to open: detected and impact start are now unless the commander
+            # knows better (left empty, Incident.open() takes now and the detection time).
+            for name in ("impact_started_at", "detected_at"):
+                if name in self.fields:
+                    self.fields[name].initial = timezone.now
+                    self.fields[name].required = False
+            if "impact_started_at" in self.fields:
+                self.fields[
+                    "impact_started_at"
+                ].help_text = "Defaults to now; correct it if users were affected earlier (drives RTO and RPO)."
+
     def clean(self):
         cleaned = super().clean()
         incident = self.instance
@@ -418,11 +497,41 @@ class IncidentForm(forms.ModelForm):
         return cleaned
 
 
+class ReportFilter(admin.SimpleListFilter):
+    """Post-incident reports: due (not submitted yet, overdue ones included), overdue, submitted."""
+
+    title = "post-incident report"
+    parameter_name = "report"
+
+    def lookups(self, request, model_admin):
+        return [("due", "due (not submitted)"), ("overdue", "overdue"), ("submitted", "submitted")]
+
+    def queryset(self, request, queryset):
+        pending = queryset.filter(report_due_at__isnull=False, report_submitted_at__isnull=True)
+        if self.value() == "due":
+            return pending
+        if self.value() == "overdue":
+            return pending.filter(report_due_at__lt=timezone.now())
+        if self.value() == "submitted":
+            return queryset.filter(report_submitted_at__isnull=False)
+        return queryset
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
-    list_display = ("id", "title", "severity_badge", "status", "scenario", "age", "rto_display", "customer_facing")
+    list_display = (
+        "id",
+        "title",
+        "severity_badge",
+        "status",
+        "scenario",
+        "age",
+        "rto_display",
+        "report_column",
+        "customer_facing",
+    )
     list_display_links = ("id", "title")
-    list_filter = ("status", "severity", "scenario", "customer_facing")
+    list_filter = ("status", ReportFilter, "severity", "scenario", "customer_facing")
     list_select_related = ("severity", "scenario")
     show_full_result_count = False
     search_fields = ("=id", "title")
@@ -433,6 +542,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ("backups/admin.css", "incidents/admin.css")}
+        js = ("incidents/incident.js",)
 
     # --- list ------------------------------------------------------------------------------
     def get_ordering(self, request):
@@ -458,6 +568,21 @@ class IncidentAdmin(admin.ModelAdmin):
             measure.target_label(obj.target_rto),
             measure.human(obj.time_since_impact),
             state,
+        )
+
+    @admin.display(description="report", ordering="report_due_at")
+    def report_column(self, obj):
+        if obj.report_submitted_at:
+            return format_html('<span class="report-state {}">submitted</span>', "report-submitted")
+        if not obj.report_due_at:
+            return "-"
+        if obj.report_due_at < timezone.now():
+            return format_html(
+                '<span class="report-state report-overdue">OVERDUE since {} UTC</span>',
+                f"{obj.report_due_at:%Y-%m-%d %H:%M}",
+            )
+        return format_html(
+            '<span class="report-state report-due">due {} UTC</span>', f"{obj.report_due_at:%Y-%m-%d %H:%M}"
         )
 
     # --- form ------------------------------------------------------------------------------
@@ -491,7 +616,14 @@ class IncidentAdmin(admin.ModelAdmin):
                     )
                 },
             ),
-            ("Post-incident report", {"fields": ("summary", "root_cause", "follow_up_actions", "report_state")}),
+            (
+                "Post-incident report",
+                {
+                    # Reference while the incident runs: folded (a <details>) until someone opens it.
+                    "classes": ("collapse",),
+                    "fields": ("summary", "root_cause", "follow_up_actions", "report_state"),
+                },
+            ),
         )
 
     def get_readonly_fields(self, request, obj=None):
@@ -534,6 +666,41 @@ class IncidentAdmin(admin.ModelAdmin):
         obj.change_severity(new_severity, request.user)
         obj.change_status(new_status, request.user, without_recovery=obj.resolved_without_recovery)
 
+    def save_related(self, request, form, formsets, change):
+        """After the incident and its inlines: the working area's timeline entry and public update."""
+        super().save_related(request, form, formsets, change)
+        if not change:
+            return
+        incident, data = form.instance, form.cleaned_data
+        if data.get("timeline_text", "").strip():
+            incident.add_note(
+                data["timeline_text"],
+                request.user,
+                pinned=bool(data.get("timeline_pinned")),
+                kind=data.get("timeline_kind") or "note",
+            )
+        message = data.get("update_message", "").strip()
+        if message:
+            states = _posted_component_states(request.POST, "update-component-")
+            phase = data.get("update_phase") or StatusUpdate.Phase.INVESTIGATING
+            # Mail and webhooks are slow I/O: sent once this save is committed, never inside its transaction.
+            transaction.on_commit(lambda: self._publish(request, incident, message, phase, states))
+
+    def _publish(self, request, incident: Incident, message: str, phase: str, states: dict[str, str]) -> None:
+        try:
+            _update, records = communicate.post_update(
+                incident, message, phase=phase, components=states, user=request.user
+            )
+        except ValidationError as exc:
+            # The rest of the page is saved; say what was refused and give the message back to retype.
+            self.message_user(
+                request, f"Status update not published: {' '.join(exc.messages)} (message: {message})", messages.ERROR
+            )
+            return
+        failed = [r for r in records if r.status == Notification.Status.FAILED]
+        text = f"Status update published; {len(records) - len(failed)} of {len(records)} deliveries succeeded."
+        self.message_user(request, text, messages.WARNING if failed else messages.SUCCESS)
+
     def save_formset(self, request, form, formset, change):
         action = getattr(formset, "action", "")
         incident = form.instance
@@ -567,6 +734,7 @@ class IncidentAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
+            path("add/suggest-scenario/", view(self.suggest_scenario_view), name="incidents_incident_suggest_scenario"),
             path("<int:pk>/timeline/", view(self.timeline_view), name="incidents_incident_timeline"),
             path("<int:pk>/link-job/", view(self.link_job_view), name="incidents_incident_link_job"),
             path("<int:pk>/status-update/", view(self.status_update_view), name="incidents_incident_status_update"),
@@ -578,6 +746,18 @@ class IncidentAdmin(admin.ModelAdmin):
             path("<int:pk>/read-only/", view(self.read_only_view), name="incidents_incident_read_only"),
             *super().get_urls(),
         ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        scenarios = [(s.pk, str(s)) for s in Scenario.objects.all()]
+        extra_context = {**(extra_context or {}), "scenario_picks": scenarios}
+        return super().add_view(request, form_url, extra_context)
+
+    def suggest_scenario_view(self, request):
+        """GET ?title=: the scenarios the title suggests, best first (the add page asks as the title is typed)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        found = opening.suggest_scenarios(request.GET.get("title", "")[:200])
+        return JsonResponse({"scenarios": [{"id": s.pk, "label": str(s)} for s in found]})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         incident = self.get_object(request, object_id)
@@ -609,13 +789,19 @@ class IncidentAdmin(admin.ModelAdmin):
             "resolution_message": lifecycle.DEFAULT_RESOLUTION_MESSAGE,
             "component_states": StatusComponent.State.choices,
             "phases": StatusUpdate.Phase.choices,
-            "timeline_kinds": [(k, label) for k, label in TimelineEntry.Kind.choices if k in ("note", "communication")],
+            "next_checklist": _next_checklist(incident),
+            "recent_timeline": incident.timeline.select_related("author").order_by("-at", "-id")[:5],
             "can_edit": self.has_change_permission(request, incident),
             "can_restore": user.has_perm("incidents.restore_via_incident"),
             "can_force_logout": user.has_perm("incidents.force_logout"),
             "can_toggle_read_only": user.has_perm("incidents.toggle_read_only"),
             "read_only": security.read_only_on(),
             "targets": Target.objects.exclude(engine="portal").order_by("name"),
+            # The restore helper starts on the data this incident's scenario puts at risk, not the first name.
+            "default_target_id": next((t.pk for t in incident.scenario.targets.order_by("name")), None)
+            if incident.scenario_id
+            else None,
+            "report_problem": incident.report_problem(),
             "now": timezone.now(),
         }
 
@@ -635,8 +821,6 @@ class IncidentAdmin(admin.ModelAdmin):
             raise PermissionDenied
         incident = self._incident_for(request, pk)
         kind = request.POST.get("kind", "note")
-        if kind not in ("note", "communication"):
-            kind = "note"
         try:
             incident.add_note(
                 request.POST.get("text", ""), request.user, pinned=bool(request.POST.get("pinned")), kind=kind
@@ -669,11 +853,7 @@ class IncidentAdmin(admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         incident = self._incident_for(request, pk)
-        states = {
-            c.name: request.POST[f"component-{c.pk}"]
-            for c in StatusComponent.objects.all()
-            if request.POST.get(f"component-{c.pk}") and request.POST[f"component-{c.pk}"] != c.state
-        }
+        states = _posted_component_states(request.POST, "component-")
         try:
             _update, records = communicate.post_update(
                 incident,
@@ -728,8 +908,12 @@ class IncidentAdmin(admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         incident = self._incident_for(request, pk)
-        incident.submit_report(request.user)
-        self.message_user(request, "Post-incident report marked as submitted.", messages.SUCCESS)
+        try:
+            incident.submit_report(request.user)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        else:
+            self.message_user(request, "Post-incident report marked as submitted.", messages.SUCCESS)
         return self._back(incident)
 
     def restore_before_view(self, request, pk):

@@ -460,9 +460,9 @@ class Incident(models.Model):
                 fields.append("resolved_without_recovery")
         self.status = new
         if new in self.OPEN_STATUSES:
-            # Reopened: it is no longer resolved or closed, no report is due yet, and the RTO clock runs again;
-            # a new resolution needs recovery verified or a new reason.
-            for name in ("resolved_at", "closed_at", "report_due_at"):
+            # Reopened: it is no longer resolved or closed, no report is due (or submitted) yet, and the RTO clock
+            # runs again; a new resolution needs recovery verified or a new reason, and its report a new submission.
+            for name in ("resolved_at", "closed_at", "report_due_at", "report_submitted_at"):
                 if getattr(self, name):
                     setattr(self, name, None)
                     fields.append(name)
@@ -491,6 +491,8 @@ class Incident(models.Model):
                     else f" Resolved without verified recovery: {without_recovery}"
                 )
             self.log(TimelineEntry.Kind.STATUS, text, user=user)
+            if resolving:
+                self.close_restore_proposals(TimelineEntry.Proposal.CLOSED, f"the incident was {new}")
         return True
 
     def change_severity(self, new: Severity, user=None) -> bool:
@@ -532,6 +534,21 @@ class Incident(models.Model):
             was = f" (was {current.holder})" if current else ""
             self.log(TimelineEntry.Kind.ROLE, f"{role}: {assignment.holder}{was}.", user=by)
         return assignment
+
+    def commander_email(self) -> str:
+        """The current Incident Commander's address (their contact's, else their user's); "" when none."""
+        holder = (
+            self.role_assignments.filter(role__name=COMMANDER_ROLE, ended_at__isnull=True)
+            .select_related("contact", "user")
+            .first()
+        )
+        if holder is None:
+            return ""
+        if holder.contact_id and holder.contact.email:
+            return holder.contact.email
+        contact_user = holder.contact.user if holder.contact_id else None
+        user = holder.user or contact_user
+        return user.email if user else ""
 
     def current_roles(self) -> list[RoleAssignment]:
         return list(self.role_assignments.filter(ended_at__isnull=True).select_related("role", "contact", "user"))
@@ -593,9 +610,14 @@ class Incident(models.Model):
         return step
 
     def add_note(self, text: str, user=None, *, pinned: bool = False, kind: str = "note") -> TimelineEntry:
+        """A person's timeline entry: a note, decision, action or communication (the others are automatic)."""
         text = text.strip()
         if not text:
             raise ValidationError("A timeline entry needs some text.")
+        if kind not in TimelineEntry.ENTRY_KINDS:
+            raise ValidationError(
+                f"Unknown timeline entry kind {kind!r} (one of: {', '.join(TimelineEntry.ENTRY_KINDS)})."
+            )
         return self.log(kind, text, user=user, pinned=pinned)
 
     def link_job(self, *, run=None, verification=None, restore=None, user=None) -> IncidentJob:
@@ -608,6 +630,8 @@ class Incident(models.Model):
             if created:
                 obj = run or verification or restore
                 self.log(TimelineEntry.Kind.SYSTEM, f"Linked {job} ({obj.status}).", user=user)
+        if created and restore is not None and restore.run_id:
+            self.close_restore_proposals(TimelineEntry.Proposal.CONFIRMED, "confirmed", run_id=restore.run_id)
         if created and restore is not None and restore.status == "succeeded":
             self.job_finished(restore=restore)
         return job
@@ -625,16 +649,71 @@ class Incident(models.Model):
         elif not self.recovered_at:
             self.mark_recovered(restore.finished_at or timezone.now())
 
+    # What a post-incident report must say before it may be marked submitted.
+    REPORT_FIELDS = (("summary", "summary"), ("root_cause", "root cause"))
+
+    def report_problem(self) -> str:
+        """Why the report may not be marked submitted now ("" when it may): resolved, summary and root cause."""
+        if not self.resolved_at:
+            return f"Incident #{self.pk} is not resolved yet: its post-incident report is submitted after resolution."
+        missing = [label for name, label in self.REPORT_FIELDS if not (getattr(self, name) or "").strip()]
+        if missing:
+            return f"The post-incident report needs its {', '.join(missing)} before it is marked submitted."
+        return ""
+
     def submit_report(self, user=None) -> None:
+        """Mark the post-incident report submitted: only for a resolved incident whose report is written."""
         if self.report_submitted_at:
             return
+        problem = self.report_problem()
+        if problem:
+            raise ValidationError(problem)
         self.report_submitted_at = timezone.now()
         self.save(update_fields=["report_submitted_at"])
         self.log(TimelineEntry.Kind.NOTE, "Post-incident report submitted.", user=user)
 
+    # --- restore proposals (the restore helper's "awaiting confirmation" entries) ------------------
+    def propose_restore(self, target, run, before, user=None, *, expires: str = "") -> TimelineEntry:
+        """Log a proposed restore; it stays "awaiting confirmation" until confirmed, expired or resolved."""
+        lapse = f" Unconfirmed, it expires after {expires} or when the incident is resolved." if expires else ""
+        return TimelineEntry.objects.create(
+            incident=self,
+            kind=TimelineEntry.Kind.SYSTEM,
+            text=f"Restore of {target.name} as of before {before:%Y-%m-%d %H:%M} UTC proposed: backup run #{run.pk} "
+            f"(started {run.started_at:%Y-%m-%d %H:%M} UTC).{lapse}",
+            author=user,
+            proposed_run=run,
+            proposal_state=TimelineEntry.Proposal.AWAITING,
+        )
+
+    def close_restore_proposals(self, state: str, why: str, *, run_id: int | None = None, before=None) -> int:
+        """Close this incident's awaiting proposals (of ``run_id`` / logged before ``before``), saying why."""
+        awaiting = self.timeline.filter(proposal_state=TimelineEntry.Proposal.AWAITING)
+        if run_id is not None:
+            awaiting = awaiting.filter(proposed_run_id=run_id)
+        if before is not None:
+            awaiting = awaiting.filter(at__lt=before)
+        closed = 0
+        with transaction.atomic():
+            for entry in awaiting.select_for_update():
+                entry.proposal_state = state
+                entry.save(update_fields=["proposal_state"])
+                if state != TimelineEntry.Proposal.CONFIRMED:
+                    run = f"backup run #{entry.proposed_run_id}" if entry.proposed_run_id else "a deleted run"
+                    self.log(
+                        TimelineEntry.Kind.SYSTEM,
+                        f"Restore proposal of {entry.at:%H:%M} UTC ({run}) never confirmed: {why}.",
+                    )
+                closed += 1
+        return closed
+
 
 # The checklist item that records recovery verified (RTO stops here); it needs evidence.
 RECOVERY_VERIFIED = "recovery-verified"
+# The checklist item a published status update ticks.
+STATUS_PAGE_UPDATED = "status-page-updated"
+# The response role whose holder owns the incident (and gets its report reminders).
+COMMANDER_ROLE = "Incident Commander"
 
 
 def check_evidence(item, note: str, restore, verification) -> None:
@@ -749,7 +828,10 @@ class RoleAssignment(models.Model):
 
 class TimelineEntry(models.Model):
     class Kind(models.TextChoices):
+        # What a commander writes (ENTRY_KINDS); the others are written by the incident's own changes and jobs.
         NOTE = "note"
+        DECISION = "decision"
+        ACTION = "action"
         STATUS = "status", "status change"
         SEVERITY = "severity", "severity change"
         ROLE = "role", "role change"
@@ -766,6 +848,21 @@ class TimelineEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     pinned = models.BooleanField(default=False)
+
+    class Proposal(models.TextChoices):
+        AWAITING = "awaiting", "awaiting confirmation"
+        CONFIRMED = "confirmed", "confirmed"
+        EXPIRED = "expired", "expired unconfirmed"
+        CLOSED = "closed", "closed unconfirmed (incident resolved)"
+
+    # Set on the restore helper's proposals only: which run, and whether it went ahead (never "awaiting" forever).
+    proposed_run = models.ForeignKey(
+        "backups.BackupRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    proposal_state = models.CharField(max_length=10, choices=Proposal.choices, blank=True, db_index=True)
+
+    # The kinds a person may pick when adding to the timeline.
+    ENTRY_KINDS = ("note", "decision", "action", "communication")
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -75,6 +75,17 @@ def send(event: str, subject: str, body: str, *, object_ref: str = "") -> list[N
     return records
 
 
+def email(event: str, channel: str, address: str, subject: str, body: str, object_ref: str) -> Notification:
+    """Email one person (a stakeholder, a commander) outside the channels; the attempt is recorded the same way."""
+    error = ""
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
+    except Exception as exc:  # every transport fails its own way; all are recorded the same
+        error = str(exc) or type(exc).__name__
+        logger.warning("%s email to %s failed: %s", event, address, error)
+    return record(event, channel, "email", subject, body, error, object_ref)
+
+
 def record(event: str, channel: str, kind: str, subject: str, body: str, error: str, object_ref: str) -> Notification:
     """Store one delivery attempt: sent, or failed with its error."""
     return Notification.objects.create(

@@ -10,12 +10,11 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 
 from .. import notify
-from ..models import Contact, Incident, Notification, StatusComponent, StatusUpdate, TimelineEntry
+from ..models import STATUS_PAGE_UPDATED, Contact, Incident, Notification, StatusComponent, StatusUpdate, TimelineEntry
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +24,10 @@ def object_ref(incident: Incident) -> str:
 
 
 def _email_stakeholders(subject: str, body: str, ref: str) -> list[Notification]:
-    records = []
-    for contact in Contact.objects.filter(stakeholder=True).exclude(email=""):
-        error = ""
-        try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [contact.email], fail_silently=False)
-        except Exception as exc:  # every transport fails its own way; all are recorded the same
-            error = str(exc) or type(exc).__name__
-            logger.warning("stakeholder email to %s failed: %s", contact.email, error)
-        records.append(
-            notify.record("status_update", f"stakeholder:{contact.email}", "email", subject, body, error, ref)
-        )
-    return records
+    return [
+        notify.email("status_update", f"stakeholder:{contact.email}", contact.email, subject, body, ref)
+        for contact in Contact.objects.filter(stakeholder=True).exclude(email="")
+    ]
 
 
 def post_update(
@@ -83,6 +74,11 @@ def post_update(
             incident=incident, phase=phase, message=message, component_states=components, author=user
         )
         states = "; ".join(f"{name}: {state}" for name, state in components.items())
+        # Publishing is what the checklist's "Status page updated" item asks for: tick it (once). Only for a
+        # customer-facing incident: the status page shows no other, so ticking would claim what did not happen.
+        item = incident.checklist.filter(key=STATUS_PAGE_UPDATED, done_at__isnull=True).first()
+        if item is not None and incident.customer_facing:
+            incident.tick_checklist(item, user, evidence_note=f"status update #{update.pk} published")
         incident.log(
             TimelineEntry.Kind.COMMUNICATION,
             f"Status update ({update.get_phase_display()}): {message}" + (f" [{states}]" if states else ""),

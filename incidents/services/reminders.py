@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .. import notify
 from ..models import Incident
+from .measure import human
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +38,16 @@ def remind_overdue_reports(now: datetime | None = None) -> int:
             continue
         late = now - incident.report_due_at
         url = settings.PORTAL_URL + reverse("admin:incidents_incident_change", args=[incident.pk])
-        notify.send(
-            "incident_report_overdue",
-            f"[DR Portal] Post-incident report for #{incident.pk} {incident.title} is overdue",
+        subject = f"[DR Portal] Post-incident report for #{incident.pk} {incident.title} is overdue"
+        body = (
             f"The report for incident #{incident.pk} ({incident.severity}) was due "
-            f"{incident.report_due_at:%Y-%m-%d %H:%M} UTC ({late.total_seconds() / 3600:.1f} h ago).\n\n{url}",
-            object_ref=f"incident:{incident.pk}",
+            f"{incident.report_due_at:%Y-%m-%d %H:%M} UTC ({human(late)} ago).\n\n{url}"
         )
+        ref = f"incident:{incident.pk}"
+        notify.send("incident_report_overdue", subject, body, object_ref=ref)
+        # The commander owns the report: they hear it themselves, not only through the team's channel.
+        address = incident.commander_email()
+        if address:
+            notify.email("incident_report_overdue", f"commander:{address}", address, subject, body, ref)
         sent += 1
     return sent

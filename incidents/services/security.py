@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from backups.models import BackupRun, Restore, Target
 from backups.services.restore import RestoreNotAllowed
 
 from ..models import Incident, PortalSwitch, TimelineEntry
+from .measure import human
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +86,25 @@ def restore_before_url(incident: Incident, target: Target, before: datetime, use
             f"Incident #{incident.pk} is {incident.get_status_display().lower()}; restores start only from an open one."
         )
     run = newest_good_run_before(target, before)
-    incident.log(
-        TimelineEntry.Kind.SYSTEM,
-        f"Restore of {target.name} as of before {before:%Y-%m-%d %H:%M} UTC proposed: backup run #{run.pk} "
-        f"(started {run.started_at:%Y-%m-%d %H:%M} UTC); awaiting confirmation.",
-        user=user,
-    )
+    incident.propose_restore(target, run, before, user, expires=human(RESTORE_PROPOSAL_TTL))
     return f"{reverse('admin:backups_backuprun_restore', args=[run.pk])}?incident={incident.pk}"
+
+
+# A proposal not confirmed within this time is closed as "expired unconfirmed" (by the incidents beat task,
+# every 15 minutes); resolving the incident closes its proposals at once, and confirming links the restore.
+RESTORE_PROPOSAL_TTL = timedelta(hours=1)
+
+
+def expire_restore_proposals(now: datetime | None = None) -> int:
+    """Close every restore proposal left awaiting confirmation longer than RESTORE_PROPOSAL_TTL."""
+    cutoff = (now or timezone.now()) - RESTORE_PROPOSAL_TTL
+    stale = TimelineEntry.objects.filter(proposal_state=TimelineEntry.Proposal.AWAITING, at__lt=cutoff)
+    expired = 0
+    for incident in Incident.objects.filter(pk__in=stale.values("incident_id")):
+        expired += incident.close_restore_proposals(
+            TimelineEntry.Proposal.EXPIRED, f"not confirmed within {human(RESTORE_PROPOSAL_TTL)}", before=cutoff
+        )
+    return expired
 
 
 def restore_requested_via_incident(reference: str, user) -> Callable[[Restore], None]:

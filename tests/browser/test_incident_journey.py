@@ -50,7 +50,7 @@ def test_commander_opens_logs_assigns_ticks_resolves_and_downloads_the_report(pl
     )
 
     # The one-line "add to timeline" box.
-    page.fill("#add-to-timeline input[name=text]", "messages table returns checksum errors; restoring")
+    page.fill("#add-to-timeline input[name=timeline_text]", "messages table returns checksum errors; restoring")
     page.get_by_role("button", name="Add to timeline").click()
     expect(page.locator("#timeline tbody tr").first).to_contain_text("messages table returns checksum errors")
 

@@ -126,6 +126,9 @@ def test_an_overdue_report_sends_a_reminder_once_per_interval(settings, incident
     assert sent.count() == 2 and {n.status for n in sent} == {"sent"}
     assert any(m.to == ["ops@example.com"] and "is overdue" in m.subject for m in mail.outbox)
 
+    # Submitting needs the report's summary and root cause (issue #14: an empty report is refused).
+    incident.summary, incident.root_cause = "A false alarm.", "A broken disk on a replica."
+    incident.save()
     incident.submit_report(commander)
     assert reminders.remind_overdue_reports(now=later + timedelta(hours=5)) == 0
 
