@@ -1,0 +1,183 @@
+"""The pgbackrest engine against real throwaway clusters, a posix repository and moto's S3 over TLS."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import stat
+import subprocess
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from backups.engines import pgbackrest as pgbr
+from backups.models import BackupRun, Location, PgBackRestBackup, PgBackRestStanza, Target
+from backups.services import backup, pgbackrest
+from tests.pg_cluster import pg_cluster, s3_tls  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def make_pgbr_target(cluster, locations, name: str = "maindb", **fields) -> Target:
+    target = Target.objects.create(name=name, engine="pgbackrest", source="")
+    target.locations.set(locations)
+    PgBackRestStanza.objects.create(
+        target=target,
+        pg_path=str(cluster.data),
+        pg_port=cluster.port,
+        pg_socket=str(cluster.socket),
+        os_user="postgres",
+        verify_tls=False,
+        **fields,
+    )
+    return target
+
+
+def posix_location(cluster, name: str = "local", **fields) -> Location:
+    return Location.objects.create(name=name, url=f"file://{cluster.folder('repo-' + name)}", **fields)
+
+
+def s3_tls_location(s3, name: str = "s3tls") -> Location:
+    return Location.objects.create(name=name, url=f"s3://{s3.bucket()}/pitr", endpoint_url=s3.endpoint)
+
+
+def backup_now(target: Target, kind: str | None = None) -> BackupRun:
+    run = backup.start_backup(target, trigger="command")
+    if kind:
+        pgbackrest.request_type(run, kind)
+    return backup.execute(run)
+
+
+def seed(cluster, rows: int = 1000) -> None:
+    cluster.sql("CREATE TABLE IF NOT EXISTS messages (id bigserial PRIMARY KEY, body text NOT NULL)")
+    cluster.sql("INSERT INTO messages (body) SELECT 'message ' || g FROM generate_series(1, %s) g", (rows,))
+
+
+@pytest.fixture
+def cluster_and_target(pg_cluster):  # noqa: F811
+    cluster = pg_cluster("maindb")
+    target = make_pgbr_target(cluster, [posix_location(cluster)])
+    return cluster, target
+
+
+def test_setup_prints_postgresql_conf_lines_and_writes_a_private_config(pg_cluster):  # noqa: F811
+    cluster = pg_cluster("maindb")
+    target = make_pgbr_target(cluster, [posix_location(cluster)])
+    out, err = StringIO(), StringIO()
+
+    call_command("pgbackrest-setup", "maindb", "--apply", stdout=out, stderr=err)
+
+    lines = out.getvalue().splitlines()
+    assert "archive_mode = on" in lines and "wal_level = replica" in lines and "archive_timeout = 60" in lines
+    assert f"archive_command = '{pgbr.archive_command('maindb')}'" in lines
+    # The command it prints is the one the cluster runs: archiving works through it.
+    assert "check: ok" in err.getvalue()
+    config = pgbr.config_path("maindb")
+    mode = os.stat(config)
+    assert stat.S_IMODE(mode.st_mode) == 0o600 and pwd.getpwuid(mode.st_uid).pw_name == "postgres"
+    stanza = PgBackRestStanza.objects.get(target=target)
+    assert f"repo1-cipher-pass={stanza.cipher_pass}" in config.read_text()
+    assert "repo1-cipher-type=aes-256-cbc" in config.read_text()
+    # Encrypted at rest: the raw column does not hold the passphrase.
+    with connection.cursor() as cur:
+        cur.execute("SELECT cipher_pass FROM backups_pgbackreststanza WHERE id = %s", [stanza.pk])
+        assert stanza.cipher_pass not in cur.fetchone()[0]
+    assert stanza.cipher_pass not in out.getvalue() + err.getvalue()
+
+
+def test_setup_of_a_non_pgbackrest_target_is_a_one_line_error(db, local_location):
+    from django.core.management.base import CommandError
+
+    Target.objects.create(name="other", engine="sqlite", source="sqlite:///x.db").locations.set([local_location])
+    with pytest.raises(CommandError, match="uses the sqlite engine, not pgbackrest"):
+        call_command("pgbackrest-setup", "other", stdout=StringIO())
+
+
+def test_full_backup_to_posix_and_s3_is_catalogued_from_pgbackrest_info(pg_cluster, s3_tls, age_key):  # noqa: F811
+    cluster = pg_cluster("maindb")
+    local, remote = posix_location(cluster, keep_last=2), s3_tls_location(s3_tls)
+    target = make_pgbr_target(cluster, [local, remote])
+    seed(cluster)
+
+    run = backup_now(target, "full")
+
+    assert run.status == "succeeded", run.error
+    detail = PgBackRestBackup.objects.get(run=run)
+    assert detail.type == "full" and detail.label.endswith("F")
+    assert detail.lsn_start and detail.lsn_stop and detail.wal_start and detail.wal_stop
+    assert detail.database_size > 1_000_000 and 0 < detail.repository_size < detail.database_size
+    assert detail.started_at <= detail.stopped_at
+    copies = {a.location.name: a for a in run.artifacts.all()}
+    assert set(copies) == {"local", "s3tls"}
+    assert copies["local"].url.startswith(local.url) and copies["s3tls"].url.startswith(remote.url)
+    assert run.sha256 == copies["local"].sha256 and len(run.sha256) == 64
+    config = pgbr.config_path("maindb").read_text()
+    assert "repo1-retention-full=2" in config and "repo2-type=s3" in config and "repo2-storage-verify-tls=n" in config
+    # The escrowed passphrase beside each repository opens with the age key and nothing else.
+    stanza = PgBackRestStanza.objects.get(target=target)
+    escrow = Path(local.url[len("file://") :]) / "pgbackrest" / "maindb.cipher-pass.age"
+    opened = subprocess.run(
+        ["age", "-d", "-i", str(age_key.identity_file), str(escrow)], capture_output=True, text=True, check=True
+    )
+    assert opened.stdout == stanza.cipher_pass
+    assert remote.backend().size("pgbackrest/maindb.cipher-pass.age") > 0
+
+    # An incremental on top: pgBackRest's type and prior are recorded.
+    cluster.sql("INSERT INTO messages (body) VALUES ('after the full')")
+    incr = backup_now(target, "incr")
+    assert incr.status == "succeeded", incr.error
+    assert incr.pgbackrest.type == "incr" and incr.pgbackrest.prior == detail.label
+
+
+def test_a_failing_pgbackrest_is_shown_verbatim_with_its_exit_code(cluster_and_target):
+    cluster, target = cluster_and_target
+    pgbackrest.setup(target)
+    cluster.stop()
+
+    run = backup_now(target, "full")
+
+    assert run.status == "failed"
+    assert "pgbackrest backup to repo1 (local) failed with exit code" in run.error
+    assert "ERROR: [" in run.error  # pgBackRest's own words
+    assert PgBackRestStanza.objects.get(target=target).cipher_pass not in run.error
+
+
+def test_backup_command_type_defaults_to_what_the_schedule_takes_next(cluster_and_target):
+    cluster, target = cluster_and_target
+    stanza = target.pgbackrest
+    target.schedule = "0 1 * * 0"  # weekly full
+    target.save()
+    stanza.schedule_incr = "* * * * *"  # every minute: always next
+    stanza.save()
+    assert pgbackrest.next_type(stanza) == "incr"
+    stanza.schedule_incr = ""
+    assert pgbackrest.next_type(stanza) == "full"
+
+    out = StringIO()
+    with pytest.raises(SystemExit) as exc:
+        call_command("backup", "maindb", "--type", "diff", "--verify", "no", "--json", stdout=out, stderr=StringIO())
+        raise SystemExit(0)
+    assert exc.value.code == 0, out.getvalue()
+    result = json.loads(out.getvalue())
+    run = BackupRun.objects.get(pk=result["id"])
+    # No full backup existed yet: pgBackRest made a full one and the catalogue says so.
+    assert run.pgbackrest.requested_type == "diff" and run.pgbackrest.type == "full"
+
+
+def test_rebuildcatalog_imports_pgbackrest_backups(cluster_and_target):
+    cluster, target = cluster_and_target
+    run = backup_now(target, "full")
+    assert run.status == "succeeded", run.error
+    label = run.pgbackrest.label
+    BackupRun.objects.filter(pk=run.pk).delete()
+
+    report = pgbackrest.import_info(target)
+
+    assert (report.runs_added, report.copies_added) == (1, 1)
+    imported = BackupRun.objects.get(target=target)
+    assert imported.trigger == "rebuilt" and imported.pgbackrest.label == label and imported.status == "succeeded"
+    assert pgbackrest.import_info(target).already_known == 1
