@@ -181,3 +181,89 @@ def test_rebuildcatalog_imports_pgbackrest_backups(cluster_and_target):
     imported = BackupRun.objects.get(target=target)
     assert imported.trigger == "rebuilt" and imported.pgbackrest.label == label and imported.status == "succeeded"
     assert pgbackrest.import_info(target).already_known == 1
+
+
+def restore_cmd(*args: str) -> tuple[int, dict]:
+    out = StringIO()
+    try:
+        call_command("restore", *args, "--yes", "--json", stdout=out, stderr=StringIO())
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, json.loads(out.getvalue())
+
+
+def test_restore_to_just_before_the_mistake(pg_cluster):  # noqa: F811
+    """THE scenario: full backup; write rows; note T; delete most rows; restore --time T in a new cluster."""
+    cluster = pg_cluster("maindb")
+    target = make_pgbr_target(cluster, [posix_location(cluster)])
+    seed(cluster, 1000)
+    full = backup_now(target, "full")
+    assert full.status == "succeeded", full.error
+    cluster.sql("INSERT INTO messages (body) SELECT 'after the backup ' || g FROM generate_series(1, 500) g")
+    at_t = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    moment = cluster.sql("SELECT now()")[0][0]
+    cluster.sql("SELECT pg_sleep(1.1)")
+    cluster.sql("DELETE FROM messages WHERE id > 100")  # the mistake
+    after_mistake = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    assert len(at_t) == 1500 and len(after_mistake) == 100
+
+    new_dir = cluster.folder("restores") / "at-t"
+    code, result = restore_cmd("maindb", "--time", moment.isoformat(), "--to", str(new_dir), "--keep-running")
+
+    assert code == 0, result
+    assert result["status"] == "succeeded" and result["run"] == full.pk
+    port = int(
+        next(line for line in result["log"].splitlines() if "left running on port" in line).split("port ")[1].split()[0]
+    )
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id", port=port) == at_t
+    assert {"table": "app.public.messages", "expected": None, "restored": 1500} in result["tables"]
+    assert result["duration_seconds"] > 0
+    # The restored copy never archives into the production repository.
+    assert cluster.sql("SHOW archive_mode", port=port) == [("off",)]
+    # The live cluster is untouched and still archiving.
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id") == after_mistake
+    assert cluster.sql("SHOW archive_mode") == [("on",)]
+    pgbr.pg_ctl("postgres", "stop", "-D", str(new_dir), "-m", "fast", "-w")
+
+    # An incremental taken after the mistake still restores to T (from the set that finished before T).
+    incr = backup_now(target, "incr")
+    assert incr.status == "succeeded", incr.error
+    other = cluster.folder("restores") / "at-t-again"
+    code, result = restore_cmd("maindb", "--time", moment.isoformat(), "--to", str(other))
+    assert code == 0, result
+    assert {"table": "app.public.messages", "expected": None, "restored": 1500} in result["tables"]
+    assert not other.exists(), "without --keep-running the restored copy is stopped and removed"
+    assert "stopped and removed" in result["log"]
+
+
+def test_restore_to_a_moment_refuses_clearly(pg_cluster):  # noqa: F811
+    cluster = pg_cluster("maindb")
+    target = make_pgbr_target(cluster, [posix_location(cluster)])
+    seed(cluster, 10)
+    before_any_backup = cluster.sql("SELECT now()")[0][0]
+    assert backup_now(target, "full").status == "succeeded"
+    restores = cluster.folder("restores")
+    busy = restores / "busy"
+    busy.mkdir()
+    (busy / "file").write_text("x")
+
+    cases = {
+        "is in the future": ["--time", "2999-01-01T00:00:00Z", "--to", str(restores / "a")],
+        "no time zone": ["--time", "2026-01-01T00:00:00", "--to", str(restores / "a")],
+        "not a date": ["--time", "yesterday-ish", "--to", str(restores / "a")],
+        "no backup had finished by": ["--time", before_any_backup.isoformat(), "--to", str(restores / "a")],
+        "exists and is not empty": ["--latest", "--to", str(busy)],
+        "inside (or contains) the live data directory": ["--latest", "--to", str(cluster.data / "sub")],
+        "is running: stop it first": ["--latest", "--to", str(cluster.data)],
+        "absolute path": ["--latest", "--to", "relative/dir"],
+        "exactly one of": ["--latest", "--lsn", "0/1", "--to", str(restores / "a")],
+        "is not an LSN": ["--lsn", "nonsense", "--to", str(restores / "a")],
+    }
+    for expected, args in cases.items():
+        code, result = restore_cmd("maindb", *args)
+        assert code == 1 and result["status"] == "refused" and expected in result["error"], (expected, result)
+    code, result = restore_cmd("nosuch", "--latest", "--to", str(restores / "a"))
+    assert code == 1 and "no target named 'nosuch'" in result["error"]
+    assert not (restores / "a").exists()
+    assert cluster.sql("SELECT count(*) FROM messages") == [(10,)]
