@@ -244,3 +244,29 @@ def s3_tls(tmp_path_factory, s3_endpoint):
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+# --- catalogue rows for a pgbackrest target ------------------------------------------------
+
+
+def make_pgbr_target(cluster: Cluster, locations, name: str = "maindb", **fields):
+    from backups.models import PgBackRestStanza, Target
+
+    target = Target.objects.create(name=name, engine="pgbackrest", source="")
+    target.locations.set(locations)
+    PgBackRestStanza.objects.create(
+        target=target,
+        pg_path=str(cluster.data),
+        pg_port=cluster.port,
+        pg_socket=str(cluster.socket),
+        os_user=OS_USER,
+        verify_tls=False,
+        **fields,
+    )
+    return target
+
+
+def posix_location(cluster: Cluster, name: str = "local", **fields):
+    from backups.models import Location
+
+    return Location.objects.create(name=name, url=f"file://{cluster.folder('repo-' + name)}", **fields)

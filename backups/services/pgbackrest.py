@@ -475,7 +475,9 @@ def _choose_backup(plan: PitrPlan, stanza: PgBackRestStanza) -> None:
     if not backups:
         raise PitrRefused(f"the repositories of {plan.target.name} hold no backup yet: run a full backup first")
     if plan.kind == "time":
-        before = [b for b in backups if pgbr.stamp(b["timestamp"]["stop"]) <= plan.moment]
+        # pgBackRest records whole seconds: a backup that stopped in T's own second may have ended after T.
+        whole = plan.moment.replace(microsecond=0)
+        before = [b for b in backups if pgbr.stamp(b["timestamp"]["stop"]) < whole]
         if not before:
             first = pgbr.stamp(backups[0]["timestamp"]["stop"])
             raise PitrRefused(

@@ -17,28 +17,9 @@ from django.db import connection
 from backups.engines import pgbackrest as pgbr
 from backups.models import BackupRun, Location, PgBackRestBackup, PgBackRestStanza, Target
 from backups.services import backup, pgbackrest
-from tests.pg_cluster import pg_cluster, s3_tls  # noqa: F401
+from tests.pg_cluster import make_pgbr_target, pg_cluster, posix_location, s3_tls  # noqa: F401
 
 pytestmark = pytest.mark.django_db
-
-
-def make_pgbr_target(cluster, locations, name: str = "maindb", **fields) -> Target:
-    target = Target.objects.create(name=name, engine="pgbackrest", source="")
-    target.locations.set(locations)
-    PgBackRestStanza.objects.create(
-        target=target,
-        pg_path=str(cluster.data),
-        pg_port=cluster.port,
-        pg_socket=str(cluster.socket),
-        os_user="postgres",
-        verify_tls=False,
-        **fields,
-    )
-    return target
-
-
-def posix_location(cluster, name: str = "local", **fields) -> Location:
-    return Location.objects.create(name=name, url=f"file://{cluster.folder('repo-' + name)}", **fields)
 
 
 def s3_tls_location(s3, name: str = "s3tls") -> Location:
@@ -200,6 +181,7 @@ def test_restore_to_just_before_the_mistake(pg_cluster):  # noqa: F811
     seed(cluster, 1000)
     full = backup_now(target, "full")
     assert full.status == "succeeded", full.error
+    cluster.sql("SELECT pg_sleep(1.1)")  # pgBackRest keeps whole seconds: T after the backup's stop second
     cluster.sql("INSERT INTO messages (body) SELECT 'after the backup ' || g FROM generate_series(1, 500) g")
     at_t = cluster.sql("SELECT id, body FROM messages ORDER BY id")
     moment = cluster.sql("SELECT now()")[0][0]
