@@ -260,7 +260,16 @@ def run(stanza, command: str, *args: str, timeout: float = DEFAULT_TIMEOUT, what
     reach the command line: they are in the 0600 configuration file.
     """
     name = stanza.target.name
-    argv = [settings.PGBACKREST_BIN, f"--config={config_path(name)}", f"--stanza={name}", *args, command]
+    options = [a for a in args if a.startswith("--")]
+    parameters = [a for a in args if not a.startswith("--")]  # e.g. repo-ls PATH: after the command
+    argv = [
+        settings.PGBACKREST_BIN,
+        f"--config={config_path(name)}",
+        f"--stanza={name}",
+        *options,
+        command,
+        *parameters,
+    ]
     return _run(argv, stanza, timeout=timeout, what=what or f"pgbackrest {command}")
 
 

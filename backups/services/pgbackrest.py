@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -865,22 +865,33 @@ def wal_recovery_point(target: Target, now: datetime | None = None) -> WalPoint:
     result.point = oldest_at
     try:
         with connect(stanza) as conn:
-            insert = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
-            archiver = conn.execute(
-                "SELECT last_archived_time, failed_count, last_failed_time, last_failed_wal FROM pg_stat_archiver"
+            insert, segment_now, timeout_seconds = conn.execute(
+                "SELECT pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn()), "
+                "(SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout')"
+            ).fetchone()
+            last_wal, last_ok, failed, failed_wal, last_failed = conn.execute(
+                "SELECT last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time "
+                "FROM pg_stat_archiver"
             ).fetchone()
     except psycopg.Error as exc:
         result.notes.append(f"source unreachable: {str(exc).strip().splitlines()[0]}")
         return result
-    last_ok, failed, last_failed, failed_wal = archiver
     if last_failed and (not last_ok or last_failed > last_ok):
         result.failing = True
         result.notes.append(f"archiving is failing: {failed} failure(s), the last for {failed_wal} at {last_failed}")
         return result
-    behind = min(segment for _, segment in points.values())
-    # Nothing written past the end of the segment every repository holds (a page header at most).
-    if pgbr.lsn_to_int(insert) - pgbr.segment_end_lsn(behind) <= 40 and min(maxima.values() or [""]) == behind:
-        result.point = now
+    everywhere = min(segment for _, segment in points.values())
+    if everywhere != last_wal or everywhere >= segment_now:
+        # A repository is behind the archiver, or the archiver is still pushing the segment just switched:
+        # keep the oldest landing time.
+        return result
+    if pgbr.lsn_to_int(insert) - pgbr.segment_end_lsn(everywhere) <= 40:
+        result.point = now  # nothing written past what every repository holds (a page header at most)
+    elif timeout_seconds:
+        # Healthy and caught up: PostgreSQL switches any segment holding a data change within archive_timeout,
+        # so what is not archived yet was written at most archive_timeout ago (idle clusters write only
+        # checkpoint records, which archive_timeout rightly does not switch for).
+        result.point = max(oldest_at, now - timedelta(seconds=timeout_seconds))
     return result
 
 

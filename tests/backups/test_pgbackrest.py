@@ -249,3 +249,66 @@ def test_restore_to_a_moment_refuses_clearly(pg_cluster):  # noqa: F811
     assert code == 1 and "no target named 'nosuch'" in result["error"]
     assert not (restores / "a").exists()
     assert cluster.sql("SELECT count(*) FROM messages") == [(10,)]
+
+
+def rpo_json() -> dict:
+    out = StringIO()
+    call_command("rpo", "--json", stdout=out)
+    return {o["name"]: o for o in json.loads(out.getvalue())}
+
+
+def test_rpo_in_seconds_from_archived_wal_then_late_and_breached_when_a_repository_is_unreachable(pg_cluster):  # noqa: F811
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    from backups.models import Objective
+    from backups.services import rpo
+    from incidents.models import Notification, NotificationChannel
+
+    NotificationChannel.objects.create(name="ops", kind="email", email_to="oncall@example.com")
+    cluster = pg_cluster("maindb", archive_timeout=60)
+    second = posix_location(cluster, "second")
+    target = make_pgbr_target(cluster, [posix_location(cluster), second])
+    pgbackrest.setup(target)
+    objective = Objective.objects.create(name="db-wal", rpo=timedelta(seconds=120), grace=timedelta(seconds=30))
+    objective.targets.set([target])
+
+    # An idle cluster with archive_timeout = 60: measured for over a minute, always under 2 minutes.
+    exposures = []
+    for _ in range(7):
+        state = rpo_json()["db-wal"]
+        exposures.append(state["exposure_seconds"])
+        assert state["state"] == "ok" and state["exposure_seconds"] < 120, (state, pgbackrest.wal_recovery_point(target))
+        cluster.sql("SELECT pg_sleep(10)", dbname="postgres")
+    # Writing keeps it under 2 minutes too: archive_timeout switches the segment within a minute.
+    cluster.sql("CREATE TABLE t (id int)")
+    for _ in range(8):
+        cluster.sql("INSERT INTO t VALUES (1)")
+        state = rpo_json()["db-wal"]
+        assert state["state"] == "ok" and state["exposure_seconds"] < 120, state
+        cluster.sql("SELECT pg_sleep(10)", dbname="postgres")
+
+    # The second repository becomes unreachable: archive-push fails, the archiver's failures rise.
+    repo = Path(second.url[len("file://") :]) / "pgbackrest"
+    repo.rename(repo.with_name("moved-away"))
+    repo.write_text("not a repository")
+    cluster.sql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g")
+    cluster.sql("SELECT pg_switch_wal()", dbname="postgres")
+    deadline = timezone.now() + timedelta(seconds=60)
+    while cluster.sql("SELECT failed_count FROM pg_stat_archiver", dbname="postgres")[0][0] == 0:
+        assert timezone.now() < deadline, "archiving did not fail"
+        cluster.sql("SELECT pg_sleep(0.5)", dbname="postgres")
+    point = pgbackrest.wal_recovery_point(target)
+    assert point.failing and any("archiving is failing" in note for note in point.notes)
+
+    # The clock runs on while nothing new lands everywhere: late, then breached, and alerts go out.
+    frozen = point.point
+    objective = rpo.evaluate_one(Objective.objects.get(pk=objective.pk), frozen + timedelta(seconds=130))
+    assert objective.state == "late" and objective.last_good_at == frozen, objective.exposure_seconds
+    objective = rpo.evaluate_one(objective, frozen + timedelta(seconds=160))
+    assert objective.state == "breached" and objective.exposure_seconds == 160
+    events = list(Notification.objects.values_list("event", flat=True))
+    assert "objective_late" in events and "objective_breached" in events
+    assert any("RPO db-wal is BREACHED" in m.subject for m in mail.outbox)
