@@ -664,7 +664,7 @@ def count_tables(stanza: PgBackRestStanza, port: int) -> list[dict]:
                         psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
                     )
                 ).fetchone()[0]
-                tables.append({"table": f"{dbname}.{schema}.{table}", "expected": None, "restored": count})
+                tables.append({"name": f"{dbname}.{schema}.{table}", "expected": None, "restored": count})
     return tables
 
 

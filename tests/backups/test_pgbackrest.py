@@ -199,7 +199,7 @@ def test_restore_to_just_before_the_mistake(pg_cluster):  # noqa: F811
         next(line for line in result["log"].splitlines() if "left running on port" in line).split("port ")[1].split()[0]
     )
     assert cluster.sql("SELECT id, body FROM messages ORDER BY id", port=port) == at_t
-    assert {"table": "app.public.messages", "expected": None, "restored": 1500} in result["tables"]
+    assert {"name": "app.public.messages", "expected": None, "restored": 1500} in result["tables"]
     assert result["duration_seconds"] > 0
     # The restored copy never archives into the production repository.
     assert cluster.sql("SHOW archive_mode", port=port) == [("off",)]
@@ -214,7 +214,7 @@ def test_restore_to_just_before_the_mistake(pg_cluster):  # noqa: F811
     other = cluster.folder("restores") / "at-t-again"
     code, result = restore_cmd("maindb", "--time", moment.isoformat(), "--to", str(other))
     assert code == 0, result
-    assert {"table": "app.public.messages", "expected": None, "restored": 1500} in result["tables"]
+    assert {"name": "app.public.messages", "expected": None, "restored": 1500} in result["tables"]
     assert not other.exists(), "without --keep-running the restored copy is stopped and removed"
     assert "stopped and removed" in result["log"]
 
@@ -280,7 +280,10 @@ def test_rpo_in_seconds_from_archived_wal_then_late_and_breached_when_a_reposito
     for _ in range(7):
         state = rpo_json()["db-wal"]
         exposures.append(state["exposure_seconds"])
-        assert state["state"] == "ok" and state["exposure_seconds"] < 120, (state, pgbackrest.wal_recovery_point(target))
+        assert state["state"] == "ok" and state["exposure_seconds"] < 120, (
+            state,
+            pgbackrest.wal_recovery_point(target),
+        )
         cluster.sql("SELECT pg_sleep(10)", dbname="postgres")
     # Writing keeps it under 2 minutes too: archive_timeout switches the segment within a minute.
     cluster.sql("CREATE TABLE t (id int)")
@@ -312,3 +315,53 @@ def test_rpo_in_seconds_from_archived_wal_then_late_and_breached_when_a_reposito
     events = list(Notification.objects.values_list("event", flat=True))
     assert "objective_late" in events and "objective_breached" in events
     assert any("RPO db-wal is BREACHED" in m.subject for m in mail.outbox)
+
+
+def verify_cmd(*args: str) -> tuple[int, dict]:
+    out = StringIO()
+    try:
+        call_command("verify", *args, "--json", stdout=out, stderr=StringIO())
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, json.loads(out.getvalue())
+
+
+def test_verify_runs_pgbackrest_verify_and_the_restore_test_restores_checks_and_removes(cluster_and_target):
+    from backups.services import verify
+
+    cluster, target = cluster_and_target
+    seed(cluster, 321)
+    run = backup_now(target, "full")
+    assert run.status == "succeeded", run.error
+
+    code, result = verify_cmd(str(run.pk))
+    assert code == 0 and result["status"] == "passed", result
+    assert [c["name"] for c in result["checks"]] == ["pgbackrest verify repo1 (local)"]
+
+    code, result = verify_cmd(str(run.pk), "--restore-test")
+    assert code == 0 and result["status"] == "passed", result
+    assert {"name": "app.public.messages", "expected": None, "restored": 321} in result["tables"]
+    restore_check = result["checks"][-1]
+    assert restore_check["name"] == "restore" and "stopped and removed" in restore_check["message"]
+    scratch = Path(restore_check["message"].split("scratch copy ")[1].split()[0])
+    assert not scratch.exists()
+    assert cluster.sql("SELECT count(*) FROM messages") == [(321,)]
+
+    # The monthly restore test takes the same path.
+    from backups.tasks import monthly_restore_tests  # noqa: F401  (queues; the service is what runs)
+
+    test = verify.verify(verify.start_verification(run, kind="restore_test", trigger="schedule"))
+    assert test.status == "passed" and test.duration_seconds > 0
+
+    # A damaged backup file in the repository fails verification, in pgBackRest's words.
+    repo = (
+        Path(target.locations.get().url[len("file://") :]) / "pgbackrest" / "backup" / "maindb" / run.pgbackrest.label
+    )
+    victim = max((p for p in repo.rglob("*") if p.is_file() and "pg_data" in p.parts), key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    code, result = verify_cmd(str(run.pk))
+    assert code == 1 and result["status"] == "failed", result
+    assert result["checks"][0]["result"] == "fail"
