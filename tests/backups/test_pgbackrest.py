@@ -156,9 +156,10 @@ def test_rebuildcatalog_imports_pgbackrest_backups(cluster_and_target):
     label = run.pgbackrest.label
     BackupRun.objects.filter(pk=run.pk).delete()
 
-    report = pgbackrest.import_info(target)
+    out = StringIO()
+    call_command("rebuildcatalog", "local", stdout=out, stderr=StringIO())
 
-    assert (report.runs_added, report.copies_added) == (1, 1)
+    assert "target maindb (pgBackRest, all its repositories): 1 backup(s) added" in out.getvalue()
     imported = BackupRun.objects.get(target=target)
     assert imported.trigger == "rebuilt" and imported.pgbackrest.label == label and imported.status == "succeeded"
     assert pgbackrest.import_info(target).already_known == 1
@@ -365,3 +366,19 @@ def test_verify_runs_pgbackrest_verify_and_the_restore_test_restores_checks_and_
     code, result = verify_cmd(str(run.pk))
     assert code == 1 and result["status"] == "failed", result
     assert result["checks"][0]["result"] == "fail"
+
+
+def test_portal_retention_leaves_pgbackrest_copies_to_pgbackrest_expire(db, tmp_path):
+    from backups.models import Artifact
+    from backups.services import retention
+
+    location = Location.objects.create(name="kept", url=f"file://{tmp_path}", keep_last=1, retention_days=1)
+    target = Target.objects.create(name="pg", engine="pgbackrest")
+    for label in ("20200101-000000F", "20200102-000000F", "20200103-000000F"):
+        run = BackupRun.objects.create(target=target, status="succeeded", engine="pgbackrest", sha256="a" * 64)
+        Artifact.objects.create(
+            run=run, location=location, key=label, url=f"{location.url}/{label}", size=1, sha256="a"
+        )
+
+    assert retention.plan() == []
+    assert Artifact.objects.filter(status="stored").count() == 3

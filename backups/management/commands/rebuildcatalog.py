@@ -14,6 +14,25 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("location", help="Location name (from the plan or the admin).")
 
+    def _pgbackrest(self, loc) -> list[str]:
+        """pgBackRest repositories are catalogued from `pgbackrest info`: each pgbackrest target using the location."""
+        from backups.engines import SourceError
+        from backups.services import pgbackrest
+
+        problems = []
+        for target in loc.targets.filter(engine="pgbackrest", pgbackrest__isnull=False).order_by("name"):
+            try:
+                report = pgbackrest.import_info(target)
+            except SourceError as exc:
+                problems.append(f"target {target.name} (pgBackRest): {exc}")
+                continue
+            self.stdout.write(
+                f"target {target.name} (pgBackRest, all its repositories): {report.runs_added} backup(s) added, "
+                f"{report.already_known} already known, {report.expired} copy(ies) expired by pgBackRest"
+            )
+            problems += [f"target {target.name}: {p}" for p in report.problems]
+        return problems
+
     def handle(self, location, **options):
         loc = Location.objects.filter(name=location).first()
         if loc is None:
@@ -29,7 +48,9 @@ class Command(BaseCommand):
         )
         for name in report.targets_created:
             self.stdout.write(f"created target {name} (disabled: set its source and schedule, then enable it)")
-        for problem in report.problems:
+        problems = list(report.problems)
+        problems += self._pgbackrest(loc)
+        for problem in problems:
             self.stderr.write(f"problem: {problem}")
-        if report.problems:
+        if problems:
             raise SystemExit(1)
