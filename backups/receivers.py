@@ -4,7 +4,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from . import schedules
-from .models import Target
+from .models import PgBackRestStanza, Target
 
 
 @receiver(post_save, sender=Target, dispatch_uid="backups.sync_target_schedule")
@@ -16,6 +16,13 @@ def sync_schedule(sender, instance: Target, raw=False, **kwargs):
 @receiver(post_delete, sender=Target, dispatch_uid="backups.remove_target_schedule")
 def remove_schedule(sender, instance: Target, **kwargs):
     schedules.remove_target(instance)
+
+
+@receiver(post_save, sender=PgBackRestStanza, dispatch_uid="backups.sync_pgbackrest_schedules")
+def sync_pgbackrest_schedules(sender, instance: PgBackRestStanza, raw=False, **kwargs):
+    if not raw:
+        schedules.sync_pgbackrest(instance)
+        schedules.sync_target(instance.target)  # its full schedule now carries the type
 
 
 def ensure_housekeeping(sender, **kwargs):

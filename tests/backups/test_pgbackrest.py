@@ -382,3 +382,89 @@ def test_portal_retention_leaves_pgbackrest_copies_to_pgbackrest_expire(db, tmp_
 
     assert retention.plan() == []
     assert Artifact.objects.filter(status="stored").count() == 3
+
+
+PLAN = """
+[locations.a]
+url = "file:///backups/a"
+keep_last = 3
+
+[targets.maindb]
+engine = "pgbackrest"
+locations = ["a"]
+schedule = "0 2 * * 0"
+pg_path = "/var/lib/postgresql/15/main"
+pg_port = 5433
+pg_socket = "/var/run/postgresql"
+os_user = "postgres"
+schedule_diff = "0 2 * * 1-6"
+schedule_incr = "0 * * * *"
+"""
+
+
+def test_plan_keys_of_a_pgbackrest_target(db, tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN)
+    call_command("applyplan", str(path), stdout=StringIO())
+    stanza = PgBackRestStanza.objects.get(target__name="maindb")
+    assert (stanza.pg_path, stanza.pg_port, stanza.pg_socket, stanza.os_user) == (
+        "/var/lib/postgresql/15/main",
+        5433,
+        "/var/run/postgresql",
+        "postgres",
+    )
+    assert (stanza.target.schedule, stanza.schedule_diff, stanza.schedule_incr) == (
+        "0 2 * * 0",
+        "0 2 * * 1-6",
+        "0 * * * *",
+    )
+    from django_celery_beat.models import PeriodicTask
+
+    beat = {t.name: (json.loads(t.args), t.crontab.hour, t.crontab.day_of_week) for t in PeriodicTask.objects.all()}
+    assert beat["backup maindb"] == (["maindb", "full"], "2", "0")
+    assert beat["backup maindb diff"] == (["maindb", "diff"], "2", "1-6")
+    assert beat["backup maindb incr"][0] == ["maindb", "incr"]
+    passphrase = stanza.cipher_pass
+    out = StringIO()
+    call_command("applyplan", str(path), stdout=out)
+    assert PgBackRestStanza.objects.get(pk=stanza.pk).cipher_pass == passphrase  # never regenerated
+    path.write_text(PLAN.replace('schedule_incr = "0 * * * *"\n', ""))
+    call_command("applyplan", str(path), stdout=StringIO())
+    assert not PgBackRestStanza.objects.get(pk=stanza.pk).schedule_incr
+    assert not PeriodicTask.objects.filter(name="backup maindb incr").exists()
+    assert PeriodicTask.objects.filter(name="backup maindb diff").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ('pg_path = "/var/lib/postgresql/15/main"', None),
+        ('pg_path = "relative/main"', "key 'pg_path': must be an absolute path"),
+        ('schedule_incr = "every hour"', "key 'schedule_incr'"),
+        ("pg_port = 70000", "key 'pg_port': must be at most 65535"),
+    ],
+)
+def test_plan_mistakes_in_pgbackrest_keys(db, tmp_path, change, message):
+    from django.core.management.base import CommandError
+
+    body = PLAN.replace('pg_path = "/var/lib/postgresql/15/main"', change)
+    if change.startswith("schedule_incr"):
+        body = PLAN.replace('schedule_incr = "0 * * * *"', change)
+    if change.startswith("pg_port"):
+        body = PLAN.replace("pg_port = 5433", change)
+    path = tmp_path / "plan.toml"
+    path.write_text(body)
+    if message is None:
+        call_command("applyplan", str(path), stdout=StringIO())
+        return
+    with pytest.raises(CommandError, match=message):
+        call_command("applyplan", str(path), stdout=StringIO())
+
+
+def test_pgbackrest_keys_on_another_engine_are_refused(db, tmp_path):
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN.replace('engine = "pgbackrest"', 'engine = "postgresql"\nsource = "env:X"'))
+    with pytest.raises(CommandError, match="key 'pg_path': only applies to targets whose engine is pgbackrest"):
+        call_command("applyplan", str(path), stdout=StringIO())
