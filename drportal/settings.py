@@ -217,6 +217,7 @@ BACKUP_SPOOL_DIR = Path(env("BACKUP_SPOOL_DIR", str(PORTAL_HOME / "spool")))
 PGBACKREST_CONFIG_DIR = Path(env("PGBACKREST_CONFIG_DIR", str(PORTAL_HOME / "pgbackrest")))
 PGBACKREST_BIN = env("PGBACKREST_BIN", "pgbackrest")
 PG_BINDIR = env("PG_BINDIR", "/usr/lib/postgresql/15/bin")
+PGBACKREST_PROCESS_MAX = envint("PGBACKREST_PROCESS_MAX", 2, minimum=1)
 BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backups")))
 # Hard limit on one backup's source command (pg_dump etc.).
 BACKUP_TIMEOUT_SECONDS = envint("BACKUP_TIMEOUT_SECONDS", 6 * 3600, minimum=1)

@@ -179,6 +179,7 @@ def render_config(stanza, repos: list[Repo]) -> str:
         "log-level-stderr=warn",
         "log-level-file=info",
         "compress-type=zst",
+        f"process-max={settings.PGBACKREST_PROCESS_MAX}",
         "start-fast=y",
     ]
     for repo in repos:
