@@ -44,6 +44,7 @@ class PgBackRestEngine:
     """A self-hosted PostgreSQL cluster backed up by pgBackRest (full, diff, incr + WAL archive)."""
 
     name = ENGINE_NAME
+    label = "PostgreSQL cluster through pgBackRest (point-in-time recovery; set its pgBackRest settings)"
     # The backup service hands the whole run to backups.services.pgbackrest instead of streaming a dump.
     runs_own_backup = True
 

@@ -468,3 +468,55 @@ def test_pgbackrest_keys_on_another_engine_are_refused(db, tmp_path):
     path.write_text(PLAN.replace('engine = "pgbackrest"', 'engine = "postgresql"\nsource = "env:X"'))
     with pytest.raises(CommandError, match="key 'pg_path': only applies to targets whose engine is pgbackrest"):
         call_command("applyplan", str(path), stdout=StringIO())
+
+
+def test_admin_shows_stanza_settings_and_backup_details_never_the_passphrase(admin_client, tmp_path):
+    from backups.models import Artifact
+
+    location = Location.objects.create(name="repo", url=f"file://{tmp_path}")
+    target = Target.objects.create(name="maindb", engine="pgbackrest")
+    target.locations.set([location])
+    stanza = PgBackRestStanza.objects.create(target=target, pg_path="/var/lib/postgresql/15/main")
+    run = BackupRun.objects.create(target=target, status="succeeded", engine="pgbackrest", sha256="b" * 64)
+    Artifact.objects.create(run=run, location=location, key="20261201-101010F", url="file:///x", size=5, sha256="b")
+    PgBackRestBackup.objects.create(run=run, type="full", label="20261201-101010F", lsn_start="0/2000028")
+
+    page = admin_client.get(f"/admin/backups/target/{target.pk}/change/").content.decode()
+    assert "/var/lib/postgresql/15/main" in page and "archive_command = " in page
+    assert stanza.cipher_pass not in page
+    run_page = admin_client.get(f"/admin/backups/backuprun/{run.pk}/change/").content.decode()
+    assert "20261201-101010F" in run_page and "0/2000028" in run_page
+
+    # Saving the target's form (stanza inline included) keeps the generated passphrase.
+    form = admin_client.get(f"/admin/backups/target/{target.pk}/change/").context["adminform"].form
+    assert "cipher_pass" not in str(form)
+    assert PgBackRestStanza.objects.get(pk=stanza.pk).cipher_pass == stanza.cipher_pass
+
+
+def test_admin_adds_a_pgbackrest_target_with_its_settings(admin_client, tmp_path):
+    location = Location.objects.create(name="repo", url=f"file://{tmp_path}")
+    response = admin_client.post(
+        "/admin/backups/target/add/",
+        {
+            "name": "newdb",
+            "engine": "pgbackrest",
+            "source": "",
+            "locations": [location.pk],
+            "enabled": "on",
+            "timezone": "UTC",
+            "compression": "zstd",
+            "pgbackrest-TOTAL_FORMS": "1",
+            "pgbackrest-INITIAL_FORMS": "0",
+            "pgbackrest-MIN_NUM_FORMS": "0",
+            "pgbackrest-MAX_NUM_FORMS": "1",
+            "pgbackrest-0-pg_path": "/srv/pg/main",
+            "pgbackrest-0-pg_port": "5433",
+            "pgbackrest-0-os_user": "postgres",
+            "pgbackrest-0-schedule_incr": "0 * * * *",
+            "pgbackrest-0-verify_tls": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    stanza = PgBackRestStanza.objects.get(target__name="newdb")
+    assert (stanza.pg_path, stanza.pg_port, stanza.schedule_incr) == ("/srv/pg/main", 5433, "0 * * * *")
+    assert len(stanza.cipher_pass) > 40
