@@ -179,7 +179,8 @@ def render_config(stanza, repos: list[Repo]) -> str:
         "log-level-console=off",
         "log-level-stderr=warn",
         "log-level-file=info",
-        "compress-type=zst",
+        f"compress-type={settings.PGBACKREST_COMPRESS_TYPE}",
+        f"compress-level={settings.PGBACKREST_COMPRESS_LEVEL}",
         f"process-max={settings.PGBACKREST_PROCESS_MAX}",
         "start-fast=y",
     ]

@@ -178,7 +178,13 @@ def perform_backup(run: BackupRun) -> None:
         pgbr.write_config(stanza, repos)
     detail, _ = PgBackRestBackup.objects.get_or_create(run=run)
     kind = detail.requested_type or next_type(stanza)
-    before = _labels_by_repo(pgbr.info(stanza))
+    # The labels already catalogued (not a `pgbackrest info` call: a backup is timed against pg_dump).
+    before: dict[int, set[str]] = {
+        repo.index: set(
+            Artifact.objects.filter(location=repo.location, run__target=target).values_list("key", flat=True)
+        )
+        for repo in repos
+    }
     errors = []
     with _Heartbeat(run):
         for repo in repos:
@@ -196,7 +202,9 @@ def perform_backup(run: BackupRun) -> None:
     new: dict[int, list[dict]] = {}
     for backup in data.get("backup", []):
         index = backup["database"]["repo-key"]
-        if backup["label"] not in before.get(index, set()):
+        # New to the catalogue and started by this run (not an older backup made outside the portal).
+        started = pgbr.stamp(backup["timestamp"]["start"])
+        if backup["label"] not in before.get(index, set()) and started >= run.started_at.replace(microsecond=0):
             new.setdefault(index, []).append(backup)
     first = None
     for repo in repos:
@@ -609,18 +617,42 @@ def execute_pitr(record: Restore, plan: PitrPlan) -> Restore:
         elif not plan.in_place:
             record.note(f"left running on port {plan.port} in {plan.to} (archive_mode=off): switch over when ready")
         record.succeed(tables=tables)
-    except (PitrRefused, SourceError, LocationError, OSError) as exc:
-        record.note(f"failed: {exc}")
-        if not plan.in_place:
-            if running or created_dir:
-                _stop_and_remove(stanza, plan.to, plan.to.parent / f"{plan.to.name}.startup.log")
-        record.fail(str(exc))
-    except Exception as exc:  # the row must never be left running
-        logger.exception("restore %s crashed", record.pk)
-        if not plan.in_place and (running or created_dir):
+    except Exception as exc:  # expected or not, the row must never be left running
+        expected = isinstance(exc, (PitrRefused, SourceError, LocationError, OSError))
+        if not expected:
+            logger.exception("restore %s crashed", record.pk)
+        message = str(exc) if expected else f"unexpected error: {type(exc).__name__}: {exc}"
+        record.note(f"failed: {message}")
+        if plan.in_place:
+            message += _roll_back(stanza, plan, record)
+        elif running or created_dir:
             _stop_and_remove(stanza, plan.to, plan.to.parent / f"{plan.to.name}.startup.log")
-        record.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+        record.fail(message)
     return record
+
+
+def _roll_back(stanza: PgBackRestStanza, plan: PitrPlan, record: Restore) -> str:
+    """A failed restore over the live directory puts the previous one back (stopped, as it was)."""
+    if plan.rollback is None or not plan.rollback.exists():
+        return ""
+    failed = plan.to.with_name(f"{plan.to.name}.failed-restore-{timezone.now():%Y%m%dT%H%M%S}")
+    try:
+        if pgbr.is_running(plan.to):
+            pgbr.pg_ctl(stanza.os_user, "stop", "-D", str(plan.to), "-m", "immediate", "-w", timeout=120)
+        if plan.to.exists():
+            plan.to.rename(failed)
+        plan.rollback.rename(plan.to)
+    except (OSError, SourceError) as exc:
+        note = f"; rolling back failed too ({exc}): the previous data directory is {plan.rollback}"
+        record.note(note[2:])
+        return note
+    Restore.objects.filter(pk=record.pk).update(rollback_name="")
+    record.rollback_name = ""
+    record.note(f"rolled back: the previous data directory is in place again (stopped); the failed one is {failed}")
+    return (
+        f"; rolled back: {plan.to} is the previous data directory again (stopped). If the archive ended before "
+        "the moment, start the cluster, run SELECT pg_switch_wal(), wait for it to be archived, stop it and retry"
+    )
 
 
 def _tail(log: Path, lines: int = 15) -> str:

@@ -520,3 +520,78 @@ def test_admin_adds_a_pgbackrest_target_with_its_settings(admin_client, tmp_path
     stanza = PgBackRestStanza.objects.get(target__name="newdb")
     assert (stanza.pg_path, stanza.pg_port, stanza.schedule_incr) == ("/srv/pg/main", 5433, "0 * * * *")
     assert len(stanza.cipher_pass) > 40
+
+
+def test_restore_over_the_live_data_directory_needs_it_stopped_the_permission_and_keeps_the_old_one(pg_cluster):  # noqa: F811
+    from django.contrib.auth.models import Permission, User
+
+    cluster = pg_cluster("maindb")
+    target = make_pgbr_target(cluster, [posix_location(cluster)])
+    seed(cluster, 200)
+    assert backup_now(target, "full").status == "succeeded"
+    cluster.sql("SELECT pg_sleep(1.1)")
+    cluster.sql("INSERT INTO messages (body) SELECT 'later ' || g FROM generate_series(1, 50) g")
+    moment = cluster.sql("SELECT now()")[0][0]
+    cluster.sql("SELECT pg_sleep(1.1)")
+    cluster.sql("TRUNCATE messages")  # the mistake
+    pgbackrest.ensure_wal_past(
+        pgbackrest.PitrPlan(
+            target, "lsn", cluster.sql("SELECT pg_current_wal_lsn()::text")[0][0], cluster.data, 0, True, False
+        ),
+        target.pgbackrest,
+    )
+
+    code, result = restore_cmd("maindb", "--time", moment.isoformat(), "--to", str(cluster.data))
+    assert code == 1 and "is running: stop it first" in result["error"]
+    cluster.stop()
+    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+    with pytest.raises(pgbackrest.PitrRefused, match="lacks the restore_backuprun permission"):
+        pgbackrest.propose_pitr("maindb", moment=moment.isoformat(), to=str(cluster.data), user=viewer)
+    viewer.user_permissions.add(Permission.objects.get(codename="restore_backuprun"))
+    viewer = User.objects.get(pk=viewer.pk)
+    assert pgbackrest.propose_pitr("maindb", moment=moment.isoformat(), to=str(cluster.data), user=viewer).in_place
+
+    code, result = restore_cmd("maindb", "--time", moment.isoformat(), "--to", str(cluster.data))
+
+    assert code == 0, result
+    rollback = Path(result["rollback_name"])
+    assert rollback.parent == cluster.data.parent and (rollback / "PG_VERSION").exists()
+    assert cluster.sql("SELECT count(*) FROM messages") == [(250,)]  # the live cluster, back at T
+    assert cluster.sql("SHOW archive_mode") == [("on",)]  # it is production again: it keeps archiving
+
+
+def test_a_failed_restore_over_the_live_directory_puts_the_previous_one_back(pg_cluster):  # noqa: F811
+    cluster = pg_cluster("maindb", archive_timeout=600)
+    target = make_pgbr_target(cluster, [posix_location(cluster)])
+    seed(cluster, 30)
+    assert backup_now(target, "full").status == "succeeded"
+    cluster.sql("SELECT pg_sleep(1.1)")
+    cluster.sql("INSERT INTO messages (body) VALUES ('only in pg_wal')")
+    moment = cluster.sql("SELECT now()")[0][0]
+    cluster.sql("SELECT pg_sleep(1.1)")
+    cluster.sql("DELETE FROM messages WHERE id > 3")
+    cluster.stop("immediate")  # a crash: no final WAL switch, so the WAL past T never reached the archive
+
+    code, result = restore_cmd("maindb", "--time", moment.isoformat(), "--to", str(cluster.data))
+
+    assert code == 1, result
+    assert "recovery ended before configured recovery target was reached" in result["error"]
+    assert "rolled back" in result["error"] and "pg_switch_wal()" in result["error"]
+    assert result["rollback_name"] is None
+    assert not list(cluster.base.glob("data.pre-restore-*"))
+    cluster.start()
+    assert cluster.sql("SELECT count(*) FROM messages") == [(3,)]  # the previous data, as it was
+
+
+def test_a_pgbackrest_run_is_not_restored_as_a_dump(db, tmp_path):
+    location = Location.objects.create(name="repo", url=f"file://{tmp_path}")
+    target = Target.objects.create(name="maindb", engine="pgbackrest")
+    run = BackupRun.objects.create(target=target, status="succeeded", engine="pgbackrest", sha256="c" * 64)
+    from backups.models import Artifact
+
+    Artifact.objects.create(run=run, location=location, key="20261201-101010F", url="file:///x", size=5, sha256="c")
+
+    code, result = restore_cmd(str(run.pk), "--to", str(tmp_path / "x"))
+
+    assert code == 1 and result["status"] == "refused"
+    assert f"run #{run.pk} is a pgBackRest backup: restore its target to a moment" in result["error"]
