@@ -451,7 +451,7 @@ def propose_pitr(
     if plan.kind == "time":
         plan.moment = _parse_moment(moment)
         if plan.moment > timezone.now():
-            raise PitrRefused(f"{moment} is in the future; the archive cannot hold WAL past it yet")
+            raise PitrRefused(f"{moment} is in the future; {_when_archived(stanza, plan.moment)}")
         plan.value = plan.moment.isoformat()
     if plan.kind == "lsn":
         try:
@@ -475,6 +475,19 @@ def propose_pitr(
         plan.port = port or free_port()
     _choose_backup(plan, stanza)
     return plan
+
+
+def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
+    """When WAL past a future moment will be in the archive, as far as the cluster's settings tell."""
+    try:
+        with connect(stanza) as conn:
+            seconds = conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout'").fetchone()[0]
+    except psycopg.Error:
+        return "the archive cannot hold WAL past it yet (and the cluster is unreachable to say when it will)"
+    if not seconds:
+        return "WAL past it is archived only when a segment fills or WAL is switched (archive_timeout is off)"
+    ready = moment + timedelta(seconds=seconds)
+    return f"WAL past it will be archived by about {ready.isoformat(timespec='seconds')} (archive_timeout {seconds} s)"
 
 
 def _choose_backup(plan: PitrPlan, stanza: PgBackRestStanza) -> None:

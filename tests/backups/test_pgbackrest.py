@@ -232,7 +232,12 @@ def test_restore_to_a_moment_refuses_clearly(pg_cluster):  # noqa: F811
     (busy / "file").write_text("x")
 
     cases = {
-        "is in the future": ["--time", "2999-01-01T00:00:00Z", "--to", str(restores / "a")],
+        "is in the future; WAL past it will be archived by about 2999-01-01T00:01:00+00:00 (archive_timeout 60 s)": [
+            "--time",
+            "2999-01-01T00:00:00Z",
+            "--to",
+            str(restores / "a"),
+        ],
         "no time zone": ["--time", "2026-01-01T00:00:00", "--to", str(restores / "a")],
         "not a date": ["--time", "yesterday-ish", "--to", str(restores / "a")],
         "no backup had finished by": ["--time", before_any_backup.isoformat(), "--to", str(restores / "a")],
