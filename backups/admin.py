@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from drportal.admin_base import PermanentRecordAdminMixin, RecordAdminMixin
+from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixin, RecordAdminMixin
 
 from .admin_pgbackrest import PgBackRestBackupInline, PgBackRestStanzaInline
 from .engines import SourceError
@@ -47,6 +47,8 @@ class KeepSecretsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in self.secret_fields:
+            if name not in self.fields:
+                continue  # view-only: the admin gives the form no editable fields (the values are hidden)
             field = self.fields[name]
             field.widget = SecretInput()
             field.required = False
@@ -56,7 +58,7 @@ class KeepSecretsForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         for name in self.secret_fields:
-            if self.instance.pk and not cleaned.get(name):
+            if name in self.fields and self.instance.pk and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
 
@@ -118,8 +120,9 @@ class TargetForm(KeepSecretsForm):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = LocationForm
+    hidden_from_viewers = ("access_key_id", "secret_access_key")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "url", "storage_class", "retention_days", "keep_last", "enabled")
     list_filter = ("enabled",)
@@ -132,8 +135,9 @@ class LocationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Target)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = TargetForm
+    hidden_from_viewers = ("source",)
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "engine", "source_display", "schedule", "location_names", "enabled")
     list_filter = ("engine", "enabled")
@@ -218,8 +222,17 @@ def _bar(url: str, status: str, percent: int | None, text: str) -> str:
 
 
 def progress_bar(run: BackupRun) -> str:
-    """Bytes read so far against the previous good run's size, when there is one."""
-    if run.status == BackupRun.Status.RUNNING:
+    """What a running backup is doing: bytes read while it dumps (against the previous good run's size,
+    when there is one), bytes sent to the location it is copying to, or which manifest it is writing."""
+    kind, _, where = run.phase.partition(":")
+    text = run.status
+    if run.status == BackupRun.Status.RUNNING and kind == "copy":
+        sent = (run.copied or {}).get(where, 0)
+        percent = min(99, int(100 * sent / run.bytes_out)) if run.bytes_out else None
+        text = f"copying to {where}: {filesizeformat(sent)} of {filesizeformat(run.bytes_out)} sent"
+    elif run.status == BackupRun.Status.RUNNING and kind == "manifest":
+        percent, text = 99, f"writing the manifest in {where}"
+    elif run.status == BackupRun.Status.RUNNING:
         expected = (
             BackupRun.objects.succeeded()
             .filter(target_id=run.target_id)
@@ -228,11 +241,13 @@ def progress_bar(run: BackupRun) -> str:
             .first()
         )
         percent = min(99, int(100 * run.bytes_in / expected)) if expected else None
+        text = f"dumping: {filesizeformat(run.bytes_in)} read"
     elif run.status == BackupRun.Status.SUCCEEDED:
         percent = 100
+    elif run.status == BackupRun.Status.QUEUED:
+        percent, text = None, f"{filesizeformat(run.bytes_in)} read"
     else:
-        percent = None if run.status == BackupRun.Status.QUEUED else 0
-    text = f"{filesizeformat(run.bytes_in)} read" if run.status in ("running", "queued") else run.status
+        percent = 0
     return _bar(reverse("admin:backups_backuprun_progress", args=[run.pk]), run.status, percent, text)
 
 
@@ -388,6 +403,10 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         "duration_display",
         "heartbeat_at",
         "worker",
+        "phase",
+        "copied",
+        "lease_owner",
+        "lease_expires_at",
         "bytes_in",
         "bytes_out",
         "sha256",
@@ -414,6 +433,10 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
                     "duration_display",
                     "heartbeat_at",
                     "worker",
+                    "phase",
+                    "copied",
+                    "lease_owner",
+                    "lease_expires_at",
                 )
             },
         ),
@@ -467,7 +490,14 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         if not self.has_view_permission(request):
             raise PermissionDenied
         run = get_object_or_404(BackupRun, pk=run_id)
-        data = {"id": run.pk, "status": run.status, "bytes_in": run.bytes_in, "bytes_out": run.bytes_out}
+        data = {
+            "id": run.pk,
+            "status": run.status,
+            "phase": run.phase,
+            "bytes_in": run.bytes_in,
+            "bytes_out": run.bytes_out,
+            "copied": run.copied,
+        }
         return JsonResponse({**data, "html": progress_bar(run)})
 
     def verify_view(self, request, run_id):
@@ -483,12 +513,13 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
 
     def restore_view(self, request, run_id):
         """Django's delete_selected pattern: a page that says exactly what will happen, then a POST."""
-        # incidents: "restore before T" on an incident sends ?incident=ID; incidents.restore_via_incident allows it.
-        via_incident = request.GET.get("incident", "").isdigit() and request.user.has_perm(
-            "incidents.restore_via_incident"
-        )
-        if not (self.has_restore_permission(request) or via_incident):
-            raise PermissionDenied
+        # Another app may send people here with ?<kind>=<reference> (incidents: "restore before T" sends
+        # ?incident=ID); the restore service asks that app whether this person may restore through it.
+        via = next(((kind, request.GET[kind]) for kind in restores.requester_kinds() if kind in request.GET), None)
+        try:
+            restores.authorize(request.user, via)
+        except restores.RestoreNotAllowed as exc:
+            return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
         run = get_object_or_404(BackupRun.objects.select_related("target"), pk=run_id)
         copies = list(run.artifacts.filter(status=Artifact.Status.STORED).select_related("location"))
         form = RestoreForm(request.POST or None)
@@ -503,25 +534,17 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
             except (ArtifactRefused, restores.RestoreFailed, SourceError, LocationError) as exc:
                 problem = str(exc)
         if request.method == "POST" and proposal and request.POST.get("confirm") == "yes":
-            record = Restore.objects.create(
-                run=run,
-                source=str(run.pk),
-                location=proposal.ref.location,
-                destination=form.cleaned_data["to"],
-                destination_display=proposal.plan.destination,
-                rollback_name=proposal.plan.rollback_name or "",  # what the confirmation page promised
-                triggered_by=request.user,
-                trigger=BackupRun.Trigger.MANUAL,
-            )
             from .tasks import run_restore
 
+            try:
+                with transaction.atomic():
+                    record = restores.request_restore(
+                        run, proposal, to=form.cleaned_data["to"], user=request.user, via=via
+                    )
+            except restores.RestoreNotAllowed as exc:
+                return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
             transaction.on_commit(lambda: run_restore.delay(record.pk))
             self.log_change(request, run, f"Started restore #{record.pk} into {proposal.plan.destination}")
-            # incidents: a restore started from an incident ("restore before T") is linked to it (?incident=ID).
-            if request.GET.get("incident", "").isdigit():
-                from incidents.services.security import link_restore
-
-                link_restore(int(request.GET["incident"]), record, request.user)
             self.message_user(request, f"Restore #{record.pk} queued.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[record.pk]))
         context = {
@@ -643,6 +666,7 @@ class RestoreAdmin(PermanentRecordAdminMixin, TriggerColumn, JobColumns, admin.M
         "run",
         "location",
         "destination_display",
+        "swapped_at",
         "rollback_name",
         "trigger",
         "triggered_by",
@@ -698,7 +722,9 @@ def _duration(seconds: float | None) -> str:
 
 
 @admin.register(Objective)
-class ObjectiveAdmin(admin.ModelAdmin):
+class ObjectiveAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
+    # The ping URL holds the token: anyone who has it can mark the objective safe.
+    hidden_from_viewers = ("ping_url",)
     list_display = ("name", "state_badge", "exposure", "rpo", "last_good_at", "fed_by", "enabled")
     list_filter = ("state", "ping", "enabled")
     filter_horizontal = ("targets",)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -13,6 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .fields import EncryptedTextField
+from .leases import LeaseLost, silence_limit, this_process
+from .locations import backend_for, local_location_problem, overlap
 from .pipeline import DEFAULT_GZIP_LEVEL, check_level
 from .querysets import BackupRunQuerySet
 from .schedules import validate_cron, validate_timezone
@@ -25,29 +29,121 @@ def validate_name(value: str) -> None:
         raise ValidationError("Use lowercase letters, digits, '-' and '_' (at most 63 characters).")
 
 
-def validate_location_url(value: str) -> None:
-    parts = urlsplit(value)
+def _target_source_paths():
+    """(target, local path) for each target whose engine reads the worker's disk (files, sqlite, env)."""
+    from .engines import ENGINES
+
+    local = [name for name, engine in ENGINES.items() if hasattr(engine, "local_path")]
+    for target in Target.objects.filter(engine__in=local):
+        path = source_local_path(target.engine, target.source)
+        if path is not None:
+            yield target, path
+
+
+def source_local_path(engine_name: str, source: str) -> PurePosixPath | None:
+    """The normalised local path a target's source reads, or None (a database URL, an S3 prefix, unknown)."""
+    from .engines import ENGINES, SourceError, resolve_source
+
+    engine = ENGINES.get(engine_name)
+    if engine is None or not hasattr(engine, "local_path") or not source:
+        return None
+    try:
+        # env:NAME is only known where it is set; a worker elsewhere is checked when it runs.
+        path = engine.local_path(resolve_source(source))
+    except SourceError:
+        return None
+    if path is None or not path.is_absolute():
+        return None
+    return PurePosixPath(os.path.normpath(path))
+
+
+def _folder_of(url: str) -> PurePosixPath:
+    return PurePosixPath(urlsplit(url).path.rstrip("/") or "/")
+
+
+def _relation(path: PurePosixPath, other: PurePosixPath) -> str:
+    """How two local paths overlap (see ``overlap``), as written or once symbolic links are followed."""
+    for mine in dict.fromkeys((path, PurePosixPath(os.path.realpath(path)))):
+        for theirs in dict.fromkeys((other, PurePosixPath(os.path.realpath(other)))):
+            relation = overlap(mine, theirs)
+            if relation:
+                return relation
+    return ""
+
+
+def check_location_url(url: str, *, endpoint_url: str = "", exclude_pk: int | None = None) -> None:
+    """The one check of a location URL, for the model, the plan loader and the admin alike.
+
+    Raises ValidationError saying why: the URL's form, a folder that may not hold backups,
+    a folder inside (or holding) another location or a target's source, an S3 prefix that
+    overlaps another location's in the same bucket.
+    """
+    parts = urlsplit(url)
     if parts.scheme == "file":
-        if not parts.path.startswith("/"):
-            raise ValidationError("A file location needs an absolute path: file:///var/backups/portal")
+        problem = local_location_problem(url)
+        if problem:
+            raise ValidationError(problem)
+        path = _folder_of(url)
+        for other in Location.objects.filter(url__startswith="file:").exclude(pk=exclude_pk):
+            relation = _relation(path, _folder_of(other.url))
+            if relation:
+                raise ValidationError(
+                    f"{url} {relation} location {other.name}'s folder ({other.url}); "
+                    "each location needs a folder of its own"
+                )
+        for target, source in _target_source_paths():
+            relation = _relation(path, source)
+            if relation:
+                raise ValidationError(
+                    f"{url} {relation} the {target.engine} source that target {target.name} backs up; "
+                    "a backup would then hold or overwrite its own source"
+                )
     elif parts.scheme == "s3":
         if not parts.netloc:
             raise ValidationError("An S3 location needs a bucket: s3://bucket/prefix")
         if parts.username or parts.password:
             raise ValidationError("Do not put credentials in the URL; use the credential fields.")
+        prefix = PurePosixPath("/" + parts.path.strip("/"))
+        others = Location.objects.filter(url__startswith=f"s3://{parts.hostname}", endpoint_url=endpoint_url)
+        for other in others.exclude(pk=exclude_pk):
+            other_parts = urlsplit(other.url)
+            if other_parts.netloc != parts.netloc:
+                continue
+            relation = overlap(prefix, PurePosixPath("/" + other_parts.path.strip("/")))
+            if relation:
+                raise ValidationError(
+                    f"{url} {relation} location {other.name}'s prefix ({other.url}); "
+                    "each location needs a prefix of its own"
+                )
     else:
         raise ValidationError("Location URL must start with file:/// or s3://")
+
+
+def validate_location_url(value: str) -> None:
+    """Kept for migration 0001, which names it; checks the URL against every other location."""
+    check_location_url(value)
+
+
+def check_source_clear_of_locations(source: str, *, engine_name: str) -> None:
+    """A target's local source may not be, be inside or hold a file:// location's folder."""
+    path = source_local_path(engine_name, source)
+    if path is None:
+        return
+    for location in Location.objects.filter(url__startswith="file:"):
+        relation = _relation(path, _folder_of(location.url))
+        if relation:
+            raise ValidationError(
+                f"this {engine_name} source {relation} location {location.name}'s folder ({location.url}); "
+                "a backup would then hold or overwrite its own copies"
+            )
 
 
 class Location(models.Model):
     """Where copies of backups are kept: a local folder or an S3 bucket prefix."""
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_name])
-    url = models.CharField(
-        max_length=500,
-        validators=[validate_location_url],
-        help_text="file:///absolute/path or s3://bucket/prefix",
-    )
+    # Checked in clean() by check_location_url(), which needs the row's own id (a location does not overlap itself).
+    url = models.CharField(max_length=500, help_text="file:///absolute/path or s3://bucket/prefix")
     endpoint_url = models.URLField(
         blank=True, help_text="S3-compatible endpoint (MinIO, Supabase Storage...); empty for AWS."
     )
@@ -78,14 +174,19 @@ class Location(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if self.url:
+            try:
+                check_location_url(self.url, endpoint_url=self.endpoint_url, exclude_pk=self.pk)
+            except ValidationError as exc:
+                raise ValidationError({"url": exc.messages}) from None
+
     @property
     def kind(self) -> str:
         return urlsplit(self.url).scheme
 
     def backend(self):
         """The storage backend that reads and writes this location's objects."""
-        from .locations import backend_for
-
         return backend_for(self)
 
 
@@ -151,6 +252,10 @@ class Target(models.Model):
                 check_level(self.compression, self.compression_level)
             except ValueError as exc:
                 raise ValidationError({"compression_level": f"{exc}."}) from None
+        try:
+            check_source_clear_of_locations(self.source, engine_name=self.engine)
+        except ValidationError as exc:
+            raise ValidationError({"source": exc.messages}) from None
 
     @property
     def effective_compression_level(self) -> int:
@@ -239,7 +344,80 @@ class FinishingJob:
         raise NotImplementedError
 
 
-class BackupRun(FinishingJob, TriggeredJob):
+class LeasedJob(FinishingJob, models.Model):
+    """A job whose running row is held by one process (see ``leases``): its writes are fenced by its lease.
+
+    Subclasses have ``status`` (RUNNING while held) and ``heartbeat_at`` (the last progress report).
+    """
+
+    lease_owner = models.CharField(
+        max_length=300,  # a host name (up to 253) and two numbers
+        blank=True,
+        help_text="The process running it (host:pid:start-time). Every write it makes is conditional on "
+        "still holding this, so a process presumed dead can never overwrite what a reaper recorded.",
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Its last progress vouches for it until then; after that a reaper on another host "
+        "may presume it dead (one on its own host checks the process itself).",
+    )
+
+    class Meta:
+        abstract = True
+
+    def _renewal(self, phase: str = "") -> dict:
+        """The fields of a progress report: now, and the lease pushed forward by the phase's silence limit."""
+        now = timezone.now()
+        return {"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=silence_limit(phase))}
+
+    def held(self) -> models.QuerySet:
+        """This job's row, as long as this object's process still holds it."""
+        return type(self)._default_manager.filter(pk=self.pk, status="running", lease_owner=self.lease_owner)
+
+    def write_held(self, **fields) -> None:
+        """Save ``fields`` if the lease is still held (one conditional UPDATE); else raise ``LeaseLost``."""
+        if not self.lease_owner or not self.held().update(**fields):
+            raise LeaseLost(f"{type(self).__name__} #{self.pk} is no longer held by this process")
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def fence(self) -> None:
+        """Inside ``transaction.atomic()``: lock the row while held (a reaper waits), or raise ``LeaseLost``."""
+        if not self.lease_owner or not self.held().select_for_update().exists():
+            raise LeaseLost(f"{type(self).__name__} #{self.pk} is no longer held by this process")
+
+    def _finish(self, status: str, **fields) -> None:
+        if not self.lease_owner:  # never claimed (refused while queued)
+            return super()._finish(status, **fields)
+        fields.setdefault("finished_at", timezone.now())
+        self.write_held(status=status, lease_expires_at=None, **fields)
+        self._announce_finish()
+
+    def reap(self, error: str) -> bool:
+        """Fail the job for its dead process, only if its row is still exactly as the reaper saw it.
+
+        Compare-and-set on the lease and the last progress: a job that reported progress since
+        it was looked at (so is alive after all) or finished is left alone. True if reaped.
+        """
+        taken = (
+            type(self)
+            ._default_manager.filter(
+                pk=self.pk,
+                status="running",
+                lease_owner=self.lease_owner,
+                lease_expires_at=self.lease_expires_at,
+                heartbeat_at=self.heartbeat_at,
+            )
+            .update(status="failed", error=error[:10000], finished_at=timezone.now(), lease_expires_at=None)
+        )
+        if taken:
+            self.refresh_from_db()
+            self._announce_finish()
+        return bool(taken)
+
+
+class BackupRun(LeasedJob, TriggeredJob):
     """One backup of one target: its state, progress, checksum and error."""
 
     class Status(models.TextChoices):
@@ -255,6 +433,12 @@ class BackupRun(FinishingJob, TriggeredJob):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress report from the worker.")
     worker = models.CharField(max_length=200, blank=True)
+    phase = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="What it was doing at its last report: dump, copy:LOCATION or manifest:LOCATION.",
+    )
+    copied = models.JSONField(default=dict, blank=True, help_text="Encrypted bytes sent so far to each location.")
     bytes_in = models.BigIntegerField(default=0, help_text="Bytes read from the source so far.")
     bytes_out = models.BigIntegerField(default=0, help_text="Encrypted bytes written so far.")
     sha256 = models.CharField(max_length=64, blank=True)
@@ -297,11 +481,16 @@ class BackupRun(FinishingJob, TriggeredJob):
         """Move queued → running atomically; False if it was taken or another run is active."""
         from django.db import IntegrityError
 
-        now = timezone.now()
+        lease = self._renewal("dump")
         try:
             with transaction.atomic():
                 claimed = BackupRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
-                    status=self.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
+                    status=self.Status.RUNNING,
+                    started_at=lease["heartbeat_at"],
+                    worker=worker[:200],
+                    lease_owner=this_process(),
+                    phase="dump",
+                    **lease,
                 )
         except IntegrityError:
             return False
@@ -313,9 +502,28 @@ class BackupRun(FinishingJob, TriggeredJob):
         return bool(claimed)
 
     def report_progress(self, bytes_in: int, bytes_out: int) -> None:
-        BackupRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
-            bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
-        )
+        """Dump progress; raises ``LeaseLost`` if this process no longer holds the run."""
+        self.write_held(bytes_in=bytes_in, bytes_out=bytes_out, **self._renewal(self.phase))
+
+    def enter_phase(self, phase: str) -> None:
+        """Record the new phase (itself progress); raises ``LeaseLost`` if no longer held, before any write."""
+        self.write_held(phase=phase, **self._renewal(phase))
+
+    def report_copy(self, location: str, sent: int) -> None:
+        """Bytes sent so far to ``location``; raises ``LeaseLost`` if no longer held."""
+        self.write_held(copied={**self.copied, location: sent}, **self._renewal(self.phase))
+
+    def record(self, **fields) -> None:
+        """Save results (sizes, checksum...) while held; raises ``LeaseLost`` otherwise."""
+        self.write_held(**fields)
+
+    def copies_summary(self) -> str:
+        """What this run has stored, in words: "no copy was recorded" or "2 copies were recorded: a (url), b (url)"."""
+        copies = [a for a in self.artifacts.select_related("location") if a.status == Artifact.Status.STORED]
+        if not copies:
+            return "no copy was recorded"
+        where = ", ".join(f"{a.location.name} ({a.url})" for a in sorted(copies, key=lambda a: a.location.name))
+        return f"{len(copies)} cop{'y was' if len(copies) == 1 else 'ies were'} recorded: {where}"
 
     def _announce_finish(self) -> None:
         from .signals import backup_finished
@@ -424,7 +632,7 @@ class Verification(TriggeredJob):
         verification_finished.send(sender=Verification, verification=self)
 
 
-class Restore(FinishingJob, TriggeredJob):
+class Restore(LeasedJob, TriggeredJob):
     """One restore: where from, where to, what was kept for rollback, and how it ended."""
 
     class Status(models.TextChoices):
@@ -454,6 +662,11 @@ class Restore(FinishingJob, TriggeredJob):
     rollback_name = models.CharField(
         max_length=1100, blank=True, help_text="Where the previous data was kept; rename it back to roll back."
     )
+    swapped_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the restored copy replaced the live data; empty = the live data was never touched.",
+    )
     tables = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True, help_text="What was done, step by step, including how to roll back.")
     error = models.TextField(blank=True)
@@ -464,24 +677,33 @@ class Restore(FinishingJob, TriggeredJob):
     def __str__(self) -> str:
         return f"restore #{self.pk} from {self.source}: {self.status}"
 
+    def mark_swapped(self, at, rollback_name: str) -> None:
+        """Record the one moment live data changed, before anything else can fail."""
+        self.swapped_at, self.rollback_name = at, rollback_name
+        Restore.objects.filter(pk=self.pk).update(swapped_at=at, rollback_name=rollback_name)
+
     def start(self, worker: str = "") -> bool:
-        now = timezone.now()
+        lease = {"lease_owner": this_process(), **self._renewal()}
+        now = lease["heartbeat_at"]
         started = Restore.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
-            status=self.Status.RUNNING, started_at=now, heartbeat_at=now
+            status=self.Status.RUNNING, started_at=now, **lease
         )
         if started:
             from .signals import restore_started
 
-            self.status, self.started_at, self.heartbeat_at = self.Status.RUNNING, now, now
+            self.status, self.started_at = self.Status.RUNNING, now
+            for name, value in lease.items():
+                setattr(self, name, value)
             restore_started.send(sender=Restore, restore=self)
         return bool(started)
 
     def report_progress(self, done: int) -> None:
-        Restore.objects.filter(pk=self.pk).update(bytes_done=done, heartbeat_at=timezone.now())
+        """Bytes restored so far; raises ``LeaseLost`` if this process no longer holds the restore."""
+        self.write_held(bytes_done=done, **self._renewal())
 
     def note(self, line: str) -> None:
-        self.log = f"{self.log}{timezone.now():%H:%M:%S} {line}\n"
-        Restore.objects.filter(pk=self.pk).update(log=self.log)
+        """A step done (itself progress); raises ``LeaseLost`` if no longer held."""
+        self.write_held(log=f"{self.log}{timezone.now():%H:%M:%S} {line}\n", **self._renewal())
 
     def _announce_finish(self) -> None:
         from .signals import restore_finished
@@ -524,6 +746,11 @@ class Objective(models.Model):
     evaluated_at = models.DateTimeField(null=True, blank=True)
     next_reminder_at = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="Starts the first-backup grace period (FIRST_ALERT_GRACE_SECONDS).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -532,12 +759,35 @@ class Objective(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # In words, on the field: otherwise the form shows the database constraint's name.
+        if self.rpo is not None and self.rpo <= timedelta(0):
+            raise ValidationError({"rpo": "The RPO must be longer than zero (e.g. 1:00:00 for one hour)."})
+        if self.grace is not None and self.grace < timedelta(0):
+            raise ValidationError({"grace": "The grace period cannot be negative."})
+
     @property
     def effective_grace(self) -> timedelta:
         return self.grace if self.grace is not None else self.rpo / 10
 
-    def state_for(self, exposure: timedelta | None) -> str:
+    @property
+    def first_backup_grace_ends_at(self):
+        return self.created_at + timedelta(seconds=settings.FIRST_ALERT_GRACE_SECONDS)
+
+    def waiting_for_first_copy(self, exposure: timedelta | None, now) -> bool:
+        """No good copy yet, but the objective is new: its first backup (or ping) may simply not have come yet.
+
+        Still not safe (/health fails on it), but not an alarm: no breach alert and no reminders
+        until the grace period from the objective's creation is over.
+        """
+        grace = settings.FIRST_ALERT_GRACE_SECONDS  # 0: no grace at all
+        return bool(grace) and exposure is None and now < self.first_backup_grace_ends_at
+
+    def state_for(self, exposure: timedelta | None, now=None) -> str:
+        """The state to store; with ``now``, an objective waiting for its first copy stays unknown, not breached."""
         if exposure is None:
+            if now is not None and self.waiting_for_first_copy(exposure, now):
+                return self.State.UNKNOWN
             return self.State.BREACHED
         if exposure <= self.rpo:
             return self.State.OK

@@ -14,6 +14,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from drportal.forms import HumanDurationField
+
 from .models import ChangeLogEntry, Drill, DrillEvidence, Finding, PlanDocument, PlanReview, TestActivity
 from .services import reviews, schedule
 from .services.calendar import upcoming_items
@@ -111,8 +113,8 @@ class MarkDoneForm(forms.Form):
     performed_at = forms.SplitDateTimeField(
         required=False, widget=admin.widgets.AdminSplitDateTime, help_text="Empty: now."
     )
-    measured_rto = forms.DurationField(required=False, help_text="How long recovery took, e.g. 00:45:00.")
-    measured_rpo = forms.DurationField(required=False, help_text="How much data would have been lost, e.g. 01:00:00.")
+    measured_rto = HumanDurationField(required=False, help_text="How long recovery took")
+    measured_rpo = HumanDurationField(required=False, help_text="How much data would have been lost")
     went_well = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     went_badly = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="What did not")
     recommendations = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
@@ -345,7 +347,26 @@ class PlanReviewAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not obj.reviewer_id and not obj.reviewer_name:
             obj.reviewer = request.user
+        if not change:
+            obj.created_by = request.user  # an author too: may not sign it off
         super().save_model(request, obj, form, change)
+
+    # Signed off: a record (its outcome is applied to the document); the model refuses writes too.
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.signed_off_at:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.signed_off_at:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        kept = queryset.filter(signed_off_at__isnull=False)
+        if kept.exists():
+            self.message_user(request, f"{kept.count()} signed-off review(s) kept: they are records.", messages.WARNING)
+        super().delete_queryset(request, queryset.filter(signed_off_at__isnull=True))
 
     @admin.display(description="reviewer")
     def reviewer_display(self, obj):

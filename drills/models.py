@@ -154,6 +154,19 @@ class Drill(models.Model):
     def __str__(self) -> str:
         return f"{self.activity} due {self.due_at:%Y-%m-%d}"
 
+    def clean(self) -> None:
+        # In words, on the fields: otherwise the form shows the database constraints' names.
+        errors = {}
+        if self.status == self.Status.DONE:
+            if not self.result:
+                errors["result"] = "A done drill needs its result."
+            if self.performed_at is None:
+                errors["performed_at"] = "A done drill needs the time it was performed."
+        if self.status == self.Status.SKIPPED and not self.skipped_reason.strip():
+            errors["skipped_reason"] = "Say why the drill was skipped."
+        if errors:
+            raise ValidationError(errors)
+
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
@@ -347,6 +360,11 @@ class PlanDocument(models.Model):
     status = models.CharField(max_length=15, choices=Status.choices, default=Status.ACTIVE)
     overdue_since = models.DateTimeField(null=True, blank=True)
     reminded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="No overdue-review alert until FIRST_ALERT_GRACE_SECONDS after this (a fresh install is calm).",
+    )
 
     class Meta:
         ordering = ["key"]
@@ -386,6 +404,15 @@ class PlanReview(models.Model):
     )
     signed_off_at = models.DateTimeField(null=True, blank=True)
     version_after = models.CharField(max_length=20, blank=True, help_text="The document's version after sign-off.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        help_text="Who wrote the review down; they may not sign it off either.",
+    )
 
     class Meta:
         ordering = ["-reviewed_at", "-id"]
@@ -399,6 +426,31 @@ class PlanReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document.key} review {self.reviewed_at}: {self.get_outcome_display()}"
+
+    def save(self, *args, **kwargs) -> None:
+        # A signed-off review is a record: its outcome is already applied to the document.
+        if self.pk and PlanReview.objects.filter(pk=self.pk, signed_off_at__isnull=False).exists():
+            raise ValidationError(f"{self} was signed off: it is read-only (write a new review instead).")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.pk and PlanReview.objects.filter(pk=self.pk, signed_off_at__isnull=False).exists():
+            raise ValidationError(f"{self} was signed off: it is kept as a record and cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+    def authors(self) -> set[int]:
+        """User ids of who wrote this review (the reviewer, and whoever entered it)."""
+        return {pk for pk in (self.reviewer_id, self.created_by_id) if pk}
+
+    def sign_off_refusal(self, user) -> str | None:
+        """Why ``user`` may not sign this review off, in words; None if they may (four eyes)."""
+        if self.signed_off_at:
+            return f"{self} was already signed off on {self.signed_off_at:%Y-%m-%d}."
+        if user is None or not getattr(user, "pk", None):
+            return "A sign-off needs a signed-in user: who signs is recorded."
+        if user.pk in self.authors():
+            return f"{self} cannot be signed off by its own author: another person must sign it off."
+        return None
 
     @property
     def reviewer_display(self) -> str:

@@ -18,7 +18,8 @@ from django.utils import timezone
 from backups.models import BackupRun, Objective, Restore, Target, Verification
 from backups.services.rpo import human_duration
 
-from . import charts
+from . import charts, verdict
+from .health import objective_label, objective_verdict
 from .models import Probe
 
 CHART_DAYS = 30
@@ -28,14 +29,21 @@ SAWTOOTH_SAMPLES = 120
 def dashboard_context(request) -> dict:
     now = timezone.now()
     user = request.user
-    context: dict = {"now": now}
+    # The one-line answer, from the same checks as /health (see drportal.verdict).
+    answer = verdict.compute(now)
+    context: dict = {"now": now, "verdict": answer, "read_only": not answer.checks.get("read_only", {}).get("ok", True)}
     if user.has_perm("backups.view_objective"):
         context["objectives"] = objectives(now)
     if user.has_perm("backups.view_backuprun"):
         context["targets"] = targets(now)
         context["running"] = running_jobs()
+        # Refresh the page only while something runs, so a finished job shows without a manual reload.
+        context["refresh_seconds"] = 15 if any(context["running"].values()) else None
     if user.has_perm("incidents.view_incident"):
         context["incidents"] = open_incidents(now)
+        context["overdue_reports"] = verdict.overdue_reports(now)
+    if user.has_perm("drills.view_drill"):
+        context["failed_drills"] = answer.failed_drills
     if user.has_perm("drportal.view_probe"):
         context["probes"] = list(Probe.objects.filter(enabled=True).order_by("name"))
     context["schedule"] = upcoming(user, now)
@@ -74,9 +82,19 @@ def objectives(now: datetime) -> list[dict]:
             series = [sorted(pings.get(objective.pk, []))]
         else:
             series = [sorted(points_by_target.get(t.pk, [])) for t in objective.targets.all()]
+        safe, why = objective_verdict(objective.state, objective.exposure_seconds)
+        # The same words as /health's verdict and the exported plan; a new objective without its first
+        # copy is "waiting" (not safe, but said calmly: no alert is sent either).
+        state_class, state_label = objective_label(objective, objective.state, objective.exposure_seconds, now)
         result.append(
             {
                 "objective": objective,
+                # The same verdict /health gives: no verified copy yet is not safe, whatever the stored state.
+                "safe": safe,
+                "verdict": why,
+                "state_class": state_class,
+                "state_label": state_label,
+                "never_fed": objective.ping and objective.exposure_seconds is None,
                 "exposure": human_duration(objective.exposure_seconds or 0),
                 "target": human_duration(objective.rpo.total_seconds()),
                 "url": reverse("admin:backups_objective_change", args=[objective.pk]),
@@ -187,7 +205,8 @@ def open_incidents(now: datetime) -> list[dict]:
             if incident.scenario and incident.scenario.target_rto
             else incident.severity.target_rto
         )
-        elapsed = now - incident.impact_started_at
+        # Open, but the clock may have stopped already (recovery verified, not yet resolved).
+        elapsed = (incident.rto_stopped_at or now) - incident.impact_started_at
         result.append(
             {
                 "incident": incident,

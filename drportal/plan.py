@@ -79,16 +79,53 @@ def interpolate(value: Any, where: str) -> Any:
     return value
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNITS = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800,
+}  # fmt: skip
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
+# "1h30": minutes after hours may go without their unit.
+_HOURS_AND_MINUTES = re.compile(r"^(\d+)\s*h\s*(\d{1,2})$")
+# Django's own rendering of a duration ("01:30:00", "1 02:00:00", "1 day, 0:00:00"), so a form shown
+# with a stored value can be saved back unchanged.
+_CLOCK = re.compile(r"^(?:(\d+)\s*(?:days?,?\s*)?\s+)?(\d+):([0-5]\d)(?::([0-5]\d)(?:\.\d+)?)?$")
+DURATION_EXAMPLES = "45 min, 1h30, 90m, 1 day or 01:30:00"
 
 
 def parse_duration(text: str) -> timedelta:
-    """'90s', '15m', '1h', '7d', '2w' → timedelta."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30m, 1h, 7d")
-    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    """What people type: '45 min', '1h30', '90m', '1 day', '1d12h', '2 weeks', '30s', or '01:30:00'.
+
+    The one duration parser: the plan file and every admin duration field use it. A bare number
+    is refused (45 what?), so nobody gets 45 seconds when they meant minutes.
+    """
+    raw = str(text)
+    value = raw.strip().lower()
+    problem = ValueError(f"{raw!r} is not a duration like {DURATION_EXAMPLES}")
+    if not value:
+        raise problem
+    if value.startswith("-") and value[1:].strip():
+        # Parsed, not refused here: the model says in words why a negative duration is wrong for it.
+        return -parse_duration(value[1:])
+    clock = _CLOCK.match(value)
+    if clock:
+        days, hours, minutes, seconds = (int(part or 0) for part in clock.groups())
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    short = _HOURS_AND_MINUTES.match(value)
+    if short:
+        return timedelta(hours=int(short[1]), minutes=int(short[2]))
+    rest = re.sub(r"\s*(,|\band\b)\s*", " ", value)
+    total, position = 0.0, 0
+    for part in _PART.finditer(rest):
+        if rest[position : part.start()].strip() or part[2] not in _UNITS:
+            raise problem
+        total += float(part[1]) * _UNITS[part[2]]
+        position = part.end()
+    if position == 0 or rest[position:].strip():
+        raise problem
+    return timedelta(seconds=round(total))
 
 
 _MISSING = object()
@@ -183,6 +220,10 @@ def read_plan(path: str | Path) -> tuple[str, dict]:
             return str(path), tomllib.load(fh)
     except FileNotFoundError:
         raise PlanError(f"{path}: no such file") from None
+    except OSError as exc:  # a folder, no permission...
+        raise PlanError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: not a text (UTF-8) file; a plan is TOML text") from None
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"{path}: not valid TOML: {exc}") from None
 

@@ -14,11 +14,10 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env, envbool, envint, envlist, envsecret
+from .env import BASE_DIR, PORTAL_DATABASE_FILE, env, envbool, envint, envlist, envsecret, portal_home
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their state (SQLite file, broker folder, demo backups).
-PORTAL_HOME = Path(env("DRPORTAL_HOME", str(BASE_DIR / "var"))).resolve()
+PORTAL_HOME = portal_home()
 
 
 def _persistent_random(name: str, make) -> str:
@@ -84,7 +83,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
-AXES_IPWARE_PROXY_COUNT = 1 if envbool("BEHIND_PROXY", False) else None
+# Client addresses (lockouts, pings) through django-ipware, behind PROXY_COUNT reverse proxies that
+# append to X-Forwarded-For (BEHIND_PROXY=true means one); see drportal/client_ip.py.
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+PROXY_COUNT = envint("PROXY_COUNT", 1 if BEHIND_PROXY else 0, minimum=0, maximum=10)
+AXES_CLIENT_IP_CALLABLE = "drportal.client_ip.client_address"
 
 ROOT_URLCONF = "drportal.urls"
 WSGI_APPLICATION = "drportal.wsgi.application"
@@ -104,7 +107,7 @@ TEMPLATES = [
     },
 ]
 
-_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / 'portal.sqlite3'}"
+_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / PORTAL_DATABASE_FILE}"
 try:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 except ValueError as exc:
@@ -227,16 +230,43 @@ if PGBACKREST_COMPRESS_TYPE not in ("none", "gz", "bz2", "lz4", "zst"):
 BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backups")))
 # Hard limit on one backup's source command (pg_dump etc.).
 BACKUP_TIMEOUT_SECONDS = envint("BACKUP_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
-# A running job that has not reported progress for this long is taken as dead.
-BACKUP_STALE_SECONDS = envint("BACKUP_STALE_SECONDS", 300, minimum=10)
+# Liveness of a running job. A job is failed by a reaper only when (1) it has reported no progress for
+# longer than its phase allows and (2) its process is proven gone: on the same host the pid has ended
+# (or was reused, by its start time); on another host the lease it renews with each progress report
+# has expired. A slow but live job is never failed by someone else, and its lock (the target's one
+# running row) is held until then. Silence limits per phase, in seconds:
+#   dump: the source command (pg_dump may wait on a table lock), and restores;
+BACKUP_STALE_SECONDS = envint("BACKUP_STALE_SECONDS", 300, minimum=1)
+#   copy: bytes stop reaching a location. Keep it above the longest storage call with its retries
+#   (3 attempts x (S3_CONNECT_TIMEOUT + S3_READ_TIMEOUT) = 390 s at the defaults);
+BACKUP_COPY_STALE_SECONDS = envint("BACKUP_COPY_STALE_SECONDS", 600, minimum=1)
+#   manifest: writing a location's manifest (one small storage call with its retries).
+BACKUP_MANIFEST_STALE_SECONDS = envint("BACKUP_MANIFEST_STALE_SECONDS", 600, minimum=1)
+# The name this machine signs its jobs' leases with (host:pid:start-time). Empty: the host name. Set it
+# when two machines, or containers with their own process namespace, share a host name.
+BACKUP_HOST_ID = env("BACKUP_HOST_ID")
 # A second backup of a target queued while one runs waits this long between tries.
 BACKUP_WAIT_RETRY_SECONDS = envint("BACKUP_WAIT_RETRY_SECONDS", 30, minimum=1)
 BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, minimum=50)) / 1000
 # A separate PostgreSQL server for restore tests' scratch databases (the plan's "test
 # environment"); empty = the backed-up database's own server.
 RESTORE_TEST_DATABASE_URL = env("RESTORE_TEST_DATABASE_URL")
+# Storage deadlines (backups/s3.py): a storage server that stops answering fails the run within
+# BACKUP_STORAGE_TIMEOUT_SECONDS, naming the location. Each S3 request connects within
+# S3_CONNECT_TIMEOUT and gives up when no byte moves for S3_READ_TIMEOUT, S3_MAX_ATTEMPTS times at
+# most (shrunk to fit the storage deadline); a transfer (many requests) is cancelled when no byte
+# has moved for the storage deadline.
+BACKUP_STORAGE_TIMEOUT_SECONDS = envint("BACKUP_STORAGE_TIMEOUT_SECONDS", 300, minimum=2)
 S3_CONNECT_TIMEOUT = envint("S3_CONNECT_TIMEOUT", 10, minimum=1)
-S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 120, minimum=1)
+S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 60, minimum=1)
+S3_MAX_ATTEMPTS = envint("S3_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+# Multipart uploads: parts of this size, this many at a time (memory stays near part size x concurrency
+# at most; parts are read from the spool file as they are sent). S3 refuses parts under 5 MiB.
+BACKUP_S3_PART_SIZE_MB = envint("BACKUP_S3_PART_SIZE_MB", 16, minimum=5, maximum=5 * 1024)
+BACKUP_S3_CONCURRENCY = envint("BACKUP_S3_CONCURRENCY", 2, minimum=1, maximum=16)
+# What a killed run left in a location (temporary keys, unfinished multipart uploads) is removed by the
+# reaper once it is this old, when no run of this portal is known to own it; a failed run's at once.
+BACKUP_ORPHAN_GRACE_SECONDS = envint("BACKUP_ORPHAN_GRACE_SECONDS", 24 * 3600, minimum=60)
 
 # --- Alerts -------------------------------------------------------------------
 # Where alerts go besides the channels in the plan: a comma-separated list of
@@ -245,6 +275,10 @@ ALERT_EMAIL_TO = envlist("ALERT_EMAIL_TO")
 ALERT_WEBHOOK_URL = envsecret("ALERT_WEBHOOK_URL")
 # While an objective stays breached, remind this often.
 ALERT_REMINDER_SECONDS = envint("ALERT_REMINDER_SECONDS", 3600, minimum=60)
+# The first grace after install: a new objective has this long (from its creation) to get its first good
+# copy or ping (meanwhile "waiting for the first backup": still not safe on /health, but no breach alert or
+# reminder), and a new plan document's overdue review is shown but not reminded by alert until then.
+FIRST_ALERT_GRACE_SECONDS = envint("FIRST_ALERT_GRACE_SECONDS", 26 * 3600, minimum=0)
 ALERT_WEBHOOK_TIMEOUT = envint("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "dr-portal@localhost")
 # SMTP when EMAIL_HOST is set; otherwise mail is written to the log (embedded default).
@@ -290,8 +324,8 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
-SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ping/"]  # probes and feeds on plain HTTP inside the network
+SECURE_REDIRECT_EXEMPT = [r"^health(/live)?$", r"^ping/"]  # probes and feeds on plain HTTP inside the network
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 X_FRAME_OPTIONS = "DENY"

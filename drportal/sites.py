@@ -10,9 +10,30 @@ class PortalAdminSite(admin.AdminSite):
     site_title = "DR Portal"
     index_title = "Are we safe right now?"
     index_template = "admin/dashboard_index.html"
+    # "View site": the public status page (there is no other public site; "/" would only lead back here).
+    site_url = "/status/"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Before any ModelAdmin is made (they copy these defaults when registered).
+        use_human_durations()
 
     def index(self, request, extra_context=None):
         from .dashboard import dashboard_context
 
         extra_context = {**(extra_context or {}), "dashboard": dashboard_context(request)}
         return super().index(request, extra_context)
+
+
+def use_human_durations() -> None:
+    """Every admin form (model admins and inlines, in every app) reads durations as people type them.
+
+    Django's admin copies these defaults into each ModelAdmin's formfield_overrides, so one entry here
+    reaches objectives, severities, scenarios, probes and drills without touching each app's admin.
+    """
+    from django.contrib.admin import options
+    from django.db import models
+
+    from .forms import HumanDurationField
+
+    options.FORMFIELD_FOR_DBFIELD_DEFAULTS[models.DurationField] = {"form_class": HumanDurationField}

@@ -145,15 +145,16 @@ class _Heartbeat:
     """Keeps the run's heartbeat fresh while pgBackRest works, so the reaper never takes it for dead."""
 
     def __init__(self, run: BackupRun) -> None:
-        self.run_pk = run.pk
+        self.run, self.run_pk = run, run.pk
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
         try:
             while not self.stop.wait(HEARTBEAT_SECONDS):
+                # Progress pushes the lease forward too, so the reaper leaves a long pgBackRest backup alone.
                 BackupRun.objects.filter(pk=self.run_pk, status=BackupRun.Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
+                    **self.run._renewal(self.run.phase)
                 )
         finally:
             django_connection.close()

@@ -74,7 +74,8 @@ def evaluate(now: datetime | None = None) -> list[Objective]:
 
 def evaluate_one(objective: Objective, now: datetime) -> Objective:
     exposure = exposure_of(objective, now)
-    new_state = objective.state_for(exposure.exposure)
+    # With `now`: a new objective still waiting for its first copy stays unknown (no breach alert, no reminders).
+    new_state = objective.state_for(exposure.exposure, now)
     with transaction.atomic():
         locked = Objective.objects.select_for_update().get(pk=objective.pk)
         old_state = locked.state

@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from backups.models import BackupRun, Location, Objective, Target, Verification
 from backups.services import rpo
+from drportal.health import objective_label
+from incidents import runbook
 from incidents.models import (
     ChecklistItemTemplate,
     Contact,
@@ -118,7 +120,9 @@ def _objectives(now: datetime) -> list[str]:
     objectives = Objective.objects.filter(enabled=True).prefetch_related("targets")
     for objective in objectives:
         exposure = rpo.exposure_of(objective, now)
-        state = objective.state_for(exposure.exposure) if (exposure.exposure or not objective.ping) else "unknown"
+        seconds = exposure.exposure.total_seconds() if exposure.exposure is not None else None
+        # The dashboard's words for the same state (one function): never "UNKNOWN" here and "Breached" there.
+        _, state = objective_label(objective, objective.state_for(exposure.exposure, now), seconds, now)
         if objective.ping:
             frequency, newest = "pinged from outside", _when(exposure.last_good_at)
         else:
@@ -132,7 +136,7 @@ def _objectives(now: datetime) -> list[str]:
                 objective.description,
                 duration(objective.rpo),
                 frequency,
-                f"{state.upper()} (data at risk now: {exposure_text})",
+                f"{state} (data at risk now: {exposure_text})",
                 newest,
             )
         )
@@ -209,7 +213,8 @@ def _backup_strategy(now: datetime) -> list[str]:
 def _scenarios() -> list[str]:
     out = ["", "## Recovery Procedures"]
     steps = Prefetch("steps", queryset=ScenarioStep.objects.order_by("order"))
-    for scenario in Scenario.objects.select_related("severity").prefetch_related(steps):
+    scenarios = Scenario.objects.select_related("severity").prefetch_related(steps, "targets__locations")
+    for scenario in scenarios:
         out += ["", f"### {scenario}", ""]
         out.append(f"**Severity:** {scenario.severity.name} ({scenario.severity.key})")
         out.append(f"**Target RTO:** {duration(scenario.target_rto, 'immediate')}")
@@ -217,6 +222,11 @@ def _scenarios() -> list[str]:
             out.append(f"**Target RPO:** {duration(scenario.target_rpo)}")
         if scenario.impact:
             out.append(f"**Impact:** {scenario.impact}")
+        targets = sorted(scenario.targets.all(), key=lambda t: t.name)
+        if targets:
+            places = {t.pk: ", ".join(sorted(loc.name for loc in t.locations.all())) or "no location" for t in targets}
+            at_risk = "; ".join(f"{t.name} ({t.engine}; copies in {places[t.pk]})" for t in targets)
+            out.append(f"**Data at risk (backed up by the portal):** {at_risk}")
         if scenario.description:
             out += ["", scenario.description]
         out += ["", "#### Steps:", ""]
@@ -224,8 +234,9 @@ def _scenarios() -> list[str]:
             first, *rest = step.text.splitlines() or [""]
             out.append(f"{step.order}. **{first}**")
             out += [f"   {line}" for line in rest]
-            if step.command:
-                out += ["   ```bash", *[f"   {line}" for line in step.command.splitlines()], "   ```"]
+            command = runbook.render(step.command, scenario.targets.all())
+            if command:
+                out += ["   ```bash", *[f"   {line}" for line in command.splitlines()], "   ```"]
         if scenario.estimated_recovery:
             out += ["", f"**Estimated Recovery Time:** {scenario.estimated_recovery}"]
     if not Scenario.objects.exists():
@@ -297,12 +308,16 @@ def _testing_schedule(now: datetime) -> list[str]:
         Cadence.ANNUAL: "Annual Tests",
         Cadence.CRON: "Other Scheduled Tests",
     }
+    # A plan document's review is scheduled by the document itself (its cadence, sign-off and next
+    # review date), so it is listed from there: the same date as "Next Review Date", never a second one.
+    documents = list(PlanDocument.objects.exclude(status=PlanDocument.Status.RETIRED))
     for cadence, title in titles.items():
         group = [a for a in activities if a.cadence == cadence]
-        if not group:
+        reviews = [d for d in documents if d.review_cadence == cadence]
+        if not group and not reviews:
             continue
         out += ["", f"### {title}", ""]
-        rows = []
+        rows = [_review_row(document, now) for document in reviews]
         for activity in group:
             last, upcoming = last_done.get(activity.pk), next_due.get(activity.pk)
             last_text = "never performed"
@@ -327,9 +342,31 @@ def _testing_schedule(now: datetime) -> list[str]:
                 )
             )
         out += table(["Test", "What", "Cadence", "Performed By", "Scenario", "Last Result", "Next Due"], rows)
-    if not activities:
+    if not activities and not documents:
         out += ["", "_No tests defined._"]
     return out
+
+
+def _review_row(document: PlanDocument, now: datetime) -> tuple:
+    last = f"reviewed on {document.last_reviewed_at}" if document.last_reviewed_at else "never reviewed"
+    return (
+        f"**Review: {document.title}**",
+        "Review this plan and sign the review off in the portal (Plan reviews).",
+        document.get_review_cadence_display().capitalize(),
+        document.owner,
+        "-",
+        last,
+        _next_review_text(document, now),
+    )
+
+
+def _next_review_text(document: PlanDocument, now: datetime) -> str:
+    if document.next_review_at is None:
+        return "not scheduled"
+    text = str(document.next_review_at)
+    if document.is_review_overdue(timezone.localdate(now)):
+        text += " **OVERDUE**"
+    return text
 
 
 def _contacts() -> list[str]:

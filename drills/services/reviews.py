@@ -23,8 +23,9 @@ def sign_off(review: PlanReview, *, user=None) -> PlanReview:
     """Sign the review off and apply its outcome to the document (once: signing twice is refused)."""
     with transaction.atomic():
         review = PlanReview.objects.select_for_update().get(pk=review.pk)
-        if review.signed_off_at:
-            raise ValidationError(f"{review} was already signed off on {review.signed_off_at:%Y-%m-%d}.")
+        refusal = review.sign_off_refusal(user)
+        if refusal:
+            raise ValidationError(refusal)
         if review.outcome == PlanReview.Outcome.APPROVED and not review.changes.strip():
             raise ValidationError("An approval says what changed (the change-log entry); fill in 'changes'.")
         document = PlanDocument.objects.select_for_update().get(pk=review.document_id)
@@ -50,6 +51,7 @@ def sign_off(review: PlanReview, *, user=None) -> PlanReview:
         review.signed_off_by = user
         review.signed_off_at = timezone.now()
         review.version_after = document.version
+        # The last write a review gets: the model refuses any after sign-off.
         review.save(update_fields=["signed_off_by", "signed_off_at", "version_after"])
     logger.info("review %s of %s signed off: %s, version %s", review.pk, document.key, review.outcome, document.version)
     return review

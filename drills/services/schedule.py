@@ -140,7 +140,11 @@ def remind_overdue(now: datetime | None = None) -> Reminders:
             sent.findings.append(finding.pk)
 
     due_review = Q(next_review_at__lt=today) & ~Q(status=PlanDocument.Status.RETIRED)
-    for document in PlanDocument.objects.filter(due_review):
+    # A document just applied (a fresh install of a plan last reviewed long ago) is shown overdue on the
+    # dashboard, but not alerted about until the first grace is over: no alert storm at install.
+    grace = settings.FIRST_ALERT_GRACE_SECONDS
+    settled = Q(created_at__lte=now - timedelta(seconds=grace)) if grace else Q()
+    for document in PlanDocument.objects.filter(due_review & settled):
         if _claim(PlanDocument, document.pk, now, due_review):
             notify.send(
                 "review_overdue",

@@ -43,8 +43,11 @@ def test_commander_opens_logs_assigns_ticks_resolves_and_downloads_the_report(pl
     expect(page.locator("#incident-status")).to_have_text(re.compile("detected", re.I))
     expect(page.locator("#rto-clock")).to_contain_text("of 1 h 00 min")
     expect(page.locator("#rto-clock")).to_contain_text("on track")
-    # The runbook was copied onto the incident, commands included.
-    expect(page.locator("pre.runbook-command").first).to_contain_text('psql $DATABASE_URL -c "SELECT NOW();"')
+    # The runbook was copied onto the incident, commands included (rendered with the scenario's target and locations).
+    expect(page.locator("pre.runbook-command").first).to_contain_text('psql "$BOTFLOW_DATABASE_URL" -c "SELECT NOW();"')
+    expect(page.locator("pre.runbook-command", has_text="manage.py restore")).to_contain_text(
+        "python manage.py restore RUN_ID --location local"
+    )
 
     # The one-line "add to timeline" box.
     page.fill("#add-to-timeline input[name=text]", "messages table returns checksum errors; restoring")
@@ -53,20 +56,21 @@ def test_commander_opens_logs_assigns_ticks_resolves_and_downloads_the_report(pl
 
     # Assign the Incident Commander role and tick the first two checklist items in one save.
     page.select_option("#id_role_assignments-2-0-role", label="Incident Commander")
-    page.select_option("#id_role_assignments-2-0-contact", label="[Name] (CEO / Incident Commander)")
+    page.select_option("#id_role_assignments-2-0-contact", label="CEO (CEO / Incident Commander)")
     page.check("#id_checklist-0-done")
     page.check("#id_checklist-1-done")
     page.click("input[name=_continue]")
     expect(page.locator("ul.messagelist")).to_contain_text("was changed successfully")
     timeline = page.locator("#timeline")
-    expect(timeline).to_contain_text("Incident Commander: [Name] (CEO / Incident Commander).")
+    expect(timeline).to_contain_text("Incident Commander: CEO (CEO / Incident Commander).")
     expect(timeline).to_contain_text("Checklist ✓ Incident detected and severity assessed.")
     expect(timeline).to_contain_text("Checklist ✓ Incident Commander notified.")
     expect(page.locator("#checklist-group")).to_contain_text("admin, ")  # ticked by whom, when
     expect(page.locator("#id_checklist-0-done")).to_be_checked()
 
-    # Resolve it: the report becomes due 24 hours later.
+    # Resolve it (recovery was not verified here, so it needs a reason): the report becomes due 24 hours later.
     page.select_option("#id_status", "resolved")
+    page.fill("#id_resolved_without_recovery", "false alarm: the checksum errors came from a broken disk on a replica")
     page.click("input[name=_continue]")
     expect(page.locator("#incident-status")).to_have_text(re.compile("resolved", re.I))
     expect(timeline.locator("tbody tr").first).to_contain_text("Status: detected → resolved.")
@@ -88,5 +92,5 @@ def test_commander_opens_logs_assigns_ticks_resolves_and_downloads_the_report(pl
         assert section in text
     assert "messages table returns checksum errors" in text
     assert "| [x] | Incident Commander notified |" in text
-    assert "| Incident Commander | [Name] (CEO / Incident Commander) |" in text
+    assert "| Incident Commander | CEO (CEO / Incident Commander) |" in text
     assert page.js_errors == []

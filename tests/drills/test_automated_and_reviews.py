@@ -168,6 +168,7 @@ def document(db):
 
 def test_approving_a_review_with_changes_bumps_the_version_and_logs_it(document, django_user_model):
     alice = django_user_model.objects.create_user("alice", first_name="Alice", last_name="Reviewer")
+    bob = django_user_model.objects.create_user("bob")  # signs off: never the review's own author
     review = PlanReview.objects.create(
         document=document,
         reviewer=alice,
@@ -175,7 +176,7 @@ def test_approving_a_review_with_changes_bumps_the_version_and_logs_it(document,
         outcome="approved",
         changes="Added the Redis failover runbook",
     )
-    reviews.sign_off(review, user=alice)
+    reviews.sign_off(review, user=bob)
 
     document.refresh_from_db()
     assert document.version == "1.1"
@@ -187,9 +188,9 @@ def test_approving_a_review_with_changes_bumps_the_version_and_logs_it(document,
         "Alice Reviewer",
     )
     review.refresh_from_db()
-    assert review.signed_off_by == alice and review.version_after == "1.1"
+    assert review.signed_off_by == bob and review.version_after == "1.1"
     with pytest.raises(ValidationError, match="already signed off"):
-        reviews.sign_off(review, user=alice)
+        reviews.sign_off(review, user=bob)
 
     major = PlanReview.objects.create(
         document=document,
@@ -199,24 +200,28 @@ def test_approving_a_review_with_changes_bumps_the_version_and_logs_it(document,
         changes="Multi-region architecture",
         major=True,
     )
-    reviews.sign_off(major)
+    reviews.sign_off(major, user=alice)
     document.refresh_from_db()
     assert document.version == "2.0" and document.next_review_at == date(2027, 2, 28)  # clamped to month end
 
 
-def test_no_change_and_changes_needed_reviews(document):
+def test_no_change_and_changes_needed_reviews(document, django_user_model):
+    bob = django_user_model.objects.create_user("bob")
     reviews.sign_off(
-        PlanReview.objects.create(document=document, reviewed_at=date(2026, 4, 10), outcome="changes_needed")
+        PlanReview.objects.create(document=document, reviewed_at=date(2026, 4, 10), outcome="changes_needed"),
+        user=bob,
     )
     document.refresh_from_db()
     assert (
         document.status == "under_review" and document.next_review_at == date(2026, 4, 17) and document.version == "1.0"
     )
 
-    reviews.sign_off(PlanReview.objects.create(document=document, reviewed_at=date(2026, 4, 16), outcome="no_change"))
+    reviews.sign_off(
+        PlanReview.objects.create(document=document, reviewed_at=date(2026, 4, 16), outcome="no_change"), user=bob
+    )
     document.refresh_from_db()
     assert (document.status, document.version, document.next_review_at) == ("active", "1.0", date(2026, 7, 16))
     assert not document.change_log.exists()
 
     with pytest.raises(ValidationError, match="what changed"):
-        reviews.sign_off(PlanReview.objects.create(document=document, outcome="approved"))
+        reviews.sign_off(PlanReview.objects.create(document=document, outcome="approved"), user=bob)

@@ -49,6 +49,7 @@ def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
     assert apply().strip().endswith("nothing to change")
     assert snapshot() == before
 
+    # The DR Plan Review is the plan document's own review (one next-review date), not a tenth test.
     tests = list(TestActivity.objects.values_list("name", "cadence"))
     assert tests == [
         ("Backup Verification", "monthly"),
@@ -57,7 +58,6 @@ def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
         ("Full DR Drill", "quarterly"),
         ("Load Test", "quarterly"),
         ("Penetration Test", "quarterly"),
-        ("DR Plan Review", "quarterly"),
         ("Multi-Region Failover", "annual"),
         ("Compliance Audit", "annual"),
         ("Business Continuity Test", "annual"),
@@ -70,11 +70,11 @@ def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
     assert (document.version, document.owner, document.review_cadence) == ("1.0", "DevOps Team", "quarterly")
     assert str(document.last_reviewed_at) == "2026-01-17" and str(document.next_review_at) == "2026-04-17"
     assert list(document.change_log.values_list("date", "version", "changes", "author")) == [
-        (datetime(2026, 1, 17).date(), "1.0", "Initial disaster recovery plan", "Claude")
+        (datetime(2026, 1, 17).date(), "1.0", "Initial disaster recovery plan", "DevOps Team")
     ]
 
 
-def test_each_of_the_ten_tests_gets_its_next_occurrence(applied):
+def test_each_of_the_nine_tests_gets_its_next_occurrence(applied):
     def utc(*args):
         return datetime(*args, tzinfo=UTC)
 
@@ -87,7 +87,6 @@ def test_each_of_the_ten_tests_gets_its_next_occurrence(applied):
         "full-dr-drill": utc(2027, 1, 10, 9),
         "load-test": utc(2027, 1, 3, 9),
         "penetration-test": utc(2027, 1, 24, 9),
-        "dr-plan-review": utc(2027, 1, 17, 9),
         "multi-region-failover": utc(2027, 6, 15, 9),
         "compliance-audit": utc(2027, 7, 1, 9),
         "business-continuity-test": utc(2027, 9, 15, 9),
@@ -171,7 +170,7 @@ def test_exportplan_renders_every_section_with_the_seed_values(applied, tmp_path
         "| **Compliance Audit** | POPIA compliance review. | Annual |",
         "cto@botflow.co.za",
         "| Supabase | Database | https://supabase.com/support | support@supabase.com |",
-        "| 2026-01-17 | 1.0 | Initial disaster recovery plan | Claude |",
+        "| 2026-01-17 | 1.0 | Initial disaster recovery plan | DevOps Team |",
         "**Scheduled Review:** 2026-04-17 (3 months)",
         "devops@botflow.co.za",
     ):
@@ -192,7 +191,7 @@ def test_exportplan_shows_live_figures_after_a_backup_and_a_restore_test(applied
     before = export()
     assert (
         "| **botflow-db** | Live database | 1 hour | botflow-db: not scheduled | "
-        "BREACHED (data at risk now: no good copy)" in before
+        "not safe: no verified copy yet (data at risk now: no good copy)" in before
     )
 
     run = backup.execute(backup.start_backup(target, trigger="command"))
@@ -202,6 +201,6 @@ def test_exportplan_shows_live_figures_after_a_backup_and_a_restore_test(applied
 
     after = export()
     row = next(line for line in after.splitlines() if line.startswith("| **botflow-db** |"))
-    assert "OK (data at risk now:" in row
+    assert "| Ok (data at risk now:" in row
     assert f"botflow-db: run #{run.pk} at {run.started_at:%Y-%m-%d %H:%M} UTC" in row
     assert f"- Last restore test: passed (botflow-db run #{run.pk}" in after

@@ -50,7 +50,9 @@ def test_dashboard_query_count_is_bounded(admin_client, django_assert_max_num_qu
     for i, target in enumerate(targets[:3]):
         o = Objective.objects.create(name=f"o{i}", rpo=timedelta(hours=1))
         o.targets.set([target])
-    with django_assert_max_num_queries(25):
+    # The verdict line runs /health's own checks (one source of truth): a fixed number of queries plus
+    # one per objective, still none per run.
+    with django_assert_max_num_queries(36):
         response = admin_client.get(reverse("admin:index"))
     assert response.status_code == 200
 

@@ -122,5 +122,5 @@ class Command(BaseCommand):
             self.stderr.write(f"restore #{record.pk} failed: {record.error}")
             if record.format == "pgbackrest" and record.rollback_name:
                 self.stderr.write(f"the previous data directory is kept as {record.rollback_name}; see the log")
-            else:
+            elif record.swapped_at is None:
                 self.stderr.write("the live data was not changed")

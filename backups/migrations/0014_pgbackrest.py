@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backups', '0009_trigger_labels'),
+        ('backups', '0013_objective_created_at'),
     ]
 
     operations = [
