@@ -19,6 +19,7 @@ from django.utils.safestring import mark_safe
 
 from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixin, RecordAdminMixin
 
+from .admin_pgbackrest import PgBackRestBackupInline, PgBackRestStanzaInline
 from .engines import SourceError
 from .locations import LocationError
 from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
@@ -114,7 +115,8 @@ class TargetForm(KeepSecretsForm):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("engine") not in (None, "portal") and not cleaned.get("source"):
+        # A pgbackrest target reads its cluster through the pgBackRest settings below, not a source URL.
+        if cleaned.get("engine") not in (None, "portal", "pgbackrest") and not cleaned.get("source"):
             self.add_error("source", "This engine needs a source (a URL or env:NAME).")
         return cleaned
 
@@ -144,6 +146,7 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     search_fields = ("name",)
     filter_horizontal = ("locations",)
     readonly_fields = ("source_display",)
+    inlines = [PgBackRestStanzaInline]
     actions = ["back_up_now"]
     fieldsets = (
         (
@@ -386,7 +389,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
     show_full_result_count = False
     # No date_hierarchy: its DISTINCT over every run's date costs more than the rest of the page.
     search_fields = ("=id", "sha256", "target__name")
-    inlines = [ArtifactInline, VerificationInline]
+    inlines = [ArtifactInline, VerificationInline, PgBackRestBackupInline]
     actions = ["verify_runs", "restore_test_runs", "restore_run", "delete_selected"]
     change_form_template = "admin/backups/backuprun/change_form.html"
     readonly_fields = (

@@ -9,7 +9,15 @@ from drportal.plan import PlanContext, Table, section, upsert
 
 from .engines import ENGINES
 from .engines.base import redact
-from .models import Location, Objective, Target, check_location_url, check_source_clear_of_locations, validate_name
+from .models import (
+    Location,
+    Objective,
+    PgBackRestStanza,
+    Target,
+    check_location_url,
+    check_source_clear_of_locations,
+    validate_name,
+)
 from .pipeline import check_level
 from .schedules import validate_cron, validate_timezone
 
@@ -52,7 +60,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
         engine = table.str("engine", required=True, choices=sorted(ENGINES))
         values = {
             "engine": engine,
-            "source": table.str("source", required=engine != "portal"),
+            "source": table.str("source", required=engine not in ("portal", "pgbackrest")),
             "endpoint_url": table.str("endpoint_url"),
             "schedule": table.str("schedule"),
             "timezone": table.str("timezone", "UTC"),
@@ -62,6 +70,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             "description": table.str("description"),
         }
         location_names = table.str_list("locations", required=True)
+        stanza = _pgbackrest_keys(table, engine)
         table.done()
         if values["source"] and redact(values["source"]) != values["source"]:
             raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
@@ -80,11 +89,49 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
         if not locations:
             raise table.error("locations", "needs at least one location")
         target, created = upsert(Target, {"name": name}, values, ctx, f"target {name}")
+        if stanza is not None:
+            upsert(PgBackRestStanza, {"target": target}, stanza, ctx, f"pgBackRest settings of target {name}")
         current = set(target.locations.values_list("name", flat=True))
         if current != set(location_names):
             target.locations.set(locations)
             if not created:
                 ctx.changed(f"updated target {name}: locations")
+
+
+# Keys of a pgbackrest target (its stanza); the target's own `schedule` is the full backups'.
+PGBACKREST_KEYS = (
+    "pg_path",
+    "pg_port",
+    "pg_socket",
+    "pg_host",
+    "os_user",
+    "schedule_diff",
+    "schedule_incr",
+    "verify_tls",
+)
+
+
+def _pgbackrest_keys(table: Table, engine: str) -> dict | None:
+    given = [key for key in PGBACKREST_KEYS if key in table.data]
+    if engine != "pgbackrest":
+        if given:
+            raise table.error(given[0], "only applies to targets whose engine is pgbackrest")
+        return None
+    values = {
+        "pg_path": table.str("pg_path", required=True),
+        "pg_port": table.int("pg_port", 5432, minimum=1, maximum=65535),
+        "pg_socket": table.str("pg_socket"),
+        "pg_host": table.str("pg_host"),
+        "os_user": table.str("os_user", "postgres"),
+        "schedule_diff": table.str("schedule_diff"),
+        "schedule_incr": table.str("schedule_incr"),
+        "verify_tls": table.bool("verify_tls", True),
+    }
+    if not values["pg_path"].startswith("/"):
+        raise table.error("pg_path", "must be an absolute path to the cluster's data directory")
+    for key in ("schedule_diff", "schedule_incr"):
+        _check(table, key, validate_cron, values[key])
+    return values
 
 
 @section("objectives", order=30)

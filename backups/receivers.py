@@ -6,7 +6,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from . import schedules
-from .models import BackupRun, Target
+from .models import BackupRun, PgBackRestStanza, Target
 from .services import manifest
 from .signals import backup_finished
 
@@ -22,6 +22,13 @@ def sync_schedule(sender, instance: Target, raw=False, **kwargs):
 @receiver(post_delete, sender=Target, dispatch_uid="backups.remove_target_schedule")
 def remove_schedule(sender, instance: Target, **kwargs):
     schedules.remove_target(instance)
+
+
+@receiver(post_save, sender=PgBackRestStanza, dispatch_uid="backups.sync_pgbackrest_schedules")
+def sync_pgbackrest_schedules(sender, instance: PgBackRestStanza, raw=False, **kwargs):
+    if not raw:
+        schedules.sync_pgbackrest(instance)
+        schedules.sync_target(instance.target)  # its full schedule now carries the type
 
 
 def ensure_housekeeping(sender, **kwargs):

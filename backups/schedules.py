@@ -134,7 +134,8 @@ def sync_target(target) -> None:
             TASK_BACKUP,
             target.schedule,
             target.timezone or "UTC",
-            [target.name],
+            # A pgbackrest target's own schedule is its full backups (diff and incr have their own entries).
+            [target.name, "full"] if target.engine == "pgbackrest" else [target.name],
             target.enabled,
             f"Back up {target.name} ({target.schedule} {target.timezone}); edit the schedule on the target.",
         )
@@ -143,7 +144,34 @@ def sync_target(target) -> None:
 def remove_target(target) -> None:
     from django_celery_beat.models import PeriodicTask
 
-    PeriodicTask.objects.filter(name=PREFIX + target.name).delete()
+    PeriodicTask.objects.filter(name__in=[PREFIX + target.name, *_typed_names(target.name)]).delete()
+
+
+def _typed_names(target_name: str) -> list[str]:
+    return [f"{PREFIX}{target_name} {kind}" for kind in ("diff", "incr")]
+
+
+def sync_pgbackrest(stanza) -> None:
+    """A pgbackrest target's differential and incremental schedules: one beat entry each."""
+    from django_celery_beat.models import PeriodicTask
+
+    target = stanza.target
+    with transaction.atomic():
+        for kind, expression in (("diff", stanza.schedule_diff), ("incr", stanza.schedule_incr)):
+            name = f"{PREFIX}{target.name} {kind}"
+            if not expression:
+                PeriodicTask.objects.filter(name=name).delete()
+                continue
+            _upsert_task(
+                name,
+                TASK_BACKUP,
+                expression,
+                target.timezone or "UTC",
+                [target.name, kind],
+                target.enabled,
+                f"{kind} backup of {target.name} with pgBackRest ({expression} {target.timezone}); "
+                "edit it on the target's pgBackRest settings.",
+            )
 
 
 def ensure_system_schedules() -> None:

@@ -40,13 +40,17 @@ def run_backup(self, run_id: int) -> str:
 
 
 @shared_task
-def backup_target(target_name: str) -> int | None:
-    """Beat's entry point: queue and run a scheduled backup of one target."""
+def backup_target(target_name: str, backup_type: str = "") -> int | None:
+    """Beat's entry point: queue and run a scheduled backup of one target (pgbackrest: of that type)."""
     target = Target.objects.filter(name=target_name, enabled=True).first()
     if target is None:
         logger.warning("scheduled backup: target %s is missing or disabled", target_name)
         return None
     run = backup.start_backup(target, trigger=BackupRun.Trigger.SCHEDULE)
+    if backup_type and target.engine == "pgbackrest":
+        from .services import pgbackrest
+
+        pgbackrest.request_type(run, backup_type)
     run_backup.delay(run.pk)
     return run.pk
 

@@ -216,6 +216,17 @@ if BACKUP_COMPRESSION not in ("zstd", "gzip"):
 BACKUP_ZSTD_LEVEL = envint("BACKUP_ZSTD_LEVEL", 3, minimum=-7, maximum=19)
 # Where a run spools its encrypted stream before copying it to each location.
 BACKUP_SPOOL_DIR = Path(env("BACKUP_SPOOL_DIR", str(PORTAL_HOME / "spool")))
+# pgBackRest: one generated configuration file per target, readable by the cluster's OS user.
+PGBACKREST_CONFIG_DIR = Path(env("PGBACKREST_CONFIG_DIR", str(PORTAL_HOME / "pgbackrest")))
+PGBACKREST_BIN = env("PGBACKREST_BIN", "pgbackrest")
+PG_BINDIR = env("PG_BINDIR", "/usr/lib/postgresql/15/bin")
+PGBACKREST_PROCESS_MAX = envint("PGBACKREST_PROCESS_MAX", 2, minimum=1)
+# lz4 level 1 is pgBackRest's fastest compression (backups and restores that keep up with pg_dump);
+# zst makes smaller repositories for ~2-3x the CPU.
+PGBACKREST_COMPRESS_TYPE = env("PGBACKREST_COMPRESS_TYPE", "lz4")
+PGBACKREST_COMPRESS_LEVEL = envint("PGBACKREST_COMPRESS_LEVEL", 1, minimum=0)
+if PGBACKREST_COMPRESS_TYPE not in ("none", "gz", "bz2", "lz4", "zst"):
+    raise ImproperlyConfigured("PGBACKREST_COMPRESS_TYPE must be one of none, gz, bz2, lz4, zst")
 BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backups")))
 # Hard limit on one backup's source command (pg_dump etc.).
 BACKUP_TIMEOUT_SECONDS = envint("BACKUP_TIMEOUT_SECONDS", 6 * 3600, minimum=1)

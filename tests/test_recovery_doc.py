@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import time
 
+import psycopg
 import pytest
 
 from backups.services import backup
 from tests.conftest import ROOT, pg_url, s3_client, table_rows
 from tests.killpoints import backup_killed
+from tests.pg_cluster import make_pgbr_target, pg_cluster, posix_location  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +100,90 @@ def test_recovery_md_still_restores_after_a_backup_killed_mid_copy(
 
     assert killed.pk != good.pk
     assert_restored(result, good.artifacts.get(location=s3_location).key, new_db, source_db)
+
+
+PITR_STEP = re.compile(r"^```bash pitr=(\d+)\n(.*?)^```", re.S | re.M)
+
+
+def pitr_steps() -> list[str]:
+    text = (ROOT / "RECOVERY.md").read_text()
+    steps = sorted((int(n), body) for n, body in PITR_STEP.findall(text))
+    assert [n for n, _ in steps] == [1, 2, 3, 4, 5], "RECOVERY.md's pgBackRest section must number its steps 1-5"
+    return [body for _, body in steps]
+
+
+def test_recovery_md_restores_a_pgbackrest_cluster_to_a_moment_with_age_and_pgbackrest_alone(pg_cluster, age_key):  # noqa: F811
+    """The escrow path: the portal's database and configuration are gone; the age key opens the repository."""
+    from backups.engines import pgbackrest as pgbr
+    from backups.models import BackupRun, Target
+    from tests.conftest import free_port
+
+    cluster = pg_cluster("botflow-db")
+    location = posix_location(cluster)
+    target = make_pgbr_target(cluster, [location], name="botflow-db")
+    cluster.sql("CREATE TABLE messages (id bigserial PRIMARY KEY, body text NOT NULL)")
+    cluster.sql("INSERT INTO messages (body) SELECT 'message ' || g FROM generate_series(1, 1000) g")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    cluster.sql("SELECT pg_sleep(1.1)")  # pgBackRest keeps whole seconds: T after the backup's stop second
+    cluster.sql("INSERT INTO messages (body) SELECT 'later ' || g FROM generate_series(1, 234) g")
+    at_t = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    moment = cluster.sql("SELECT now()")[0][0]
+    cluster.sql("SELECT pg_sleep(1.1)")
+    cluster.sql("DELETE FROM messages WHERE id > 10")
+    # The archive must reach past T (the portal's restore makes sure of it): switch WAL and wait for it.
+    segment = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())", dbname="postgres")[0][0]
+    cluster.sql("SELECT pg_switch_wal()", dbname="postgres")
+    wait_until_archived(cluster, segment)
+    # The portal is gone: its catalogue rows and its generated configuration.
+    pgbr.config_path("botflow-db").unlink()
+    BackupRun.objects.filter(target=target).delete()
+    Target.objects.filter(pk=target.pk).delete()
+
+    work = cluster.folder("by-hand")
+    identity = work / "identity.txt"
+    identity.write_bytes(age_key.identity_file.read_bytes())
+    identity.chmod(0o600)
+    shutil.chown(identity, "postgres", "postgres")
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(work),
+        "IDENTITY": str(identity),
+        "REPO": location.url[len("file://") :] + "/pgbackrest",
+        "STANZA": "botflow-db",
+        "T": moment.isoformat(sep=" "),
+        "NEW_DATA": str(work / "restored"),
+        "PORT": str(port),
+        "PGBIN": "/usr/lib/postgresql/15/bin",
+        "DB": "app",
+    }
+    script = "set -euo pipefail\n" + "\n".join(pitr_steps())
+
+    result = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()], "bash", "-c", script],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    log = work / "restored.log"
+    assert result.returncode == 0, (
+        result.stdout[-2000:] + result.stderr[-2000:] + (log.read_text() if log.exists() else "")
+    )
+    assert "public.messages|1234" in result.stdout.splitlines()
+    with psycopg.connect(host=str(work), port=port, user="postgres", dbname="app") as conn:
+        assert conn.execute("SELECT id, body FROM messages ORDER BY id").fetchall() == at_t
+        assert conn.execute("SHOW archive_mode").fetchone() == ("off",)
+    assert "django" not in script.lower() and "manage.py" not in script
+
+
+def wait_until_archived(cluster, segment: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        archived = cluster.sql("SELECT last_archived_wal FROM pg_stat_archiver", dbname="postgres")[0][0]
+        if archived and archived >= segment:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"WAL segment {segment} was not archived within {timeout} s")

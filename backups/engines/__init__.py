@@ -7,12 +7,14 @@ from . import restorers  # noqa: F401
 from .base import Dump, SourceError, redact, resolve_source
 from .envfile import EnvEngine
 from .files import FilesEngine
+from .pgbackrest import PgBackRestEngine
 from .portal import PortalEngine
 from .postgresql import PostgreSQLEngine
 from .sqlite import SQLiteEngine
 
 ENGINES = {
-    engine.name: engine for engine in (PostgreSQLEngine(), SQLiteEngine(), PortalEngine(), FilesEngine(), EnvEngine())
+    engine.name: engine
+    for engine in (PostgreSQLEngine(), SQLiteEngine(), PortalEngine(), FilesEngine(), EnvEngine(), PgBackRestEngine())
 }
 
 

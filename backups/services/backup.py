@@ -21,7 +21,7 @@ from ..leases import LeaseLost, proof_of_death
 from ..locations import LocationBackend, LocationError, StorageStalled, StoredObject
 from ..models import Artifact, BackupRun, Target
 from ..pipeline import COMPRESSION_SUFFIX, PipelineError, encrypt_stream
-from . import manifest, phases
+from . import manifest, pgbackrest, phases
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +126,11 @@ def refuse(run: BackupRun, reason: str) -> BackupRun:
 
 def _perform(run: BackupRun) -> None:
     target = run.target
-    recipients = load_recipients()
     engine = get_engine(target.engine)
+    if getattr(engine, "runs_own_backup", False):
+        pgbackrest.perform_backup(run)
+        return
+    recipients = load_recipients()
     locations = list(target.locations.filter(enabled=True).order_by("name"))
     if not locations:
         raise LocationError(f"target {target.name} has no enabled location to write to")

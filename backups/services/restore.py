@@ -208,6 +208,11 @@ def destination_for(ref: ArtifactRef, to: str | None) -> str:
 def propose(
     source: str, *, to: str | None = None, location: str | None = None, rollback_hint: str | None = None
 ) -> Proposal:
+    if source.isdigit() and Target.objects.filter(runs__pk=int(source), engine="pgbackrest").exists():
+        raise RestoreFailed(
+            f"run #{source} is a pgBackRest backup: restore its target to a moment with "
+            "manage.py restore TARGET --time T --to NEW_DATA_DIR (or --latest)"
+        )
     ref = artifacts.resolve(source, location)
     destination = destination_for(ref, to)
     target = Target.objects.filter(name=ref.target_name).first() if ref.target_name else None

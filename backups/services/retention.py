@@ -81,6 +81,8 @@ def plan(as_of: datetime | None = None) -> list[Decision]:
         cutoff = as_of - timedelta(days=location.retention_days) if location.retention_days is not None else None
         copies = (
             Artifact.objects.filter(location=location, status=Artifact.Status.STORED)
+            # pgBackRest expires its own backups (the location's retention is in its configuration).
+            .exclude(run__engine="pgbackrest")
             .select_related("run__target")
             .order_by("run__target_id", "-created_at")
         )

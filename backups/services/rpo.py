@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..models import BackupRun, Objective, ObjectiveChange, Ping, Verification
 from ..signals import objective_changed
+from . import pgbackrest
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def exposure_of(objective: Objective, now: datetime) -> Exposure:
     if not targets:
         return Exposure(None, None)
     points = verified_recovery_points([t.pk for t in targets])
+    # pgBackRest targets are as fresh as their newest WAL archived to every location, not their last backup.
+    points.update(pgbackrest.exposure_points(targets, now))
     names = {t.pk: t.name for t in targets}
     if any(point is None for point in points.values()):
         missing = next(names[pk] for pk, point in points.items() if point is None)

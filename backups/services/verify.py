@@ -12,7 +12,7 @@ from ..engines import SourceError, resolve_source
 from ..engines.portal import portal_source
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, Verification
-from . import artifacts, manifest
+from . import artifacts, manifest, pgbackrest
 from .artifacts import ArtifactRefused
 from .restore import RestoreFailed, restore_test
 
@@ -81,6 +81,8 @@ def restore_test_destination(run: BackupRun) -> str:
 
 def verify(verification: Verification, *, identities=None) -> Verification:
     """Run a queued verification; the outcome is stored on the row."""
+    if verification.run.engine == "pgbackrest":
+        return pgbackrest.verify(verification)
     if not verification.start():
         verification.refresh_from_db()
         return verification

@@ -26,15 +26,27 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", dest="as_json", help="Print the finished run as one JSON object."
         )
+        parser.add_argument(
+            "--type",
+            choices=["full", "diff", "incr"],
+            dest="backup_type",
+            help="pgbackrest targets only: the backup type (default: what the schedule would take next).",
+        )
 
-    def handle(self, target, queue, timeout, as_json, verify, **options):
+    def handle(self, target, queue, timeout, as_json, verify, backup_type=None, **options):
         try:
             target_obj = Target.objects.get(name=target)
         except Target.DoesNotExist:
             names = ", ".join(Target.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"no target named {target!r} (targets: {names})") from None
+        if backup_type and target_obj.engine != "pgbackrest":
+            raise CommandError(f"--type applies to pgbackrest targets; {target} uses the {target_obj.engine} engine")
         person = command_line_user()
         run = backup.start_backup(target_obj, trigger=BackupRun.Trigger.COMMAND, command_user=person)
+        if backup_type:
+            from backups.services import pgbackrest
+
+            pgbackrest.request_type(run, backup_type)
         if queue:
             from backups.tasks import run_backup
 

@@ -19,6 +19,26 @@ class Command(BaseCommand):
         parser.add_argument("location", help="Location name (from the plan or the admin).")
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print the report as JSON.")
 
+    def _pgbackrest(self, loc, *, quiet: bool = False) -> list[str]:
+        """pgBackRest repositories are catalogued from `pgbackrest info`: each pgbackrest target using the location."""
+        from backups.engines import SourceError
+        from backups.services import pgbackrest
+
+        problems = []
+        for target in loc.targets.filter(engine="pgbackrest", pgbackrest__isnull=False).order_by("name"):
+            try:
+                report = pgbackrest.import_info(target)
+            except SourceError as exc:
+                problems.append(f"target {target.name} (pgBackRest): {exc}")
+                continue
+            if not quiet:
+                self.stdout.write(
+                    f"target {target.name} (pgBackRest, all its repositories): {report.runs_added} backup(s) added, "
+                    f"{report.already_known} already known, {report.expired} copy(ies) expired by pgBackRest"
+                )
+            problems += [f"target {target.name}: {p}" for p in report.problems]
+        return problems
+
     def handle(self, location, as_json, **options):
         loc = Location.objects.filter(name=location).first()
         if loc is None:
@@ -41,5 +61,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"skipped {skipped.key}: {skipped.reason}")
             for problem in report.problems:
                 self.stderr.write(f"problem: {problem}")
-        if report.problems or report.unusable_manifests:
+        pgbackrest_problems = self._pgbackrest(loc, quiet=as_json)
+        for problem in pgbackrest_problems:
+            self.stderr.write(f"problem: {problem}")
+        if report.problems or report.unusable_manifests or pgbackrest_problems:
             raise SystemExit(1)

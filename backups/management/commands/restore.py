@@ -24,8 +24,21 @@ class Command(BaseCommand):
         parser.add_argument("--location", help="Which location's copy to use (with a run id).")
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
         parser.add_argument("--json", action="store_true", dest="as_json")
+        # pgbackrest targets: restore to a moment (SOURCE is then the target's name).
+        parser.add_argument(
+            "--time", dest="moment", help="pgbackrest: restore to this moment, e.g. 2026-12-01T14:03:06Z."
+        )
+        parser.add_argument("--lsn", help="pgbackrest: restore to this LSN, e.g. 0/3000060.")
+        parser.add_argument("--latest", action="store_true", help="pgbackrest: restore to the end of the archived WAL.")
+        parser.add_argument("--port", type=int, help="pgbackrest: port of the restored cluster (default: a free one).")
+        parser.add_argument(
+            "--keep-running", action="store_true", help="pgbackrest: leave the restored cluster up to switch over."
+        )
 
-    def handle(self, source, to, location, yes, as_json, **options):
+    def handle(self, source, to, location, yes, as_json, moment=None, lsn=None, latest=False, **options):
+        if moment or lsn or latest:
+            self._pitr(source, to, moment, lsn, latest, options.get("port"), options.get("keep_running"), yes, as_json)
+            return
         try:
             proposal = restores.propose(source, to=to, location=location)
         except (ArtifactRefused, restores.RestoreFailed, SourceError, LocationError) as exc:
@@ -46,6 +59,37 @@ class Command(BaseCommand):
             rollback_name=proposal.plan.rollback_name or "",  # what was shown before "Proceed?"
         )
         record = restores.execute(record, to=to)
+        self._report(record, as_json)
+        if record.status != Restore.Status.SUCCEEDED:
+            raise SystemExit(1)
+
+    def _pitr(self, target, to, moment, lsn, latest, port, keep_running, yes, as_json):
+        from backups.services import pgbackrest
+
+        try:
+            plan = pgbackrest.propose_pitr(
+                target, moment=moment, lsn=lsn, latest=latest, to=to, port=port, keep_running=bool(keep_running)
+            )
+        except (pgbackrest.PitrRefused, SourceError, LocationError) as exc:
+            self._finish_refused(target, str(exc), as_json)
+            return
+        out = self.stderr if as_json else self.stdout
+        for line in plan.lines():
+            out.write(line)
+        if not yes and not self._confirm():
+            raise CommandError("not confirmed; nothing was changed (pass --yes to skip this question)")
+        record = Restore.objects.create(
+            source=f"{target} {plan.kind} {plan.value}".strip(),
+            destination=str(plan.to),
+            destination_display=str(plan.to),
+            scratch_name=str(plan.to),
+            trigger=BackupRun.Trigger.COMMAND,
+            command_user=command_line_user(),
+            run=plan.run,
+            format="pgbackrest",
+            rollback_name=str(plan.rollback or ""),
+        )
+        record = pgbackrest.execute_pitr(record, plan)
         self._report(record, as_json)
         if record.status != Restore.Status.SUCCEEDED:
             raise SystemExit(1)
@@ -76,5 +120,7 @@ class Command(BaseCommand):
             self.stdout.write(f"restore #{record.pk} succeeded in {record.duration.total_seconds():.1f} s")
         else:
             self.stderr.write(f"restore #{record.pk} failed: {record.error}")
-            if record.swapped_at is None:
+            if record.format == "pgbackrest" and record.rollback_name:
+                self.stderr.write(f"the previous data directory is kept as {record.rollback_name}; see the log")
+            elif record.swapped_at is None:
                 self.stderr.write("the live data was not changed")

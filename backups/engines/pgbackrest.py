@@ -1,0 +1,377 @@
+"""pgBackRest: the portal drives it; it never ships WAL or copies data files itself.
+
+This module knows pgBackRest and PostgreSQL's command-line tools: it renders a stanza's
+configuration (one file per target), runs pgBackRest and ``pg_ctl`` as the cluster's OS
+user with a timeout, and reads ``pgbackrest info --output=json``. The workflows (backup,
+restore to a moment, verify, RPO) live in ``backups.services.pgbackrest``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from .base import Dump, SourceError, scrub
+
+ENGINE_NAME = "pgbackrest"
+# pgBackRest keeps its repository inside this folder of a location, so a location shared with
+# the portal's own age artifacts never mixes the two (and a target named "archive" is harmless).
+REPO_FOLDER = "pgbackrest"
+DEFAULT_TIMEOUT = 6 * 3600
+WAL_SEGMENT_RE = re.compile(r"^[0-9A-F]{24}$")
+
+
+class PgBackRestError(SourceError):
+    """pgBackRest (or pg_ctl) failed: its own words, verbatim, and its exit code."""
+
+    def __init__(self, what: str, code: int | None, output: str) -> None:
+        self.what, self.code, self.output = what, code, output
+        status = "did not finish in time and was stopped" if code is None else f"failed with exit code {code}"
+        super().__init__(f"{what} {status}: {output}" if output else f"{what} {status}")
+
+
+class PgBackRestEngine:
+    """A self-hosted PostgreSQL cluster backed up by pgBackRest (full, diff, incr + WAL archive)."""
+
+    name = ENGINE_NAME
+    label = "PostgreSQL cluster through pgBackRest (point-in-time recovery; set its pgBackRest settings)"
+    # The backup service hands the whole run to backups.services.pgbackrest instead of streaming a dump.
+    runs_own_backup = True
+
+    def dump(self, source: str) -> Dump:
+        raise SourceError("a pgbackrest target is backed up by pgBackRest, not by a streamed dump")
+
+
+# --- who runs it -------------------------------------------------------------------------
+
+
+def as_user(argv: list[str], os_user: str) -> list[str]:
+    """Run ``argv`` as ``os_user``: directly if this process already is that user, else through runuser."""
+    try:
+        wanted = pwd.getpwnam(os_user).pw_uid
+    except KeyError:
+        raise SourceError(f"OS user {os_user!r} does not exist on this worker") from None
+    if os.geteuid() == wanted:
+        return argv
+    if os.geteuid() != 0:
+        raise SourceError(
+            f"this worker runs as {pwd.getpwuid(os.geteuid()).pw_name}, not as the cluster's OS user {os_user}: "
+            "run the target's queue on a worker started as that user"
+        )
+    return ["runuser", "-u", os_user, "--", *argv]
+
+
+def chown_to(path: Path, os_user: str) -> None:
+    """Give a file or folder the portal made to the cluster's OS user (only possible, and needed, as root)."""
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(os_user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def pg_tool(name: str) -> str:
+    path = Path(settings.PG_BINDIR) / name
+    return str(path) if path.exists() else name
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Repo:
+    """One location seen as a pgBackRest repository."""
+
+    index: int
+    location: object  # backups.models.Location
+    kind: str  # posix or s3
+    path: str  # repo-path: a folder, or the key prefix inside the bucket
+
+    @property
+    def label(self) -> str:
+        return f"repo{self.index} ({self.location.name})"
+
+
+def repos_for(locations) -> list[Repo]:
+    repos = []
+    for index, location in enumerate(locations, 1):
+        parts = urlsplit(location.url)
+        if parts.scheme == "file":
+            repos.append(Repo(index, location, "posix", f"{parts.path.rstrip('/')}/{REPO_FOLDER}"))
+        elif parts.scheme == "s3":
+            prefix = parts.path.strip("/")
+            repos.append(Repo(index, location, "s3", f"/{prefix}/{REPO_FOLDER}" if prefix else f"/{REPO_FOLDER}"))
+        else:
+            raise SourceError(f"location {location.name}: pgBackRest cannot use {parts.scheme}:// locations")
+    if not repos:
+        raise SourceError("a pgbackrest target needs at least one enabled location")
+    if len(repos) > 4:
+        raise SourceError("pgBackRest supports at most 4 repositories; this target has more enabled locations")
+    return repos
+
+
+def _s3_options(n: int, location, verify_tls: bool) -> list[str]:
+    parts = urlsplit(location.url)
+    lines = [f"repo{n}-type=s3", f"repo{n}-s3-bucket={parts.netloc}"]
+    region = location.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    if location.endpoint_url:
+        endpoint = urlsplit(location.endpoint_url)
+        if endpoint.scheme != "https":
+            raise SourceError(
+                f"location {location.name}: pgBackRest speaks S3 over TLS only; "
+                f"its endpoint must be https:// (it is {endpoint.scheme}://)"
+            )
+        lines += [f"repo{n}-s3-endpoint={endpoint.hostname}", f"repo{n}-s3-uri-style=path"]
+        if endpoint.port:
+            lines.append(f"repo{n}-storage-port={endpoint.port}")
+    else:
+        lines.append(f"repo{n}-s3-endpoint=s3.{region}.amazonaws.com")
+    lines.append(f"repo{n}-s3-region={region}")
+    key = location.access_key_id or os.environ.get("AWS_ACCESS_KEY_ID", "")
+    secret = location.secret_access_key or os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+    if key and secret:
+        lines += [f"repo{n}-s3-key={key}", f"repo{n}-s3-key-secret={secret}"]
+    else:
+        lines.append(f"repo{n}-s3-key-type=auto")  # the instance's role
+    if not verify_tls:
+        lines.append(f"repo{n}-storage-verify-tls=n")
+    return lines
+
+
+def retention_options(n: int, location) -> list[str]:
+    """The location's retention in pgBackRest's terms; WAL is kept for the backups that are kept."""
+    if location.retention_days:
+        # pgBackRest counts one retention per repository: by age (days) wins over a count.
+        return [f"repo{n}-retention-full-type=time", f"repo{n}-retention-full={location.retention_days}"]
+    if location.keep_last:
+        return [f"repo{n}-retention-full-type=count", f"repo{n}-retention-full={location.keep_last}"]
+    return []
+
+
+def config_path(target_name: str) -> Path:
+    return Path(settings.PGBACKREST_CONFIG_DIR) / f"{target_name}.conf"
+
+
+def work_dir(target_name: str) -> Path:
+    """Logs, locks and spool of one stanza, beside its configuration."""
+    return Path(settings.PGBACKREST_CONFIG_DIR) / target_name
+
+
+def render_config(stanza, repos: list[Repo]) -> str:
+    """The whole configuration file of one target's stanza (it holds secrets: written 0600)."""
+    name = stanza.target.name
+    work = work_dir(name)
+    lines = [
+        f"# Generated by DR Portal for target {name}: do not edit; change the target and run pgbackrest-setup.",
+        "[global]",
+        f"log-path={work}/log",
+        f"lock-path={work}/lock",
+        f"spool-path={work}/spool",
+        # stdout stays clean for --output=json; warnings and errors go to stderr (and PostgreSQL's log).
+        "log-level-console=off",
+        "log-level-stderr=warn",
+        "log-level-file=info",
+        f"compress-type={settings.PGBACKREST_COMPRESS_TYPE}",
+        f"compress-level={settings.PGBACKREST_COMPRESS_LEVEL}",
+        f"process-max={settings.PGBACKREST_PROCESS_MAX}",
+        "start-fast=y",
+    ]
+    for repo in repos:
+        n = repo.index
+        lines.append(f"repo{n}-path={repo.path}")
+        if repo.kind == "s3":
+            lines += _s3_options(n, repo.location, stanza.verify_tls)
+        lines += [f"repo{n}-cipher-type=aes-256-cbc", f"repo{n}-cipher-pass={stanza.cipher_pass}"]
+        lines += retention_options(n, repo.location)
+    lines += ["", f"[{name}]", f"pg1-path={stanza.pg_path}", f"pg1-port={stanza.pg_port}"]
+    # pgBackRest reads the data directory, so the cluster is on this worker's host and is reached through
+    # its socket; pg_host only serves the portal's own SQL checks (pg1-host would mean a remote pgBackRest).
+    if stanza.pg_socket:
+        lines.append(f"pg1-socket-path={stanza.pg_socket}")
+    lines.append(f"pg1-user={stanza.os_user}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(stanza, repos: list[Repo]) -> Path:
+    """Write the stanza's configuration where the cluster's OS user (and only it) can read it."""
+    base = Path(settings.PGBACKREST_CONFIG_DIR)
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)  # the OS user must reach its own file; the file itself is 0600
+    work = work_dir(stanza.target.name)
+    for sub in ("", "log", "lock", "spool"):
+        folder = work / sub if sub else work
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o700)
+        chown_to(folder, stanza.os_user)
+    path = config_path(stanza.target.name)
+    tmp = path.with_suffix(".conf.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(render_config(stanza, repos))
+    chown_to(tmp, stanza.os_user)
+    tmp.replace(path)
+    for repo in repos:
+        if repo.kind == "posix":
+            folder = Path(repo.path)
+            if not folder.exists():
+                folder.mkdir(parents=True, mode=0o750)
+                chown_to(folder, stanza.os_user)
+    return path
+
+
+def archive_command(target_name: str) -> str:
+    return (
+        f"{shlex.quote(settings.PGBACKREST_BIN)} --config={shlex.quote(str(config_path(target_name)))} "
+        f"--stanza={target_name} archive-push %p"
+    )
+
+
+def restore_command(target_name: str) -> str:
+    return (
+        f"{shlex.quote(settings.PGBACKREST_BIN)} --config={shlex.quote(str(config_path(target_name)))} "
+        f'--stanza={target_name} archive-get %f "%p"'
+    )
+
+
+def setup_lines(target_name: str, archive_timeout: int = 60) -> list[str]:
+    """The lines the DBA appends to postgresql.conf (a restart is needed for archive_mode and wal_level)."""
+    command = archive_command(target_name).replace("'", "''")
+    return [
+        f"# DR Portal: WAL archiving of target {target_name} through pgBackRest",
+        "archive_mode = on",
+        "wal_level = replica",
+        f"archive_timeout = {archive_timeout}",
+        f"archive_command = '{command}'",
+    ]
+
+
+# --- running it ---------------------------------------------------------------------------
+
+
+def run(stanza, command: str, *args: str, timeout: float = DEFAULT_TIMEOUT, what: str = "") -> str:
+    """Run ``pgbackrest COMMAND ARGS`` for the stanza as its OS user; returns stdout.
+
+    Raises PgBackRestError with pgBackRest's own message and exit code. Secrets never
+    reach the command line: they are in the 0600 configuration file.
+    """
+    name = stanza.target.name
+    options = [a for a in args if a.startswith("--")]
+    parameters = [a for a in args if not a.startswith("--")]  # e.g. repo-ls PATH: after the command
+    argv = [
+        settings.PGBACKREST_BIN,
+        f"--config={config_path(name)}",
+        f"--stanza={name}",
+        *options,
+        command,
+        *parameters,
+    ]
+    return _run(argv, stanza, timeout=timeout, what=what or f"pgbackrest {command}")
+
+
+def _run(argv: list[str], stanza, *, timeout: float, what: str) -> str:
+    secrets = [stanza.cipher_pass]
+    for location in stanza.target.locations.all():
+        secrets += [location.secret_access_key, location.access_key_id]
+    try:
+        result = subprocess.run(
+            as_user(argv, stanza.os_user),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd="/",
+            env={**os.environ, "LC_ALL": "C.UTF-8"},
+        )
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        raise PgBackRestError(what, None, scrub(output.strip(), secrets)) from None
+    except FileNotFoundError:
+        raise SourceError(f"{argv[0]} is not installed on this worker") from None
+    if result.returncode != 0:
+        output = "\n".join(part.strip() for part in (result.stderr, result.stdout) if part.strip())
+        raise PgBackRestError(what, result.returncode, scrub(output, secrets))
+    return result.stdout
+
+
+def info(stanza, *, timeout: float = 300) -> dict:
+    """The stanza's entry of ``pgbackrest info --output=json``."""
+    text = run(stanza, "info", "--output=json", timeout=timeout)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise SourceError(f"pgbackrest info printed something that is not JSON: {text[:200]}") from None
+    for entry in data:
+        if entry.get("name") == stanza.target.name:
+            return entry
+    raise SourceError(f"pgbackrest info knows no stanza {stanza.target.name}")
+
+
+def stamp(seconds: int | None) -> datetime | None:
+    return datetime.fromtimestamp(seconds, UTC) if seconds else None
+
+
+def newest_segment_time(stanza, repo_index: int, segment: str, *, timeout: float = 120) -> datetime | None:
+    """When WAL segment ``segment`` landed in repository ``repo_index`` (the file's time in the repo)."""
+    db_id = None
+    listing = run(stanza, "repo-ls", f"--repo={repo_index}", f"archive/{stanza.target.name}", "--output=json")
+    for name in json.loads(listing):
+        if re.match(r"^\d+-\d+$", name) and (db_id is None or int(name.split("-")[1]) > int(db_id.split("-")[1])):
+            db_id = name
+    if db_id is None:
+        return None
+    folder = f"archive/{stanza.target.name}/{db_id}/{segment[:16]}"
+    listing = json.loads(run(stanza, "repo-ls", f"--repo={repo_index}", folder, "--output=json", timeout=timeout))
+    times = [entry.get("time") for name, entry in listing.items() if name.startswith(segment)]
+    times = [t for t in times if t]
+    return stamp(max(times)) if times else None
+
+
+def segment_end_lsn(segment: str, segment_size: int = 16 * 1024 * 1024) -> int:
+    """The LSN (as an integer) just past the end of WAL segment ``segment`` (TTTTTTTTXXXXXXXXYYYYYYYY)."""
+    log, seg = int(segment[8:16], 16), int(segment[16:24], 16)
+    per_log = 0x100000000 // segment_size
+    return (log * per_log + seg + 1) * segment_size
+
+
+def lsn_to_int(lsn: str) -> int:
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+# --- PostgreSQL's own tools, as the OS user -----------------------------------------------
+
+
+def pg_ctl(os_user: str, *args: str, timeout: float = 600) -> str:
+    argv = [pg_tool("pg_ctl"), *args]
+    try:
+        result = subprocess.run(
+            as_user(argv, os_user), capture_output=True, text=True, timeout=timeout, cwd="/", stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise PgBackRestError(f"pg_ctl {args[0]}", None, "") from None
+    if result.returncode != 0:
+        raise PgBackRestError(f"pg_ctl {args[0]}", result.returncode, (result.stderr + result.stdout).strip())
+    return result.stdout
+
+
+def is_running(data_dir: Path) -> bool:
+    """A postmaster owns this data directory (its pid file names a live process)."""
+    pid_file = Path(data_dir) / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

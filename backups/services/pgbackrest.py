@@ -1,0 +1,946 @@
+"""pgBackRest workflows: set up a stanza, back up, import the catalogue, restore to a moment, verify, RPO.
+
+The portal drives pgBackRest (Debian package ``pgbackrest``) and never ships WAL itself.
+Two rules the best PostgreSQL teams never forget are enforced here: a restored or test
+copy never archives into the production repository (it is restored with
+``--archive-mode=off`` and started with ``archive_mode=off``), and a restore to time T
+first makes sure WAL archived past T exists (switching WAL and waiting if needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from django.db import connection as django_connection
+from django.db import transaction
+from django.utils import timezone
+
+from ..engines import pgbackrest as pgbr
+from ..engines.base import SourceError
+from ..keys import KeyProblem, load_recipients
+from ..locations import LocationError
+from ..models import Artifact, BackupRun, PgBackRestBackup, PgBackRestStanza, Restore, Target, Verification
+
+logger = logging.getLogger(__name__)
+
+ESCROW_SUFFIX = ".cipher-pass.age"
+TYPE_ORDER = ("full", "diff", "incr")
+HEARTBEAT_SECONDS = 10
+
+
+class PitrRefused(Exception):
+    """A restore to a moment that will not be attempted, with the reason for people."""
+
+
+# --- the stanza -----------------------------------------------------------------------------
+
+
+def stanza_of(target: Target) -> PgBackRestStanza:
+    try:
+        return PgBackRestStanza.objects.select_related("target").get(target=target)
+    except PgBackRestStanza.DoesNotExist:
+        raise SourceError(
+            f"target {target.name} has no pgBackRest settings (data directory, port, OS user): add them first"
+        ) from None
+
+
+def repos_of(target: Target) -> list[pgbr.Repo]:
+    return pgbr.repos_for(list(target.locations.filter(enabled=True).order_by("name")))
+
+
+def escrow_key(target_name: str) -> str:
+    return f"{pgbr.REPO_FOLDER}/{target_name}{ESCROW_SUFFIX}"
+
+
+def write_escrow(stanza: PgBackRestStanza, repos: list[pgbr.Repo]) -> list[str]:
+    """Beside each repository: the passphrase encrypted with age to BACKUP_AGE_RECIPIENTS.
+
+    Whoever holds the offline escrow key opens the repository with `age -d` and pgbackrest alone.
+    """
+    import pyrage
+
+    recipients = load_recipients()
+    sealed = pyrage.encrypt(stanza.cipher_pass.encode(), list(recipients.keys))
+    written = []
+    for repo in repos:
+        key = escrow_key(stanza.target.name)
+        repo.location.backend().put_bytes(key, sealed)
+        written.append(f"{repo.location.name}:{key}")
+    return written
+
+
+def setup(target: Target) -> list[str]:
+    """Write the configuration, create the stanza, check archiving end to end, escrow the passphrase."""
+    stanza = stanza_of(target)
+    repos = repos_of(target)
+    path = pgbr.write_config(stanza, repos)
+    notes = [f"wrote {path}"]
+    try:
+        pgbr.run(stanza, "stanza-create", timeout=600)
+        notes.append("stanza-create: ok")
+        notes += [f"passphrase escrowed with age at {where}" for where in write_escrow(stanza, repos)]
+        pgbr.run(stanza, "check", timeout=600)
+        notes.append("check: ok (a WAL segment was archived to every repository)")
+    except (SourceError, LocationError, KeyProblem) as exc:
+        PgBackRestStanza.objects.filter(pk=stanza.pk).update(last_error=str(exc)[:10000])
+        raise
+    PgBackRestStanza.objects.filter(pk=stanza.pk).update(checked_at=timezone.now(), last_error="")
+    return notes
+
+
+def connect(stanza: PgBackRestStanza, dbname: str = "postgres", *, port: int | None = None) -> psycopg.Connection:
+    host = stanza.pg_socket or stanza.pg_host or "/var/run/postgresql"
+    return psycopg.connect(
+        host=host,
+        port=port or stanza.pg_port,
+        user=stanza.os_user,
+        dbname=dbname,
+        connect_timeout=10,
+        autocommit=True,
+        application_name="drportal",
+    )
+
+
+# --- which type the schedule takes next -------------------------------------------------
+
+
+def next_type(stanza: PgBackRestStanza, now: datetime | None = None) -> str:
+    """The type of the soonest scheduled backup (full wins a tie); full when nothing is scheduled."""
+    from celery.schedules import crontab
+
+    from ..schedules import cron_fields
+
+    now = now or timezone.now()
+    best = None
+    for kind, expression in zip(
+        TYPE_ORDER, (stanza.target.schedule, stanza.schedule_diff, stanza.schedule_incr), strict=True
+    ):
+        if not expression:
+            continue
+        wait = crontab(**cron_fields(expression)).remaining_estimate(now)
+        if best is None or wait < best[0]:
+            best = (wait, kind)
+    return best[1] if best else "full"
+
+
+def request_type(run: BackupRun, kind: str) -> None:
+    if kind not in TYPE_ORDER:
+        raise SourceError(f"backup type must be full, diff or incr, not {kind!r}")
+    PgBackRestBackup.objects.update_or_create(run=run, defaults={"requested_type": kind})
+
+
+# --- backing up -----------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """Keeps the run's heartbeat fresh while pgBackRest works, so the reaper never takes it for dead."""
+
+    def __init__(self, run: BackupRun) -> None:
+        self.run, self.run_pk = run, run.pk
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self.stop.wait(HEARTBEAT_SECONDS):
+                # Progress pushes the lease forward too, so the reaper leaves a long pgBackRest backup alone.
+                BackupRun.objects.filter(pk=self.run_pk, status=BackupRun.Status.RUNNING).update(
+                    **self.run._renewal(self.run.phase)
+                )
+        finally:
+            django_connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def perform_backup(run: BackupRun) -> None:
+    """One pgBackRest backup into every repository; the run then holds what `pgbackrest info` says."""
+    target = run.target
+    stanza = stanza_of(target)
+    repos = repos_of(target)
+    if stanza.checked_at is None:
+        setup(target)
+    else:
+        pgbr.write_config(stanza, repos)
+    detail, _ = PgBackRestBackup.objects.get_or_create(run=run)
+    kind = detail.requested_type or next_type(stanza)
+    # The labels already catalogued (not a `pgbackrest info` call: a backup is timed against pg_dump).
+    before: dict[int, set[str]] = {
+        repo.index: set(
+            Artifact.objects.filter(location=repo.location, run__target=target).values_list("key", flat=True)
+        )
+        for repo in repos
+    }
+    errors = []
+    with _Heartbeat(run):
+        for repo in repos:
+            try:
+                pgbr.run(
+                    stanza,
+                    "backup",
+                    f"--repo={repo.index}",
+                    f"--type={kind}",
+                    what=f"pgbackrest backup to {repo.label}",
+                )
+            except SourceError as exc:
+                errors.append(str(exc))
+    data = pgbr.info(stanza)
+    new: dict[int, list[dict]] = {}
+    for backup in data.get("backup", []):
+        index = backup["database"]["repo-key"]
+        # New to the catalogue and started by this run (not an older backup made outside the portal).
+        started = pgbr.stamp(backup["timestamp"]["start"])
+        if backup["label"] not in before.get(index, set()) and started >= run.started_at.replace(microsecond=0):
+            new.setdefault(index, []).append(backup)
+    first = None
+    for repo in repos:
+        made = new.get(repo.index) or []
+        if not made:
+            if not any(repo.label in e for e in errors):
+                errors.append(f"{repo.label}: pgbackrest reported success but info lists no new backup")
+            continue
+        backup = made[-1]
+        _record_copy(stanza, run, repo, backup)
+        first = first or backup
+    run.engine, run.format = pgbr.ENGINE_NAME, "pgbackrest"
+    if first is not None:
+        _fill(run, detail, first, kind)
+        run.sha256 = run.artifacts.order_by("location__name").first().sha256
+    run.finished_at = timezone.now()
+    run.save(update_fields=["engine", "format", "bytes_in", "bytes_out", "sha256", "finished_at"])
+    if errors or first is None:
+        run.fail("; ".join(errors) or "no backup was made", finished_at=run.finished_at)
+    else:
+        run.succeed(finished_at=run.finished_at)
+    _mark_expired(target, data, repos)
+
+
+def _labels_by_repo(data: dict) -> dict[int, set[str]]:
+    labels: dict[int, set[str]] = {}
+    for backup in data.get("backup", []):
+        labels.setdefault(backup["database"]["repo-key"], set()).add(backup["label"])
+    return labels
+
+
+def manifest_sha256(stanza: PgBackRestStanza, repo_index: int, label: str) -> str:
+    """sha256 of the backup's manifest as pgBackRest wrote it (it lists every file with its own checksum)."""
+    name = stanza.target.name
+    argv = [
+        pgbr.settings.PGBACKREST_BIN,
+        f"--config={pgbr.config_path(name)}",
+        f"--stanza={name}",
+        f"--repo={repo_index}",
+        "repo-get",
+        f"backup/{name}/{label}/backup.manifest",
+    ]
+    import subprocess
+
+    result = subprocess.run(pgbr.as_user(argv, stanza.os_user), capture_output=True, timeout=600, cwd="/")
+    if result.returncode != 0:
+        raise pgbr.PgBackRestError("pgbackrest repo-get backup.manifest", result.returncode, result.stderr.decode())
+    return hashlib.sha256(result.stdout).hexdigest()
+
+
+def _repo_url(repo: pgbr.Repo, stanza_name: str, label: str) -> str:
+    return f"{repo.location.url.rstrip('/')}/{pgbr.REPO_FOLDER}/backup/{stanza_name}/{label}"
+
+
+def _record_copy(stanza: PgBackRestStanza, run: BackupRun, repo: pgbr.Repo, backup: dict) -> Artifact:
+    return Artifact.objects.create(
+        run=run,
+        location=repo.location,
+        key=backup["label"],
+        url=_repo_url(repo, stanza.target.name, backup["label"]),
+        size=backup["info"]["repository"]["delta"],
+        sha256=manifest_sha256(stanza, repo.index, backup["label"]),
+    )
+
+
+def _fill(run: BackupRun, detail: PgBackRestBackup, backup: dict, requested: str) -> None:
+    detail.requested_type = detail.requested_type or requested
+    detail.type = backup["type"]
+    detail.label = backup["label"]
+    detail.prior = backup.get("prior") or ""
+    detail.started_at = pgbr.stamp(backup["timestamp"]["start"])
+    detail.stopped_at = pgbr.stamp(backup["timestamp"]["stop"])
+    lsn = backup.get("lsn") or {}
+    detail.lsn_start, detail.lsn_stop = lsn.get("start", ""), lsn.get("stop", "")
+    archive = backup.get("archive") or {}
+    detail.wal_start, detail.wal_stop = archive.get("start") or "", archive.get("stop") or ""
+    detail.database_size = backup["info"]["size"]
+    detail.repository_size = backup["info"]["repository"]["size"]
+    detail.save()
+    run.bytes_in = backup["info"]["delta"]
+    run.bytes_out = backup["info"]["repository"]["delta"]
+
+
+def _mark_expired(target: Target, data: dict, repos: list[pgbr.Repo]) -> int:
+    """Copies pgBackRest expired (its retention) are marked deleted: the catalogue never lists a ghost."""
+    present = _labels_by_repo(data)
+    count = 0
+    for repo in repos:
+        gone = Artifact.objects.filter(
+            run__target=target, location=repo.location, status=Artifact.Status.STORED, run__engine=pgbr.ENGINE_NAME
+        ).exclude(key__in=present.get(repo.index, set()))
+        count += gone.update(status=Artifact.Status.DELETED, deleted_at=timezone.now())
+    return count
+
+
+@dataclass
+class ImportReport:
+    runs_added: int = 0
+    copies_added: int = 0
+    already_known: int = 0
+    expired: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def import_info(target: Target) -> ImportReport:
+    """Catalogue every backup `pgbackrest info` lists that the portal does not know yet (idempotent)."""
+    report = ImportReport()
+    stanza = stanza_of(target)
+    repos = repos_of(target)
+    pgbr.write_config(stanza, repos)
+    data = pgbr.info(stanza)
+    by_index = {repo.index: repo for repo in repos}
+    for backup in data.get("backup", []):
+        repo = by_index.get(backup["database"]["repo-key"])
+        if repo is None:
+            continue
+        if Artifact.objects.filter(location=repo.location, key=backup["label"], run__target=target).exists():
+            report.already_known += 1
+            continue
+        try:
+            sha = manifest_sha256(stanza, repo.index, backup["label"])
+        except SourceError as exc:
+            report.problems.append(f"{repo.label} {backup['label']}: {exc}")
+            continue
+        with transaction.atomic():
+            run = BackupRun.objects.create(
+                target=target,
+                status=BackupRun.Status.SUCCEEDED,
+                trigger=BackupRun.Trigger.REBUILT,
+                queued_at=pgbr.stamp(backup["timestamp"]["start"]),
+                started_at=pgbr.stamp(backup["timestamp"]["start"]),
+                finished_at=pgbr.stamp(backup["timestamp"]["stop"]),
+                engine=pgbr.ENGINE_NAME,
+                format="pgbackrest",
+                sha256=sha,
+            )
+            detail = PgBackRestBackup.objects.create(run=run)
+            _fill(run, detail, backup, backup["type"])
+            run.save(update_fields=["bytes_in", "bytes_out"])
+            Artifact.objects.create(
+                run=run,
+                location=repo.location,
+                key=backup["label"],
+                url=_repo_url(repo, target.name, backup["label"]),
+                size=backup["info"]["repository"]["delta"],
+                sha256=sha,
+            )
+        report.runs_added += 1
+        report.copies_added += 1
+    report.expired = _mark_expired(target, data, repos)
+    return report
+
+
+# --- restore to a moment ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class PitrPlan:
+    target: Target
+    kind: str  # time, lsn or latest
+    value: str
+    to: Path
+    port: int
+    in_place: bool
+    keep_running: bool
+    moment: datetime | None = None
+    backup_set: str = ""
+    run: BackupRun | None = None
+    rollback: Path | None = None
+
+    def lines(self) -> list[str]:
+        what = {"time": f"to {self.value}", "lsn": f"to LSN {self.value}", "latest": "to the end of the archived WAL"}
+        lines = [f"Restore target {self.target.name} {what[self.kind]} with pgBackRest"]
+        if self.backup_set:
+            lines.append(
+                f"  from backup set {self.backup_set} (run #{self.run.pk if self.run else '?'}) plus archived WAL"
+            )
+        if self.in_place:
+            lines.append(f"  OVER THE LIVE DATA DIRECTORY {self.to} (the cluster is stopped)")
+            lines.append(f"  the current directory is kept as {self.rollback} for rollback")
+            lines.append("  the restored cluster keeps archiving into the repository (it becomes production)")
+        else:
+            lines.append(f"  into a new data directory {self.to}, started on port {self.port}, archive_mode=off")
+            lines.append(
+                "  left running for you to switch over" if self.keep_running else "  checked, then stopped and removed"
+            )
+        return lines
+
+
+def _parse_moment(value: str) -> datetime:
+    from django.utils.dateparse import parse_datetime
+
+    moment = parse_datetime(value.strip().replace(" UTC", "Z")) if value else None
+    if moment is None:
+        raise PitrRefused(f"{value!r} is not a date and time; write it like 2026-12-01T14:03:06Z")
+    if timezone.is_naive(moment):
+        raise PitrRefused(f"{value!r} has no time zone; add Z for UTC or an offset like +02:00")
+    return moment
+
+
+def propose_pitr(
+    target_name: str,
+    *,
+    moment: str | None = None,
+    lsn: str | None = None,
+    latest: bool = False,
+    to: str | None,
+    port: int | None = None,
+    keep_running: bool = False,
+    user=None,
+) -> PitrPlan:
+    """Check everything that can be checked before anything is touched; raise PitrRefused otherwise."""
+    target = Target.objects.filter(name=target_name).first()
+    if target is None:
+        raise PitrRefused(f"no target named {target_name!r}")
+    if target.engine != pgbr.ENGINE_NAME:
+        raise PitrRefused(f"target {target.name} is not a pgbackrest target; --time, --lsn and --latest need one")
+    chosen = [name for name, given in (("--time", moment), ("--lsn", lsn), ("--latest", latest)) if given]
+    if len(chosen) != 1:
+        raise PitrRefused("give exactly one of --time, --lsn or --latest")
+    stanza = stanza_of(target)
+    if not to:
+        raise PitrRefused("--to is required: a new data directory (or the live one, with the cluster stopped)")
+    destination = Path(to)
+    if not destination.is_absolute() or ".." in destination.parts:
+        raise PitrRefused(f"--to must be an absolute path without '..': {to}")
+    live = Path(stanza.pg_path).resolve()
+    resolved = destination.resolve()
+    in_place = resolved == live
+    if not in_place and (live in resolved.parents or resolved in live.parents):
+        raise PitrRefused(f"--to {to} is inside (or contains) the live data directory {live}; choose a separate folder")
+    plan = PitrPlan(target, chosen[0][2:], moment or lsn or "", resolved, port or 0, in_place, keep_running)
+    if plan.kind == "time":
+        plan.moment = _parse_moment(moment)
+        if plan.moment > timezone.now():
+            raise PitrRefused(f"{moment} is in the future; {_when_archived(stanza, plan.moment)}")
+        plan.value = plan.moment.isoformat()
+    if plan.kind == "lsn":
+        try:
+            pgbr.lsn_to_int(lsn)
+        except (ValueError, AttributeError):
+            raise PitrRefused(f"{lsn!r} is not an LSN like 0/3000060") from None
+    if in_place:
+        if user is not None and not user.has_perm("backups.restore_backuprun"):
+            raise PitrRefused(f"{user.get_username()} lacks the restore_backuprun permission to restore over live data")
+        if pgbr.is_running(live):
+            raise PitrRefused(f"the cluster in {live} is running: stop it first (pg_ctl stop) to restore over it")
+        plan.rollback = live.with_name(f"{live.name}.pre-restore-{timezone.now():%Y%m%dT%H%M%S}")
+        plan.port = stanza.pg_port
+    else:
+        if resolved.exists() and any(resolved.iterdir()):
+            raise PitrRefused(f"--to {to} exists and is not empty; name a new folder")
+        if not resolved.parent.is_dir():
+            raise PitrRefused(f"--to {to}: its parent folder {resolved.parent} does not exist")
+        if port and port_in_use(port):
+            raise PitrRefused(f"--port {port} is in use; choose another or leave it out for a free one")
+        plan.port = port or free_port()
+    _choose_backup(plan, stanza)
+    return plan
+
+
+def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
+    """When WAL past a future moment will be in the archive, as far as the cluster's settings tell."""
+    try:
+        with connect(stanza) as conn:
+            seconds = conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout'").fetchone()[0]
+    except psycopg.Error:
+        return "the archive cannot hold WAL past it yet (and the cluster is unreachable to say when it will)"
+    if not seconds:
+        return "WAL past it is archived only when a segment fills or WAL is switched (archive_timeout is off)"
+    ready = moment + timedelta(seconds=seconds)
+    return f"WAL past it will be archived by about {ready.isoformat(timespec='seconds')} (archive_timeout {seconds} s)"
+
+
+def _choose_backup(plan: PitrPlan, stanza: PgBackRestStanza) -> None:
+    data = pgbr.info(stanza)
+    backups = sorted(data.get("backup", []), key=lambda b: b["timestamp"]["stop"])
+    if not backups:
+        raise PitrRefused(f"the repositories of {plan.target.name} hold no backup yet: run a full backup first")
+    if plan.kind == "time":
+        # pgBackRest records whole seconds: a backup that stopped in T's own second may have ended after T.
+        whole = plan.moment.replace(microsecond=0)
+        before = [b for b in backups if pgbr.stamp(b["timestamp"]["stop"]) < whole]
+        if not before:
+            first = pgbr.stamp(backups[0]["timestamp"]["stop"])
+            raise PitrRefused(
+                f"no backup had finished by {plan.value}: the earliest moment it can restore to is {first.isoformat()}"
+            )
+        chosen = before[-1]
+    else:
+        chosen = backups[-1]
+    plan.backup_set = chosen["label"]
+    plan.run = BackupRun.objects.filter(target=plan.target, artifacts__key=chosen["label"]).first()
+
+
+def ensure_wal_past(plan: PitrPlan, stanza: PgBackRestStanza, *, wait_seconds: float = 180, note=None) -> str:
+    """Make sure WAL archived past the moment exists in a repository: switch WAL and wait if it is not yet.
+
+    Returns what was found. With the source cluster unreachable nothing can be proven ahead;
+    PostgreSQL itself then refuses to promote if the archive ends before the moment.
+    """
+    note = note or (lambda line: None)
+    if plan.kind == "lsn":
+        needed = pgbr.lsn_to_int(plan.value)
+    elif plan.kind == "time":
+        needed = None
+    else:
+        return "restoring to the end of the archived WAL"
+    try:
+        with connect(stanza) as conn:
+            current = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            # Any WAL written now is after the moment (which is in the past): once the segment holding
+            # the current position is archived, the archive reaches past the moment.
+            target_lsn = needed if needed is not None else pgbr.lsn_to_int(current)
+            if pgbr.lsn_to_int(current) < target_lsn:
+                raise PitrRefused(f"LSN {plan.value} is past the cluster's current position {current}")
+            segment = conn.execute("SELECT pg_walfile_name(%s::pg_lsn)", (_lsn_text(target_lsn),)).fetchone()[0]
+            if _archived_max(stanza) >= segment:
+                return f"WAL up to {segment} is archived (past the moment)"
+            conn.execute("SELECT pg_switch_wal()")
+            note(f"WAL past the moment was not archived yet: switched WAL, waiting for segment {segment}")
+            deadline = time.monotonic() + wait_seconds
+            while time.monotonic() < deadline:
+                if _archived_max(stanza) >= segment:
+                    return f"WAL up to {segment} is archived (after a WAL switch)"
+                time.sleep(1)
+            stats = conn.execute(
+                "SELECT last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time "
+                "FROM pg_stat_archiver"
+            ).fetchone()
+    except psycopg.Error as exc:
+        note(
+            f"the source cluster is unreachable ({str(exc).strip().splitlines()[0]}): cannot check the archive "
+            "ahead; PostgreSQL will refuse to promote if the archived WAL ends before the moment"
+        )
+        return "source unreachable: archive not checked ahead"
+    why = (
+        f"archiving is failing: {stats[2]} failure(s), the last for {stats[3]} at {stats[4]}"
+        if stats[4] and (not stats[1] or stats[4] > stats[1])
+        else f"the archiver last archived {stats[0]} at {stats[1]}"
+    )
+    raise PitrRefused(
+        f"WAL past the moment (segment {segment}) was not archived within {wait_seconds:.0f} s of a WAL switch; {why}. "
+        "Fix archiving (see PostgreSQL's log) and try again"
+    )
+
+
+def _lsn_text(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+def _archived_max(stanza: PgBackRestStanza) -> str:
+    """The newest WAL segment archived in any repository ('' when none)."""
+    data = pgbr.info(stanza)
+    return max((a.get("max") or "" for a in data.get("archive", [])), default="")
+
+
+def execute_pitr(record: Restore, plan: PitrPlan) -> Restore:
+    """Restore, start, wait for promotion, check; then stop and remove unless kept. Outcome stored on the row."""
+    if not record.start():
+        record.refresh_from_db()
+        return record
+    stanza = stanza_of(plan.target)
+    started = time.monotonic()
+    created_dir = False
+    running = False
+    try:
+        repos = repos_of(plan.target)
+        pgbr.write_config(stanza, repos)
+        record.note(ensure_wal_past(plan, stanza, note=record.note))
+        if plan.in_place:
+            if pgbr.is_running(plan.to):
+                raise PitrRefused(f"the cluster in {plan.to} started again: stop it first")
+            plan.to.rename(plan.rollback)
+            Restore.objects.filter(pk=record.pk).update(rollback_name=str(plan.rollback))
+            record.note(f"kept the live data directory as {plan.rollback}; to roll back, rename it back")
+        args = (
+            [f"--pg1-path={plan.to}", f"--set={plan.backup_set}"]
+            if plan.kind != "latest"
+            else [f"--pg1-path={plan.to}"]
+        )
+        if plan.kind == "time":
+            args += ["--type=time", f"--target={plan.moment.isoformat(sep=' ')}", "--target-action=promote"]
+        elif plan.kind == "lsn":
+            args += ["--type=lsn", f"--target={plan.value}", "--target-action=promote"]
+        else:
+            args += ["--type=default"]
+        if not plan.in_place:
+            args.append("--archive-mode=off")  # never archive into the production repository
+        plan.to.mkdir(mode=0o700, exist_ok=True)
+        created_dir = True
+        pgbr.chown_to(plan.to, stanza.os_user)
+        record.note(f"pgbackrest restore {' '.join(a for a in args if not a.startswith('--pg1-path'))} into {plan.to}")
+        pgbr.run(stanza, "restore", *args, what="pgbackrest restore")
+        options = f"-p {plan.port}" + ("" if plan.in_place else " -c archive_mode=off")
+        log = plan.to.parent / f"{plan.to.name}.startup.log"
+        log.touch()
+        pgbr.chown_to(log, stanza.os_user)
+        record.note(f"starting PostgreSQL on port {plan.port}" + ("" if plan.in_place else " with archive_mode=off"))
+        try:
+            pgbr.pg_ctl(stanza.os_user, "start", "-D", str(plan.to), "-l", str(log), "-w", "-t", "3600", "-o", options)
+        except SourceError as exc:
+            raise SourceError(f"{exc}\n{_tail(log)}") from None
+        running = True
+        tables = _wait_and_check(stanza, plan, log, record)
+        duration = time.monotonic() - started
+        record.note(f"promoted and checked: {len(tables)} table(s) in {duration:.1f} s (RTO evidence)")
+        if not plan.keep_running and not plan.in_place:
+            _stop_and_remove(stanza, plan.to, log)
+            running = created_dir = False
+            record.note(f"stopped and removed {plan.to}")
+        elif not plan.in_place:
+            record.note(f"left running on port {plan.port} in {plan.to} (archive_mode=off): switch over when ready")
+        record.succeed(tables=tables)
+    except Exception as exc:  # expected or not, the row must never be left running
+        expected = isinstance(exc, (PitrRefused, SourceError, LocationError, OSError))
+        if not expected:
+            logger.exception("restore %s crashed", record.pk)
+        message = str(exc) if expected else f"unexpected error: {type(exc).__name__}: {exc}"
+        record.note(f"failed: {message}")
+        if plan.in_place:
+            message += _roll_back(stanza, plan, record)
+        elif running or created_dir:
+            _stop_and_remove(stanza, plan.to, plan.to.parent / f"{plan.to.name}.startup.log")
+        record.fail(message)
+    return record
+
+
+def _roll_back(stanza: PgBackRestStanza, plan: PitrPlan, record: Restore) -> str:
+    """A failed restore over the live directory puts the previous one back (stopped, as it was)."""
+    if plan.rollback is None or not plan.rollback.exists():
+        return ""
+    failed = plan.to.with_name(f"{plan.to.name}.failed-restore-{timezone.now():%Y%m%dT%H%M%S}")
+    try:
+        if pgbr.is_running(plan.to):
+            pgbr.pg_ctl(stanza.os_user, "stop", "-D", str(plan.to), "-m", "immediate", "-w", timeout=120)
+        if plan.to.exists():
+            plan.to.rename(failed)
+        plan.rollback.rename(plan.to)
+    except (OSError, SourceError) as exc:
+        note = f"; rolling back failed too ({exc}): the previous data directory is {plan.rollback}"
+        record.note(note[2:])
+        return note
+    Restore.objects.filter(pk=record.pk).update(rollback_name="")
+    record.rollback_name = ""
+    record.note(f"rolled back: the previous data directory is in place again (stopped); the failed one is {failed}")
+    return (
+        f"; rolled back: {plan.to} is the previous data directory again (stopped). If the archive ended before "
+        "the moment, start the cluster, run SELECT pg_switch_wal(), wait for it to be archived, stop it and retry"
+    )
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _wait_and_check(stanza: PgBackRestStanza, plan: PitrPlan, log: Path, record: Restore | None) -> list[dict]:
+    deadline = time.monotonic() + 3600
+    while True:
+        if not pgbr.is_running(plan.to):
+            raise SourceError(f"the restored cluster stopped during recovery:\n{_tail(log)}")
+        try:
+            with connect(stanza, port=plan.port) as conn:
+                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    break
+        except psycopg.OperationalError:
+            pass
+        if time.monotonic() > deadline:
+            raise SourceError("the restored cluster did not finish recovery within an hour")
+        time.sleep(0.5)
+    return count_tables(stanza, plan.port)
+
+
+def count_tables(stanza: PgBackRestStanza, port: int) -> list[dict]:
+    """Every user table of every database of the cluster on ``port``, with its exact row count."""
+    tables = []
+    with connect(stanza, port=port) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname")]
+    for dbname in names:
+        with connect(stanza, dbname, port=port) as conn:
+            rows = conn.execute(
+                "SELECT schemaname, tablename FROM pg_tables "
+                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            ).fetchall()
+            for schema, table in rows:
+                count = conn.execute(
+                    psycopg.sql.SQL("SELECT count(*) FROM {}.{}").format(
+                        psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
+                    )
+                ).fetchone()[0]
+                tables.append({"name": f"{dbname}.{schema}.{table}", "expected": None, "restored": count})
+    return tables
+
+
+def _stop_and_remove(stanza: PgBackRestStanza, data_dir: Path, log: Path) -> None:
+    if pgbr.is_running(data_dir):
+        try:
+            pgbr.pg_ctl(stanza.os_user, "stop", "-D", str(data_dir), "-m", "immediate", "-w", timeout=120)
+        except SourceError as exc:
+            logger.warning("could not stop the restored copy in %s: %s", data_dir, exc)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    log.unlink(missing_ok=True)
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def verify(verification: Verification) -> Verification:
+    """`pgbackrest verify` of every repository holding the run; a restore test restores it to a scratch copy."""
+    if not verification.start():
+        verification.refresh_from_db()
+        return verification
+    run = verification.run
+    checks: list[dict] = []
+    tables: list[dict] = []
+    duration = None
+    error = ""
+    started = time.monotonic()
+    try:
+        stanza = stanza_of(run.target)
+        repos = {repo.location.pk: repo for repo in repos_of(run.target)}
+        pgbr.write_config(stanza, list(repos.values()))
+        copies = list(run.artifacts.filter(status=Artifact.Status.STORED).select_related("location"))
+        if run.status != BackupRun.Status.SUCCEEDED or not copies:
+            raise PitrRefused(f"run #{run.pk} {run.status}: nothing to verify")
+        for copy in copies:
+            repo = repos.get(copy.location_id)
+            if repo is None:
+                checks.append(_check(f"verify {copy.location.name}", "fail", "the location is not a repository now"))
+                continue
+            checks.append(_verify_repo(stanza, repo, copy))
+        if verification.kind == Verification.Kind.RESTORE_TEST:
+            outcome = restore_test(run)
+            tables, duration = outcome["tables"], outcome["duration_seconds"]
+            checks.append(
+                _check(
+                    "restore",
+                    "pass",
+                    f"restored {outcome['label']} into scratch copy {outcome['scratch']} on port {outcome['port']} "
+                    f"in {duration:.1f} s; {len(tables)} table(s) counted; stopped and removed",
+                )
+            )
+    except (PitrRefused, SourceError, LocationError, OSError) as exc:
+        if verification.kind == Verification.Kind.RESTORE_TEST and checks:
+            checks.append(_check("restore", "fail", str(exc)))
+        else:
+            error = str(exc)
+    except Exception as exc:
+        logger.exception("verification %s crashed", verification.pk)
+        error = f"unexpected error: {type(exc).__name__}: {exc}"
+    if duration is None:
+        duration = round(time.monotonic() - started, 3)
+    verification.finish(checks, tables, duration, error)
+    return verification
+
+
+def _check(name: str, result: str, message: str) -> dict:
+    return {"name": name, "result": result, "message": message}
+
+
+def _verify_repo(stanza: PgBackRestStanza, repo: pgbr.Repo, copy: Artifact) -> dict:
+    name = f"pgbackrest verify {repo.label}"
+    try:
+        output = pgbr.run(stanza, "verify", f"--repo={repo.index}", "--output=text", "--verbose", what=name)
+        current = manifest_sha256(stanza, repo.index, copy.key)
+    except SourceError as exc:
+        return _check(name, "fail", str(exc))
+    if "status: error" in output:
+        return _check(name, "fail", output.strip()[-2000:])
+    if current != copy.sha256:
+        return _check(name, "fail", f"backup {copy.key}: its manifest changed since the backup (sha256 {current})")
+    return _check(name, "pass", f"backup {copy.key} and the archived WAL are intact; manifest sha256 matches")
+
+
+def restore_test(run: BackupRun) -> dict:
+    """Restore the run's backup set (consistent point) into a scratch folder and port, count, stop, remove."""
+    import tempfile
+
+    stanza = stanza_of(run.target)
+    copy = run.artifacts.filter(status=Artifact.Status.STORED).order_by("location__name").first()
+    if copy is None:
+        raise PitrRefused(f"run #{run.pk} has no stored copy to restore")
+    base = Path(tempfile.mkdtemp(prefix=f"drportal-restore-test-{run.target.name}-"))
+    base.chmod(0o755)
+    scratch = base / "data"
+    port = free_port()
+    log = base / "startup.log"
+    started = time.monotonic()
+    try:
+        scratch.mkdir(mode=0o700)
+        pgbr.chown_to(scratch, stanza.os_user)
+        log.touch()
+        pgbr.chown_to(log, stanza.os_user)
+        repos = {r.location.pk: r for r in repos_of(run.target)}
+        repo = repos[copy.location_id]
+        pgbr.run(
+            stanza,
+            "restore",
+            f"--repo={repo.index}",
+            f"--pg1-path={scratch}",
+            f"--set={copy.key}",
+            "--type=immediate",
+            "--target-action=promote",
+            "--archive-mode=off",
+            what="pgbackrest restore (restore test)",
+        )
+        pgbr.pg_ctl(
+            stanza.os_user,
+            "start",
+            "-D",
+            str(scratch),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "3600",
+            "-o",
+            f"-p {port} -c archive_mode=off",
+        )
+        plan = PitrPlan(run.target, "immediate", "", scratch, port, False, False)
+        tables = _wait_and_check(stanza, plan, log, None)
+        return {
+            "tables": tables,
+            "duration_seconds": time.monotonic() - started,
+            "scratch": str(scratch),
+            "port": port,
+            "label": copy.key,
+        }
+    finally:
+        _stop_and_remove(stanza, scratch, log)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- RPO: time since the newest WAL archived to every location ------------------------------
+
+
+@dataclass
+class WalPoint:
+    point: datetime | None
+    notes: list[str] = field(default_factory=list)
+    failing: bool = False
+
+
+def wal_recovery_point(target: Target, now: datetime | None = None) -> WalPoint:
+    """The moment up to which the target's changes are safe in every repository.
+
+    Per repository: when its newest archived WAL segment landed (a repository that cannot be
+    read keeps the last point seen, so its exposure keeps growing). The point is the oldest of
+    them, unless the source has written nothing since that segment and its archiver is not
+    failing: then nothing is exposed and the point is now.
+    """
+    now = now or timezone.now()
+    result = WalPoint(None)
+    try:
+        stanza = stanza_of(target)
+        repos = repos_of(target)
+    except SourceError as exc:
+        result.notes.append(str(exc))
+        return result
+    known = dict(stanza.wal_points or {})
+    try:
+        data = pgbr.info(stanza, timeout=60)
+        maxima = {a["database"]["repo-key"]: a.get("max") or "" for a in data.get("archive", [])}
+    except SourceError as exc:
+        result.notes.append(str(exc))
+        maxima = {}
+    points = {}
+    for repo in repos:
+        segment = maxima.get(repo.index, "")
+        seen = known.get(repo.location.name) or {}
+        if segment and segment != seen.get("segment"):
+            try:
+                landed = pgbr.newest_segment_time(stanza, repo.index, segment, timeout=60)
+            except (SourceError, ValueError) as exc:
+                result.notes.append(f"{repo.label}: {exc}")
+                landed = None
+            if landed is not None:
+                seen = {"segment": segment, "at": landed.isoformat()}
+                known[repo.location.name] = seen
+        if not seen.get("at"):
+            result.notes.append(f"{repo.label}: no archived WAL seen yet")
+            points[repo.index] = None
+            continue
+        points[repo.index] = (datetime.fromisoformat(seen["at"]), seen["segment"])
+    PgBackRestStanza.objects.filter(pk=stanza.pk).update(wal_points=known)
+    if any(p is None for p in points.values()):
+        return result
+    oldest_at, oldest_segment = min(points.values())
+    result.point = oldest_at
+    try:
+        with connect(stanza) as conn:
+            insert, segment_now, timeout_seconds = conn.execute(
+                "SELECT pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn()), "
+                "(SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout')"
+            ).fetchone()
+            last_wal, last_ok, failed, failed_wal, last_failed = conn.execute(
+                "SELECT last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time "
+                "FROM pg_stat_archiver"
+            ).fetchone()
+    except psycopg.Error as exc:
+        result.notes.append(f"source unreachable: {str(exc).strip().splitlines()[0]}")
+        return result
+    if last_failed and (not last_ok or last_failed > last_ok):
+        result.failing = True
+        result.notes.append(f"archiving is failing: {failed} failure(s), the last for {failed_wal} at {last_failed}")
+        return result
+    everywhere = min(segment for _, segment in points.values())
+    if everywhere != last_wal or everywhere >= segment_now:
+        # A repository is behind the archiver, or the archiver is still pushing the segment just switched:
+        # keep the oldest landing time.
+        return result
+    if pgbr.lsn_to_int(insert) - pgbr.segment_end_lsn(everywhere) <= 40:
+        result.point = now  # nothing written past what every repository holds (a page header at most)
+    elif timeout_seconds:
+        # Healthy and caught up: PostgreSQL switches any segment holding a data change within archive_timeout,
+        # so what is not archived yet was written at most archive_timeout ago (idle clusters write only
+        # checkpoint records, which archive_timeout rightly does not switch for).
+        result.point = max(oldest_at, now - timedelta(seconds=timeout_seconds))
+    return result
+
+
+def exposure_points(targets: list[Target], now: datetime) -> dict[int, datetime | None]:
+    """For the RPO service: each pgbackrest target's WAL recovery point."""
+    return {t.pk: wal_recovery_point(t, now).point for t in targets if t.engine == pgbr.ENGINE_NAME}
