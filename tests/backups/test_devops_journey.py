@@ -1,0 +1,101 @@
+"""DevOps' journey in the admin, as the DevOps role user (not a superuser): buttons on targets and runs,
+the last result and next scheduled time in the targets list, schedules edited on the target only."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from backups.models import BackupRun, Target, Verification
+from tests.conftest import role_client
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "Journ3y-pw-51ab"
+
+
+@pytest.fixture
+def devops(db):
+    return role_client("DevOps")
+
+
+@pytest.fixture
+def target(local_location):
+    target = Target.objects.create(
+        name="db", engine="postgresql", source=f"postgresql://u:{PASSWORD}@db.internal:5432/botflow"
+    )
+    target.locations.set([local_location])
+    return target
+
+
+def stored_run(target) -> BackupRun:
+    return BackupRun.objects.create(target=target, status="succeeded", sha256="a" * 64, bytes_out=10)
+
+
+@pytest.mark.parametrize(
+    "model", ["periodictask", "intervalschedule", "crontabschedule", "clockedschedule", "solarschedule"]
+)
+def test_raw_beat_screens_are_hidden_from_devops(devops, admin_client, model):
+    index = devops.get(reverse("admin:index")).content.decode()
+    assert "Periodic tasks" not in index and "Crontabs" not in index
+    assert devops.get(reverse(f"admin:django_celery_beat_{model}_changelist")).status_code == 403
+    assert admin_client.get(reverse(f"admin:django_celery_beat_{model}_changelist")).status_code == 200
+
+
+def test_back_up_now_button_on_target_row_and_page(devops, target):
+    url = reverse("admin:backups_target_backup", args=[target.pk])
+    for page in (reverse("admin:backups_target_changelist"), reverse("admin:backups_target_change", args=[target.pk])):
+        assert url in devops.get(page).content.decode()
+    assert devops.get(url).status_code in (403, 405)  # a GET never starts a backup
+    assert not BackupRun.objects.exists()
+    response = devops.post(url, {"csrfmiddlewaretoken": devops.token})
+    run = BackupRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "admin:backups_backuprun_change", args=[run.pk]
+    )
+    assert run.target == target and run.trigger == "manual" and run.triggered_by.username == "devops"
+
+
+def test_back_up_now_needs_csrf_and_permission(target):
+    from django.test import Client
+
+    devops = role_client("DevOps")
+    assert devops.post(reverse("admin:backups_target_backup", args=[target.pk])).status_code == 403  # no token
+    viewer = role_client("Viewer")
+    page = viewer.get(reverse("admin:backups_target_changelist")).content.decode()
+    assert reverse("admin:backups_target_backup", args=[target.pk]) not in page
+    response = viewer.post(
+        reverse("admin:backups_target_backup", args=[target.pk]), {"csrfmiddlewaretoken": viewer.token}
+    )
+    assert response.status_code == 403
+    assert not BackupRun.objects.exists()
+    assert Client  # noqa
+
+
+def test_verify_and_restore_buttons_on_target_row_and_page_use_the_newest_stored_run(devops, target):
+    older = stored_run(target)
+    newest = stored_run(target)
+    BackupRun.objects.create(target=target, status="failed", error="x")  # newer, but nothing to verify
+    verify_url = reverse("admin:backups_backuprun_verify", args=[newest.pk])
+    restore_url = reverse("admin:backups_backuprun_restore", args=[newest.pk])
+    for page in (reverse("admin:backups_target_changelist"), reverse("admin:backups_target_change", args=[target.pk])):
+        html = devops.get(page).content.decode()
+        assert verify_url in html and restore_url in html
+        assert reverse("admin:backups_backuprun_verify", args=[older.pk]) not in html
+    devops.post(verify_url, {"csrfmiddlewaretoken": devops.token, "kind": "integrity"})
+    assert Verification.objects.get().run == newest
+
+
+def test_buttons_on_run_rows_and_run_page(devops, target):
+    run = stored_run(target)
+    backup_url = reverse("admin:backups_target_backup", args=[target.pk])
+    for page in (
+        reverse("admin:backups_backuprun_changelist"),
+        reverse("admin:backups_backuprun_change", args=[run.pk]),
+    ):
+        html = devops.get(page).content.decode()
+        assert backup_url in html
+        assert reverse("admin:backups_backuprun_verify", args=[run.pk]) in html
+        assert reverse("admin:backups_backuprun_restore", args=[run.pk]) in html
+    devops.post(backup_url, {"csrfmiddlewaretoken": devops.token})
+    assert BackupRun.objects.filter(status="queued", target=target).count() == 1
