@@ -99,3 +99,51 @@ def test_buttons_on_run_rows_and_run_page(devops, target):
         assert reverse("admin:backups_backuprun_restore", args=[run.pk]) in html
     devops.post(backup_url, {"csrfmiddlewaretoken": devops.token})
     assert BackupRun.objects.filter(status="queued", target=target).count() == 1
+
+
+def test_targets_list_shows_last_result_and_next_scheduled_time_in_the_targets_zone(devops, target, monkeypatch):
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    from backups import admin as backups_admin
+
+    now = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, 12:00 in Johannesburg
+    monkeypatch.setattr(backups_admin.timezone, "now", lambda: now)
+    target.schedule, target.timezone = "30 14 * * *", "Africa/Johannesburg"
+    target.save()
+    Target.objects.create(name="never", engine="postgresql", source="env:NEVER_DB")
+    BackupRun.objects.create(
+        target=target,
+        status="failed",
+        error="x",
+        queued_at=now - timezone.timedelta(hours=3),
+        finished_at=now - timezone.timedelta(minutes=45),
+    )
+    html = devops.get(reverse("admin:backups_target_changelist")).content.decode()
+    assert 'run-status-failed">Failed</span></a> 45 min ago' in html
+    # 14:30 in Johannesburg (UTC+2) is 12:30 UTC: two and a half hours away, shown in the target's zone.
+    assert "in 2.5 h" in html and "2026-03-02 14:30 SAST" in html
+    assert "never run" in html and "not scheduled" in html
+
+
+def test_targets_list_query_count_does_not_grow_with_targets(devops, local_location):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert devops.get(reverse("admin:backups_target_changelist")).status_code == 200
+        return len(queries)
+
+    def add(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            t = Target.objects.create(name=f"t{i}", engine="postgresql", source="env:DB", schedule="0 * * * *")
+            t.locations.set([local_location])
+            stored_run(t)
+            BackupRun.objects.create(target=t, status="failed", error="x")
+
+    add(2, 0)
+    few = count()
+    add(20, 2)
+    assert count() == few
