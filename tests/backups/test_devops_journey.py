@@ -147,3 +147,92 @@ def test_targets_list_query_count_does_not_grow_with_targets(devops, local_locat
     few = count()
     add(20, 2)
     assert count() == few
+
+
+NEW_PASSWORD = "Typed-0nce-pw-7d3e"
+
+
+def target_form(local_location, **fields) -> dict:
+    data = {
+        "name": "db2",
+        "engine": "postgresql",
+        "source": f"postgresql://u:{NEW_PASSWORD}@db.internal:5432/botflow",
+        "locations": [local_location.pk],
+        "enabled": "on",
+        "schedule": "0 * * * *",
+        "timezone": "UTC",
+        "compression": "zstd",
+    }
+    return {**data, **fields}
+
+
+def test_source_secret_is_kept_across_a_form_error_without_being_rendered(devops, local_location):
+    import html as htmllib
+    import re
+
+    add = reverse("admin:backups_target_add")
+    # A form error elsewhere (a bad schedule): the typed source is not lost, and not in the page either.
+    response = devops.post(
+        add, {**target_form(local_location, schedule="every day"), "csrfmiddlewaretoken": devops.token}
+    )
+    assert response.status_code == 200
+    page = htmllib.unescape(response.content.decode())
+    assert "not a cron expression" in page
+    assert NEW_PASSWORD not in page, page[page.index(NEW_PASSWORD) - 300 : page.index(NEW_PASSWORD) + 50]
+    assert "u:***@db.internal" in page  # the redacted form, as on the saved target's page
+    token = re.search(r'name="source__kept" value="([^"]+)"', response.content.decode())
+    assert token, "the typed source is kept (sealed) for the next post"
+    # The operator fixes the schedule and posts again, leaving the (blanked) source empty.
+    response = devops.post(
+        add,
+        {**target_form(local_location, source=""), "source__kept": token.group(1), "csrfmiddlewaretoken": devops.token},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Target.objects.get(name="db2").source == f"postgresql://u:{NEW_PASSWORD}@db.internal:5432/botflow"
+
+
+def test_a_forged_or_foreign_kept_token_is_not_accepted(devops, local_location, target):
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # another target's encrypted source, as stored in the database
+        cursor.execute("SELECT source FROM backups_target WHERE id = %s", [target.pk])
+        stored = cursor.fetchone()[0]
+    for forged in (stored, "nonsense"):
+        response = devops.post(
+            reverse("admin:backups_target_add"),
+            {**target_form(local_location, source=""), "source__kept": forged, "csrfmiddlewaretoken": devops.token},
+        )
+        assert response.status_code == 200 and "This engine needs a source" in response.content.decode()
+    assert not Target.objects.filter(name="db2").exists()
+
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("postgresql://", "names no database"),
+        ("postgres:/x", "postgresql://"),
+        ("http://db.internal/botflow", "postgresql://"),
+        ("postgresql://u@db/x?target_session_attrs=any", "Unsupported PostgreSQL connection parameter"),
+        ("postgresql://u@db/x?bogus=1", "not a valid postgresql:// URL"),
+        ("env:", "env:NAME"),
+        ("env:not a name", "env:NAME"),
+    ],
+)
+def test_nonsense_postgresql_source_is_a_form_error_in_words(devops, local_location, source, words):
+    response = devops.post(
+        reverse("admin:backups_target_add"),
+        {**target_form(local_location, source=source), "csrfmiddlewaretoken": devops.token},
+    )
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    assert not Target.objects.filter(name="db2").exists()
+
+
+@pytest.mark.parametrize("source", ["env:BOTFLOW_DATABASE_URL", "postgres://u:p@db:5432/x", "postgresql:///local"])
+def test_env_and_real_postgresql_sources_are_accepted(devops, local_location, source):
+    response = devops.post(
+        reverse("admin:backups_target_add"),
+        {**target_form(local_location, source=source), "csrfmiddlewaretoken": devops.token},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Target.objects.get(name="db2").source == source
