@@ -51,3 +51,11 @@ def test_target_row_buttons_back_up_verify_and_restore(run, devops_page):
     page.locator("#result_list tbody tr", has_text="botflow-db").get_by_role("link", name="Restore…").click()
     expect(page.locator("h1")).to_contain_text(f"Restore run #{run.pk} of botflow-db?")
     assert page.js_errors == []
+
+
+def test_targets_and_runs_lists_with_buttons_fit_1400_px(run, devops_page):
+    page = devops_page
+    for url in ("/admin/backups/target/", "/admin/backups/backuprun/"):
+        page.goto(url)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1400, f"{url} is {width} px wide"
