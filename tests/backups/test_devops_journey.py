@@ -233,3 +233,18 @@ def test_env_and_real_postgresql_sources_are_accepted(devops, local_location, so
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Target.objects.get(name="db2").source == source
+
+
+def test_next_cron_reads_the_schedule_in_the_targets_time_zone_across_a_dst_change():
+    from datetime import UTC, datetime
+
+    from backups.schedules import next_cron
+
+    # New York moves to daylight time on Sunday 2026-03-08: 09:00 is 14:00 UTC before, 13:00 UTC after.
+    assert next_cron("0 9 * * *", datetime(2026, 3, 7, 12, 0, tzinfo=UTC), "America/New_York") == datetime(
+        2026, 3, 7, 14, 0, tzinfo=UTC
+    )
+    assert next_cron("0 9 * * *", datetime(2026, 3, 7, 15, 0, tzinfo=UTC), "America/New_York") == datetime(
+        2026, 3, 8, 13, 0, tzinfo=UTC
+    )
+    assert next_cron("0 9 * * *", datetime(2026, 3, 7, 15, 0, tzinfo=UTC)) == datetime(2026, 3, 8, 9, 0, tzinfo=UTC)
