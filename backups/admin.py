@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixin, RecordAdminMixin
 
+from . import schedules
 from .admin_pgbackrest import PgBackRestBackupInline, PgBackRestStanzaInline
 from .engines import SourceError
 from .locations import LocationError
@@ -33,6 +39,53 @@ class SecretInput(forms.PasswordInput):
 
     def __init__(self):
         super().__init__(render_value=False, attrs={"autocomplete": "new-password"})
+
+
+KEPT_SUFFIX = "__kept"
+KEPT_PURPOSE = b"drportal kept form secret\n"
+KEPT_MAX_AGE = 3600  # seconds: a form re-posted within the hour
+
+
+def seal_secret(value: str) -> str:
+    """The secret encrypted (Fernet, FIELD_ENCRYPTION_KEYS) for a hidden input: the page never holds its text.
+    A purpose prefix keeps other Fernet tokens (e.g. stored sources) from being accepted in its place."""
+    from .fields import field_fernet
+
+    return field_fernet().encrypt(KEPT_PURPOSE + value.encode()).decode()
+
+
+def unseal_secret(token: str) -> str:
+    """The secret back from ``seal_secret``'s token, or "" when it is not one, expired or forged."""
+    from cryptography.fernet import InvalidToken
+
+    from .fields import field_fernet
+
+    if not token:
+        return ""
+    try:
+        plain = field_fernet().decrypt(token.encode(), ttl=KEPT_MAX_AGE)
+    except (InvalidToken, ValueError, TypeError):
+        return ""
+    return plain[len(KEPT_PURPOSE) :].decode() if plain.startswith(KEPT_PURPOSE) else ""
+
+
+class KeptSecretInput(SecretInput):
+    """A secret input that survives a form error: what was typed comes back sealed in a hidden input
+    (never as text), and a re-post that leaves the box empty uses it."""
+
+    def __init__(self):
+        super().__init__()
+        self.kept = ""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        if self.kept:
+            html += format_html('<input type="hidden" name="{}" value="{}">', name + KEPT_SUFFIX, self.kept)
+        return html
+
+    def value_from_datadict(self, data, files, name):
+        typed = super().value_from_datadict(data, files, name)
+        return typed or unseal_secret(data.get(name + KEPT_SUFFIX, "")) or typed
 
 
 def _formfield(db_field, **kwargs):
@@ -52,7 +105,7 @@ class KeepSecretsForm(forms.ModelForm):
             if name not in self.fields:
                 continue  # view-only: the admin gives the form no editable fields (the values are hidden)
             field = self.fields[name]
-            field.widget = SecretInput()
+            field.widget = KeptSecretInput()
             field.required = False
             if self.instance.pk and getattr(self.instance, name):
                 field.help_text = "Stored (encrypted). Leave blank to keep it; type a new value to replace it."
@@ -63,6 +116,25 @@ class KeepSecretsForm(forms.ModelForm):
             if name in self.fields and self.instance.pk and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
+
+    def full_clean(self):
+        super().full_clean()
+        if not self.is_bound or not self.errors:
+            return
+        # A form error elsewhere must not cost the operator a secret they typed; a secret that is itself
+        # wrong is not kept (it would only fail again).
+        for name in self.secret_fields:
+            if name not in self.fields or name in self.errors:
+                continue
+            value = self.fields[name].widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+            stored = getattr(self.instance, name, "") if self.instance.pk else ""
+            if value and value != stored:
+                self.fields[name].widget.kept = seal_secret(value)
+                self.fields[
+                    name
+                ].help_text = (
+                    "Kept from your last attempt (not shown). Leave blank to use it; type a new value to replace it."
+                )
 
 
 class LocationForm(KeepSecretsForm):
@@ -141,7 +213,16 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = TargetForm
     hidden_from_viewers = ("source",)
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ("name", "engine", "source_display", "schedule", "location_names", "enabled")
+    list_display = (
+        "name",
+        "engine",
+        "source_display",
+        "location_names",
+        "last_result",
+        "schedule",
+        "next_backup",
+        "enabled",
+    )
     list_filter = ("engine", "enabled")
     search_fields = ("name",)
     filter_horizontal = ("locations",)
@@ -167,8 +248,44 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         ("Schedule", {"fields": ("schedule", "timezone", "compression", "compression_level")}),
     )
 
+    change_form_template = "admin/backups/target/change_form.html"
+
+    class Media:
+        css = {"all": ("backups/admin.css",)}
+
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("locations")
+        # One query for the whole page however many targets: the newest run and the newest stored run
+        # of each target come as subqueries, not one query per row.
+        runs = BackupRun.objects.filter(target=OuterRef("pk")).order_by("-queued_at", "-id")
+        stored = runs.filter(status__in=BackupRun.WITH_ARTIFACT)
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("locations")
+            .annotate(
+                last_run_id=Subquery(runs.values("pk")[:1]),
+                last_run_status=Subquery(runs.values("status")[:1]),
+                last_run_at=Subquery(
+                    runs.annotate(at=Coalesce("finished_at", "started_at", "queued_at")).values("at")[:1]
+                ),
+                stored_run_id=Subquery(stored.values("pk")[:1]),
+            )
+        )
+
+    def get_list_display(self, request):
+        return (*super().get_list_display(request), target_buttons_column(button_permissions(request)))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:target_id>/backup/", view(self.backup_view), name="backups_target_backup"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        target = self.get_queryset(request).filter(pk=unquote(object_id)).first() if object_id.isdigit() else None
+        buttons = target_buttons(target, button_permissions(request)) if target else ""
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "buttons": buttons})
 
     @admin.display(description="source")
     def source_display(self, obj):
@@ -178,23 +295,130 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     def location_names(self, obj):
         return ", ".join(loc.name for loc in obj.locations.all())
 
+    @admin.display(description="last result", ordering="last_run_at")
+    def last_result(self, obj):
+        if obj.last_run_id is None:
+            return "never run"
+        url = reverse("admin:backups_backuprun_change", args=[obj.last_run_id])
+        label = dict(BackupRun.Status.choices).get(obj.last_run_status, obj.last_run_status)
+        return format_html(
+            '<a href="{}"><span class="run-status run-status-{}">{}</span></a> {}',
+            url,
+            obj.last_run_status,
+            label,
+            _relative(obj.last_run_at),
+        )
+
+    @admin.display(description="next backup")
+    def next_backup(self, obj):
+        if not obj.schedule:
+            return "not scheduled"
+        if not obj.enabled:
+            return "disabled"
+        try:
+            when = schedules.next_cron(obj.schedule, timezone.now(), obj.timezone or "UTC")
+        except (ValidationError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+            return f"invalid schedule {obj.schedule!r}"
+        local = when.astimezone(zoneinfo.ZoneInfo(obj.timezone or "UTC"))
+        return format_html(
+            '{} <span class="quiet">({} {})</span>', _relative(when), local.strftime("%Y-%m-%d %H:%M"), local.tzname()
+        )
+
     def has_run_backup_permission(self, request):
         return request.user.has_perm("backups.run_backup")
 
-    @admin.action(description="Back up now", permissions=["run_backup"])
-    def back_up_now(self, request, queryset):
+    def backup_view(self, request, target_id):
+        """POST-only "Back up now" for one target (its row, its page, a run's row or page): the bulk action's code."""
+        if request.method != "POST" or not self.has_run_backup_permission(request):
+            raise PermissionDenied
+        target = get_object_or_404(Target, pk=target_id)
+        run = self._queue_backup(request, target)
+        return HttpResponseRedirect(reverse("admin:backups_backuprun_change", args=[run.pk]))
+
+    def _queue_backup(self, request, target: Target) -> BackupRun:
         from .tasks import run_backup
 
+        run = backup.start_backup(target, trigger=BackupRun.Trigger.MANUAL, user=request.user)
+        transaction.on_commit(lambda pk=run.pk: run_backup.delay(pk))
+        self.log_change(request, target, f"Started backup run #{run.pk}")
+        url = reverse("admin:backups_backuprun_change", args=[run.pk])
+        self.message_user(
+            request,
+            format_html('Backup of {} queued as <a href="{}">run #{}</a>.', target.name, url, run.pk),
+            messages.SUCCESS,
+        )
+        return run
+
+    @admin.action(description="Back up now", permissions=["run_backup"])
+    def back_up_now(self, request, queryset):
         for target in queryset:
-            run = backup.start_backup(target, trigger=BackupRun.Trigger.MANUAL, user=request.user)
-            transaction.on_commit(lambda pk=run.pk: run_backup.delay(pk))
-            self.log_change(request, target, f"Started backup run #{run.pk}")
-            url = reverse("admin:backups_backuprun_change", args=[run.pk])
-            self.message_user(
-                request,
-                format_html('Backup of {} queued as <a href="{}">run #{}</a>.', target.name, url, run.pk),
-                messages.SUCCESS,
-            )
+            self._queue_backup(request, target)
+
+
+def button_permissions(request) -> dict[str, bool]:
+    """Which of the job buttons this person may press (the views they post to check again)."""
+    return {
+        "backup": request.user.has_perm("backups.run_backup"),
+        "verify": request.user.has_perm("backups.verify_backuprun"),
+        "restore": request.user.has_perm("backups.restore_backuprun"),
+    }
+
+
+def _relative(when) -> str:
+    """ "5 min ago" / "in 2 h", in the portal's one way of writing durations."""
+    from .services.rpo import human_duration
+
+    if when is None:
+        return ""
+    seconds = (when - timezone.now()).total_seconds()
+    return f"in {human_duration(seconds)}" if seconds >= 0 else f"{human_duration(-seconds)} ago"
+
+
+def _post_button(url: str, label: str, *, kind: str = "") -> str:
+    """A POST button. In a changelist row it sits inside the changelist form (forms cannot nest), so it
+    submits that form, CSRF token included, to its own URL; on a change page the template wraps it."""
+    extra = format_html(' name="kind" value="{}"', kind) if kind else ""
+    return format_html(
+        '<button type="submit" class="button row-button" formmethod="post" formaction="{}"{}>{}</button>',
+        url,
+        extra,
+        label,
+    )
+
+
+def job_buttons(target_id: int, stored_run_id: int | None, perms: dict[str, bool]) -> str:
+    """Back up now (the target), Verify and Restore… (a stored run: the newest, on a target's row)."""
+    parts = []
+    if perms["backup"]:
+        parts.append(_post_button(reverse("admin:backups_target_backup", args=[target_id]), "Back up now"))
+    if stored_run_id and perms["verify"]:
+        url = reverse("admin:backups_backuprun_verify", args=[stored_run_id])
+        parts.append(_post_button(url, "Verify", kind=Verification.Kind.INTEGRITY))
+    if stored_run_id and perms["restore"]:
+        url = reverse("admin:backups_backuprun_restore", args=[stored_run_id])
+        parts.append(format_html('<a class="button row-button" href="{}">Restore…</a>', url))
+    return format_html('<span class="row-buttons">{}</span>', mark_safe(" ".join(parts))) if parts else "-"
+
+
+def target_buttons(target: Target, perms: dict[str, bool]) -> str:
+    return job_buttons(target.pk, target.stored_run_id, perms)
+
+
+def target_buttons_column(perms: dict[str, bool]):
+    def buttons(obj):
+        return target_buttons(obj, perms)
+
+    buttons.short_description = "actions"
+    return buttons
+
+
+def run_buttons_column(perms: dict[str, bool]):
+    def buttons(obj):
+        stored = obj.pk if obj.status in BackupRun.WITH_ARTIFACT else None
+        return job_buttons(obj.target_id, stored, perms)
+
+    buttons.short_description = "actions"
+    return buttons
 
 
 class ArtifactInline(RecordAdminMixin, admin.TabularInline):
@@ -479,11 +703,15 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
             *super().get_urls(),
         ]
 
+    def get_list_display(self, request):
+        return (*super().get_list_display(request), run_buttons_column(button_permissions(request)))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),
             "can_verify": self.has_verify_permission(request),
             "can_restore": self.has_restore_permission(request),
+            "can_back_up": request.user.has_perm("backups.run_backup"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

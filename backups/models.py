@@ -252,6 +252,13 @@ class Target(models.Model):
                 check_level(self.compression, self.compression_level)
             except ValueError as exc:
                 raise ValidationError({"compression_level": f"{exc}."}) from None
+        if self.source:
+            from .engines import SourceError, check_source
+
+            try:
+                check_source(self.engine, self.source)
+            except SourceError as exc:
+                raise ValidationError({"source": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}) from None
         try:
             check_source_clear_of_locations(self.source, engine_name=self.engine)
         except ValidationError as exc:

@@ -24,8 +24,6 @@ class Cadence(models.TextChoices):
 
 
 MONTHS = {Cadence.MONTHLY: 1, Cadence.QUARTERLY: 3, Cadence.ANNUAL: 12}
-# Far enough for any satisfiable expression (Feb 29 on a Monday recurs within 28 years).
-_CRON_SEARCH_DAYS = 366 * 29
 
 
 def occurrence(cadence: str, anchor: datetime, *, after: datetime, cron: str = "") -> datetime:
@@ -49,29 +47,9 @@ def occurrence(cadence: str, anchor: datetime, *, after: datetime, cron: str = "
 
 def next_cron(expression: str, after: datetime) -> datetime:
     """The first minute strictly after ``after`` (UTC) that the five-field cron expression fires."""
-    from celery.schedules import crontab
+    from backups.schedules import next_cron as next_cron_in
 
-    from backups.schedules import cron_fields
-
-    spec = crontab(**cron_fields(expression))
-    after = after.astimezone(UTC)
-    start = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    hours, minutes = sorted(spec.hour), sorted(spec.minute)
-    day = start.replace(hour=0, minute=0)
-    for _ in range(_CRON_SEARCH_DAYS):
-        # Celery numbers weekdays from Sunday = 0.
-        if (
-            day.month in spec.month_of_year
-            and day.day in spec.day_of_month
-            and day.isoweekday() % 7 in spec.day_of_week
-        ):
-            for hour in hours:
-                for minute in minutes:
-                    candidate = day.replace(hour=hour, minute=minute)
-                    if candidate >= start:
-                        return candidate
-        day += timedelta(days=1)
-    raise ValueError(f"cron expression {expression!r} never fires")
+    return next_cron_in(expression, after, "UTC")
 
 
 def step_label(cadence: str) -> str:

@@ -77,3 +77,51 @@ class ProbeChangeAdmin(ReadOnlyAdmin):
 @admin.register(Heartbeat)
 class HeartbeatAdmin(ReadOnlyAdmin):
     list_display = ("name", "seen_at")
+
+
+def _superusers_only(model_admin_class: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
+    """The same admin class, opened by superusers only (every other user gets 403 and no menu entry)."""
+
+    class SuperusersOnly(model_admin_class):
+        def has_module_permission(self, request):
+            return request.user.is_active and request.user.is_superuser
+
+        def has_view_permission(self, request, obj=None):
+            return request.user.is_active and request.user.is_superuser
+
+        def has_add_permission(self, request, *args):
+            return request.user.is_active and request.user.is_superuser and super().has_add_permission(request, *args)
+
+        def has_change_permission(self, request, obj=None):
+            return request.user.is_active and request.user.is_superuser
+
+        def has_delete_permission(self, request, obj=None):
+            return request.user.is_active and request.user.is_superuser
+
+    SuperusersOnly.__name__ = SuperusersOnly.__qualname__ = model_admin_class.__name__
+    return SuperusersOnly
+
+
+def hide_raw_beat_screens(site: admin.AdminSite) -> None:
+    """django-celery-beat's raw screens (periodic tasks, intervals, crontabs, clocked, solar) are for superusers.
+
+    Backup schedules are edited on the target (backups.schedules keeps the beat rows in step), so a second,
+    raw place to edit them would only let the two disagree. django_celery_beat's admin module is imported
+    before this one (INSTALLED_APPS order), so its registrations are replaced here.
+    """
+    from django_celery_beat import models as beat
+
+    for model in (
+        beat.PeriodicTask,
+        beat.IntervalSchedule,
+        beat.CrontabSchedule,
+        beat.ClockedSchedule,
+        beat.SolarSchedule,
+    ):
+        if model in site._registry:
+            model_admin_class = type(site._registry[model])
+            site.unregister(model)
+            site.register(model, _superusers_only(model_admin_class))
+
+
+hide_raw_beat_screens(admin.site)

@@ -173,6 +173,12 @@ class PostgreSQLEngine:
     def dump(self, source: str | dict) -> Dump:
         return PostgreSQLDump(source)
 
+    def check_source(self, source: str) -> None:
+        """On save: a postgresql:// URL naming a database, with parameters pg_dump understands."""
+        if not source.startswith(("postgresql://", "postgres://")):
+            raise SourceError("a PostgreSQL source is a postgresql://user:password@host:5432/database URL or env:NAME")
+        connection_env(source)
+
     def places(self, source: str | dict) -> list[Place]:
         """The live database a source names (for the restore guards)."""
         if isinstance(source, dict):
