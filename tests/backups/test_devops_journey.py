@@ -159,6 +159,9 @@ def target_form(local_location, **fields) -> dict:
         "schedule": "0 * * * *",
         "timezone": "UTC",
         "compression": "zstd",
+        # The pgBackRest settings inline, left empty (this is not a pgbackrest target).
+        "pgbackrest-TOTAL_FORMS": "0",
+        "pgbackrest-INITIAL_FORMS": "0",
     }
     return {**data, **fields}
 
