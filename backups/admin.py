@@ -20,7 +20,7 @@ from drportal.admin_base import PermanentRecordAdminMixin, RecordAdminMixin
 from .engines import SourceError
 from .locations import LocationError
 from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
-from .services import backup, verify
+from .services import backup, queues, verify
 from .services import restore as restores
 from .services.artifacts import ArtifactRefused
 
@@ -99,6 +99,7 @@ class TargetForm(KeepSecretsForm):
             "timezone",
             "compression",
             "compression_level",
+            "queue",
         )
         formfield_callback = _formfield
 
@@ -107,6 +108,10 @@ class TargetForm(KeepSecretsForm):
         from .engines import ENGINES
 
         self.fields["engine"].choices = [(name, engine.label) for name, engine in sorted(ENGINES.items())]
+        self.fields["queue"].required = False  # blank: the shared queue
+
+    def clean_queue(self) -> str:
+        return self.cleaned_data.get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE
 
     def clean(self):
         cleaned = super().clean()
@@ -133,8 +138,8 @@ class LocationAdmin(admin.ModelAdmin):
 class TargetAdmin(admin.ModelAdmin):
     form = TargetForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ("name", "engine", "source_display", "schedule", "location_names", "enabled")
-    list_filter = ("engine", "enabled")
+    list_display = ("name", "engine", "source_display", "schedule", "queue", "location_names", "enabled")
+    list_filter = ("engine", "queue", "enabled")
     search_fields = ("name",)
     filter_horizontal = ("locations",)
     readonly_fields = ("source_display",)
@@ -156,6 +161,7 @@ class TargetAdmin(admin.ModelAdmin):
             },
         ),
         ("Schedule", {"fields": ("schedule", "timezone", "compression", "compression_level")}),
+        ("Workers", {"fields": ("queue",)}),
     )
 
     def get_queryset(self, request):
@@ -174,11 +180,11 @@ class TargetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Back up now", permissions=["run_backup"])
     def back_up_now(self, request, queryset):
-        from .tasks import run_backup
+        from .tasks import enqueue_backup
 
         for target in queryset:
             run = backup.start_backup(target, trigger=BackupRun.Trigger.MANUAL, user=request.user)
-            transaction.on_commit(lambda pk=run.pk: run_backup.delay(pk))
+            transaction.on_commit(lambda run=run: enqueue_backup(run))
             self.log_change(request, target, f"Started backup run #{run.pk}")
             url = reverse("admin:backups_backuprun_change", args=[run.pk])
             self.message_user(
@@ -385,6 +391,8 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         "duration_display",
         "heartbeat_at",
         "worker",
+        "queue",
+        "waiting",
         "bytes_in",
         "bytes_out",
         "sha256",
@@ -397,7 +405,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         "error",
     )
     fieldsets = (
-        (None, {"fields": ("target", "status_badge", "progress", "error")}),
+        (None, {"fields": ("target", "status_badge", "waiting", "progress", "error")}),
         (
             "When and who",
             {
@@ -411,6 +419,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
                     "duration_display",
                     "heartbeat_at",
                     "worker",
+                    "queue",
                 )
             },
         ),
@@ -435,6 +444,10 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
     class Media:
         js = ("backups/progress.js",)
         css = {"all": ("backups/admin.css",)}
+
+    @admin.display(description="waiting")
+    def waiting(self, obj):
+        return queues.waiting_reason(obj) or "-"
 
     def has_verify_permission(self, request):
         return request.user.has_perm("backups.verify_backuprun")
@@ -510,9 +523,9 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
                 triggered_by=request.user,
                 trigger=BackupRun.Trigger.MANUAL,
             )
-            from .tasks import run_restore
+            from .tasks import enqueue_restore
 
-            transaction.on_commit(lambda: run_restore.delay(record.pk))
+            transaction.on_commit(lambda: enqueue_restore(record))
             self.log_change(request, run, f"Started restore #{record.pk} into {proposal.plan.destination}")
             # incidents: a restore started from an incident ("restore before T") is linked to it (?incident=ID).
             if request.GET.get("incident", "").isdigit():
@@ -535,11 +548,11 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
 
     # --- actions ------------------------------------------------------------------------
     def _queue_verification(self, request, run, kind):
-        from .tasks import verify_backup
+        from .tasks import enqueue_verification
 
         verification = verify.start_verification(run, kind=kind, trigger=BackupRun.Trigger.MANUAL, user=request.user)
         self.log_change(request, run, f"Started {verification.get_kind_display()} #{verification.pk}")
-        transaction.on_commit(lambda: verify_backup.delay(verification.pk))
+        transaction.on_commit(lambda: enqueue_verification(verification))
         label = "Restore test" if kind == Verification.Kind.RESTORE_TEST else "Verification"
         self.message_user(request, f"{label} of run #{run.pk} queued.", messages.SUCCESS)
 

@@ -93,6 +93,19 @@ def default_compression() -> str:
     return settings.BACKUP_COMPRESSION
 
 
+def default_queue() -> str:
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def validate_queue(value: str) -> None:
+    # `celery worker -Q a,b` splits on commas, so a queue name must not hold one (or spaces).
+    if not QUEUE_RE.match(value):
+        raise ValidationError("A queue name uses letters, digits, '.', '_' and '-' (at most 100 characters).")
+
+
 class Target(models.Model):
     """Something that is backed up: a database, a folder or bucket, an environment file."""
 
@@ -129,6 +142,13 @@ class Target(models.Model):
         blank=True,
         help_text="Empty: BACKUP_ZSTD_LEVEL for zstd (3 unless set), 6 for gzip. zstd runs from -7 to 19: "
         "higher is smaller and slower (level 9 takes ~5× the CPU of 3 for ~10% less on chat data).",
+    )
+    queue = models.CharField(
+        max_length=100,
+        default=default_queue,
+        validators=[validate_queue],
+        help_text="Celery queue its backups, verifications, restore tests and restores go to. Run "
+        "`celery -A drportal worker -Q <queue>` on a host that can reach the source. Default: the shared queue.",
     )
     enabled = models.BooleanField(default=True)
     description = models.TextField(blank=True)
@@ -255,6 +275,7 @@ class BackupRun(FinishingJob, TriggeredJob):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress report from the worker.")
     worker = models.CharField(max_length=200, blank=True)
+    queue = models.CharField(max_length=100, blank=True, help_text="The Celery queue it was sent to (the target's).")
     bytes_in = models.BigIntegerField(default=0, help_text="Bytes read from the source so far.")
     bytes_out = models.BigIntegerField(default=0, help_text="Encrypted bytes written so far.")
     sha256 = models.CharField(max_length=64, blank=True)
@@ -291,7 +312,9 @@ class BackupRun(FinishingJob, TriggeredJob):
     # --- state changes ---------------------------------------------------------------
     @classmethod
     def enqueue(cls, target: Target, *, trigger: str, user=None, command_user: str = "") -> BackupRun:
-        return cls.objects.create(target=target, trigger=trigger, triggered_by=user, command_user=command_user)
+        return cls.objects.create(
+            target=target, queue=target.queue, trigger=trigger, triggered_by=user, command_user=command_user
+        )
 
     def claim(self, worker: str) -> bool:
         """Move queued → running atomically; False if it was taken or another run is active."""
@@ -317,10 +340,38 @@ class BackupRun(FinishingJob, TriggeredJob):
             bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
         )
 
+    def give_up(self, reason: str) -> bool:
+        """Queued → failed without ever running (e.g. no worker serves its queue).
+
+        Conditional, so a run a worker claimed meanwhile is left alone (False); the finish
+        signal goes out as for any failed run, so alerts say why.
+        """
+        done = BackupRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.FAILED, finished_at=timezone.now(), error=reason[:10000]
+        )
+        if done:
+            self.refresh_from_db()
+            self._announce_finish()
+        return bool(done)
+
     def _announce_finish(self) -> None:
         from .signals import backup_finished
 
         backup_finished.send(sender=BackupRun, run=self)
+
+
+class WatchedQueue(models.Model):
+    """Whether a queue with targets had a live worker at the last look, so alerts fire on changes only."""
+
+    queue = models.CharField(max_length=100, unique=True)
+    served = models.BooleanField()
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["queue"]
+
+    def __str__(self) -> str:
+        return f"{self.queue}: {'served' if self.served else 'NO WORKER'}"
 
 
 class Artifact(models.Model):

@@ -9,7 +9,7 @@ from drportal.plan import PlanContext, Table, section, upsert
 
 from .engines import ENGINES
 from .engines.base import redact
-from .models import Location, Objective, Target, validate_location_url, validate_name
+from .models import Location, Objective, Target, validate_location_url, validate_name, validate_queue
 from .pipeline import check_level
 from .schedules import validate_cron, validate_timezone
 
@@ -55,6 +55,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             "timezone": table.str("timezone", "UTC"),
             "compression": table.str("compression", settings.BACKUP_COMPRESSION, choices=["zstd", "gzip"]),
             "compression_level": table.int("compression_level"),
+            "queue": table.str("queue", settings.CELERY_TASK_DEFAULT_QUEUE),
             "enabled": table.bool("enabled", True),
             "description": table.str("description"),
         }
@@ -63,6 +64,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
         if values["source"] and redact(values["source"]) != values["source"]:
             raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
         _check(table, "schedule", validate_cron, values["schedule"])
+        _check(table, "queue", validate_queue, values["queue"])
         _check(table, "timezone", validate_timezone, values["timezone"])
         if values["compression_level"] is not None:
             try:

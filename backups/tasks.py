@@ -32,11 +32,50 @@ def run_backup(self, run_id: int) -> str:
             return run.status
         raise self.retry(exc=exc, countdown=settings.BACKUP_WAIT_RETRY_SECONDS) from None
     if run.status == BackupRun.Status.SUCCEEDED:
-        from .services import verify
-
         # Checked on behalf of whoever started the backup: the schedule, a person, or a command.
-        verify.queue_after_backup(run, trigger=run.trigger, user=run.triggered_by, command_user=run.command_user)
+        queue_verification_after_backup(run, trigger=run.trigger, user=run.triggered_by, command_user=run.command_user)
     return run.status
+
+
+# --- every enqueue of a target's job: to the target's queue ---------------------------------
+# A target's jobs go where its queue's workers sit (near its data), never to whichever worker is
+# free. Celery's retries keep the queue they were delivered on, so a waiting backup stays there.
+
+
+def enqueue_backup(run: BackupRun) -> None:
+    """Hand a queued run to the workers of its target's queue."""
+    run_backup.apply_async((run.pk,), queue=run.queue or run.target.queue)
+
+
+def enqueue_verification(verification) -> None:
+    verify_backup.apply_async((verification.pk,), queue=verification.run.target.queue)
+
+
+def enqueue_restore(record) -> None:
+    """A restore from a run goes to its target's queue; one without a run to the shared queue."""
+    queue = record.run.target.queue if record.run_id else settings.CELERY_TASK_DEFAULT_QUEUE
+    run_restore.apply_async((record.pk,), queue=queue)
+
+
+def queue_verification_after_backup(run: BackupRun, *, trigger: str, user=None, command_user: str = ""):
+    """Every backup is proven straight away: hand an integrity check of its copies to the workers.
+
+    Returns None (and removes the row) when the broker cannot take the job, so a check that
+    will never run is not left looking queued.
+    """
+    from .models import Verification
+    from .services import verify
+
+    verification = verify.start_verification(
+        run, kind=Verification.Kind.INTEGRITY, trigger=trigger, user=user, command_user=command_user
+    )
+    try:
+        verify_backup.apply_async((verification.pk,), queue=run.target.queue, retry=False)
+    except Exception as exc:  # kombu raises transport-specific errors
+        logger.warning("verification of run %s not queued: %s", run.pk, type(exc).__name__)
+        verification.delete()
+        return None
+    return verification
 
 
 @shared_task
@@ -47,7 +86,7 @@ def backup_target(target_name: str) -> int | None:
         logger.warning("scheduled backup: target %s is missing or disabled", target_name)
         return None
     run = backup.start_backup(target, trigger=BackupRun.Trigger.SCHEDULE)
-    run_backup.delay(run.pk)
+    enqueue_backup(run)
     return run.pk
 
 
@@ -82,6 +121,14 @@ def run_restore(restore_id: int) -> str:
 
 
 @shared_task
+def watch_queues() -> dict[str, bool]:
+    """Every minute: alert on queues with targets and no live worker; fail runs that waited too long."""
+    from .services import queues
+
+    return queues.watch()
+
+
+@shared_task
 def evaluate_objectives() -> dict[str, str]:
     from .services import rpo
 
@@ -109,6 +156,6 @@ def monthly_restore_tests() -> list[int]:
         verification = verify.start_verification(
             run, kind=Verification.Kind.RESTORE_TEST, trigger=BackupRun.Trigger.SCHEDULE
         )
-        verify_backup.delay(verification.pk)
+        enqueue_verification(verification)
         queued.append(verification.pk)
     return queued

@@ -76,4 +76,5 @@ class ProbeChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(Heartbeat)
 class HeartbeatAdmin(ReadOnlyAdmin):
-    list_display = ("name", "seen_at")
+    list_display = ("name", "kind", "host", "queues", "env_names", "holder", "seen_at")
+    list_filter = ("kind",)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Avg, F, OuterRef, Subquery
 from django.db.models.functions import TruncDay
 from django.urls import reverse
@@ -34,6 +35,7 @@ def dashboard_context(request) -> dict:
     if user.has_perm("backups.view_backuprun"):
         context["targets"] = targets(now)
         context["running"] = running_jobs()
+        context["fleet"] = fleet(now)
     if user.has_perm("incidents.view_incident"):
         context["incidents"] = open_incidents(now)
     if user.has_perm("drportal.view_probe"):
@@ -167,6 +169,27 @@ def running_jobs() -> dict:
         "restores": [{"restore": r, "bar": restore_progress_bar(r)} for r in restores],
         "verifications": list(checks),
     }
+
+
+def fleet(now: datetime) -> dict:
+    """Each queue with its targets and live workers, and which beat schedules (and which stand by)."""
+    from backups.services.queues import states
+
+    from .workers import beat_state
+
+    rows = []
+    for state in states(now):
+        rows.append(
+            {
+                "queue": state.queue,
+                "targets": state.targets[:12],
+                "more_targets": max(0, len(state.targets) - 12),
+                "workers": state.workers,
+                "problem": state.problem if state.targets or state.queue == settings.CELERY_TASK_DEFAULT_QUEUE else "",
+                "shared": state.queue == settings.CELERY_TASK_DEFAULT_QUEUE,
+            }
+        )
+    return {"queues": rows, "beat": beat_state(now)}
 
 
 # --- incidents, drills, reviews -----------------------------------------------------------

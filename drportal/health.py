@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from .workers import beat_state
+
 logger = logging.getLogger(__name__)
 
 BEAT = "beat"
@@ -24,7 +26,8 @@ def record_heartbeat(name: str) -> None:
 
     try:
         close_old_connections()
-        Heartbeat.objects.update_or_create(name=name[:200], defaults={"seen_at": timezone.now()})
+        kind = Heartbeat.Kind.BEAT if name == BEAT else Heartbeat.Kind.WORKER
+        Heartbeat.objects.update_or_create(name=name[:200], defaults={"seen_at": timezone.now(), "kind": kind})
     except Exception as exc:  # a database hiccup must not take the worker down
         logger.warning("heartbeat of %s not recorded: %s", name, type(exc).__name__)
 
@@ -66,6 +69,14 @@ def check_broker() -> dict:
         return {"ok": False, "transport": url.split(":", 1)[0], "error": type(exc).__name__}
 
 
+def queues_check(now: datetime) -> dict:
+    """Every queue with targets needs a live worker (no names of hosts or targets: /health is public)."""
+    from backups.services.queues import unserved
+
+    missing = unserved(now)
+    return {"ok": not missing, "without_worker": missing}
+
+
 def status(now: datetime | None = None) -> tuple[bool, dict]:
     from backups.models import BackupRun
 
@@ -75,7 +86,7 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
     checks: dict[str, dict] = {"database": check_database()}
     checks["broker"] = check_broker()
     if checks["database"]["ok"]:
-        workers = list(Heartbeat.objects.exclude(name=BEAT).values_list("seen_at", flat=True))
+        workers = list(Heartbeat.objects.filter(kind=Heartbeat.Kind.WORKER).values_list("seen_at", flat=True))
         newest_worker = max(workers, default=None)
         worker_age = _age(newest_worker, now)
         checks["worker"] = {
@@ -88,7 +99,9 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
         checks["beat"] = {
             "ok": beat_age is not None and beat_age <= settings.HEALTH_BEAT_MAX_SILENCE,
             "last_tick_seconds": beat_age,
+            "standby": len(beat_state(now)["standby"]),  # beats idling because another holds the lease
         }
+        checks["queues"] = queues_check(now)
         newest = (
             BackupRun.objects.filter(status=BackupRun.Status.SUCCEEDED)
             .order_by("-finished_at")
@@ -100,5 +113,5 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
             "ok": backup_age is not None and backup_age <= settings.HEALTH_BACKUP_MAX_AGE,
             "age_seconds": backup_age,
         }
-    ok = all(check["ok"] for check in checks.values()) and len(checks) == 5
+    ok = all(check["ok"] for check in checks.values()) and len(checks) == 6
     return ok, checks

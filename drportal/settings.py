@@ -7,6 +7,7 @@ sets DATABASE_URL, REDIS_URL, DJANGO_SECRET_KEY and the age keys; see README.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -194,6 +195,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "drportal.beat:PortalScheduler"
+# Beat saves each entry's last run after every send (not every 3 minutes), so a standby beat
+# that takes over the scheduler lease starts from what the previous one really sent.
+CELERY_BEAT_SYNC_EVERY = 1
+# The shared queue: system jobs (RPO checks, probes, reaping, pruning, beat's entry points) and
+# every target that names no queue of its own. At least one worker must consume it.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", CELERY_TASK_DEFAULT_QUEUE):
+    raise ImproperlyConfigured("CELERY_TASK_DEFAULT_QUEUE: use letters, digits, '.', '_' and '-' (at most 100)")
+# A backup queued on a queue that no live worker consumes says "waiting for a worker on queue X";
+# after this many seconds in the queue it fails with that reason instead of waiting silently.
+BACKUP_QUEUE_WAIT_SECONDS = envint("BACKUP_QUEUE_WAIT_SECONDS", 900, minimum=0)
+# Only one beat schedules: it holds a lease in the portal's database, renewed at every tick.
+# Another beat stays on standby and takes over once the lease is this old (the holder died).
+BEAT_LEASE_SECONDS = envint("BEAT_LEASE_SECONDS", 30, minimum=5)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Backups ----------------------------------------------------------------

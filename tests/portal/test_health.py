@@ -37,7 +37,7 @@ def test_healthy_with_a_real_worker_then_503_once_it_stops(
         body = response.json()
         assert response.status_code == 200, body
         assert body["status"] == "ok"
-        assert set(body["checks"]) == {"database", "broker", "worker", "beat", "newest_backup"}
+        assert set(body["checks"]) == {"database", "broker", "worker", "beat", "newest_backup", "queues"}
         assert body["checks"]["worker"]["alive"] == 1
     finally:
         stop_worker(worker)
@@ -48,9 +48,9 @@ def test_healthy_with_a_real_worker_then_503_once_it_stops(
 
 
 def test_503_when_redis_is_unreachable(client, settings, backed_up, beat_ticking):
-    from drportal.health import record_heartbeat
+    from drportal.workers import record_worker
 
-    record_heartbeat("worker@test")
+    record_worker("worker@test", ["celery"])  # a worker on the shared queue
     assert client.get(reverse("health")).status_code == 200
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
 

@@ -36,9 +36,9 @@ class Command(BaseCommand):
         person = command_line_user()
         run = backup.start_backup(target_obj, trigger=BackupRun.Trigger.COMMAND, command_user=person)
         if queue:
-            from backups.tasks import run_backup
+            from backups.tasks import enqueue_backup
 
-            run_backup.delay(run.pk)
+            enqueue_backup(run)
             run = self._wait(run, timeout)
         else:
             try:
@@ -60,6 +60,7 @@ class Command(BaseCommand):
         """Objectives count only verified copies, so a backup is checked unless asked not to."""
         from backups.models import Verification
         from backups.services import verify as verification
+        from backups.tasks import queue_verification_after_backup
 
         if how == "now":
             result = verification.verify(
@@ -70,7 +71,7 @@ class Command(BaseCommand):
             self.stderr.write(f"verification #{result.pk}: {result.status}")
         elif (
             how == "queue"
-            and verification.queue_after_backup(run, trigger=BackupRun.Trigger.COMMAND, command_user=person) is None
+            and queue_verification_after_backup(run, trigger=BackupRun.Trigger.COMMAND, command_user=person) is None
         ):
             self.stderr.write(f"could not queue the verification; run: manage.py verify {run.pk}")
 
