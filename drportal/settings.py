@@ -184,7 +184,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_folder / "control"),
         "store_processed": False,
     }
-elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A job whose worker died before acknowledging it (SIGKILL, power loss) goes back to its queue
+    # after this many seconds, for another worker of that queue. Jobs are claimed atomically, so a
+    # second delivery of one that is running or finished is a no-op; shorter than Celery's default
+    # hour so a killed worker's reserved jobs are not held back for long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 900, minimum=30)}
+elif not CELERY_BROKER_URL.startswith(("amqp://", "memory://")):
     raise ImproperlyConfigured(
         "CELERY_BROKER_URL/REDIS_URL must start with redis://, rediss://, amqp:// or filesystem:// (one machine only)"
     )

@@ -126,3 +126,56 @@ def test_a_queue_without_a_worker_says_so_then_fails_its_runs(
         assert any(f"Queue {nobody} has a live worker again" in m.subject for m in mail.outbox)
     finally:
         stop_worker(worker)
+
+
+def test_after_a_worker_is_killed_the_next_run_succeeds_on_the_other_worker_of_the_queue(
+    settings, tmp_path, source_db, local_location, make_target, _flush_test_broker, age_key, s3_endpoint
+):
+    """SIGKILL the worker mid-backup: the run is reaped as failed, nothing stays locked, and the next
+    run of the target goes to the other worker of the same queue and succeeds."""
+    import os
+    import signal
+
+    import psycopg
+
+    from backups.services.backup import reap_stale_runs
+    from backups.tasks import enqueue_backup
+
+    tag = secrets.token_hex(3)
+    queue = f"pair-{tag}"
+    target = make_target("db-pair", source_db, [local_location], queue=queue)
+    workers = {
+        f"{n}-{tag}@{socket.gethostname()}": start_worker(
+            tmp_path / f"{n}.log", concurrency=1, queues=[queue], name=f"{n}-{tag}"
+        )
+        for n in ("first", "second")
+    }
+    blocker = psycopg.connect(source_db)
+    blocker.execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")  # pg_dump waits: the run stays running
+    try:
+        run = BackupRun.enqueue(target, trigger="manual")
+        enqueue_backup(run)
+        wait_for(lambda: BackupRun.objects.get(pk=run.pk).status == "running", message="the run to start")
+        run.refresh_from_db()
+        victim = workers.pop(run.worker)
+        os.killpg(victim.proc.pid, signal.SIGKILL)
+        victim.proc.wait(10)
+        blocker.rollback()
+
+        settings.BACKUP_STALE_SECONDS = 0
+        assert reap_stale_runs() == 1
+        run.refresh_from_db()
+        assert run.status == "failed" and "presumed dead" in run.error
+        assert not run.artifacts.exists()
+
+        (survivor,) = workers
+        following = BackupRun.enqueue(target, trigger="schedule")
+        enqueue_backup(following)
+        wait_for(lambda: BackupRun.objects.get(pk=following.pk).is_finished, message="the next run")
+        following.refresh_from_db()
+        assert following.status == "succeeded", following.error
+        assert (following.worker, following.queue) == (survivor, queue)
+    finally:
+        blocker.close()
+        for worker in workers.values():
+            stop_worker(worker)
