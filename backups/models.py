@@ -276,6 +276,13 @@ class BackupRun(FinishingJob, TriggeredJob):
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress report from the worker.")
     worker = models.CharField(max_length=200, blank=True)
     queue = models.CharField(max_length=100, blank=True, help_text="The Celery queue it was sent to (the target's).")
+    sent_as = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="Scheduled runs: the id of beat's message that made it, so a redelivered message "
+        "(its worker died) reuses this run instead of making a second one.",
+    )
     bytes_in = models.BigIntegerField(default=0, help_text="Bytes read from the source so far.")
     bytes_out = models.BigIntegerField(default=0, help_text="Encrypted bytes written so far.")
     sha256 = models.CharField(max_length=64, blank=True)
@@ -299,6 +306,7 @@ class BackupRun(FinishingJob, TriggeredJob):
                 fields=["target"], condition=Q(status="running"), name="one_running_backup_per_target"
             ),
             models.CheckConstraint(condition=~Q(status="succeeded") | ~Q(sha256=""), name="succeeded_run_has_checksum"),
+            models.UniqueConstraint(fields=["sent_as"], condition=~Q(sent_as=""), name="one_run_per_beat_message"),
         ]
         permissions = [
             ("run_backup", "Can start a backup"),
@@ -311,9 +319,16 @@ class BackupRun(FinishingJob, TriggeredJob):
 
     # --- state changes ---------------------------------------------------------------
     @classmethod
-    def enqueue(cls, target: Target, *, trigger: str, user=None, command_user: str = "") -> BackupRun:
+    def enqueue(
+        cls, target: Target, *, trigger: str, user=None, command_user: str = "", sent_as: str = ""
+    ) -> BackupRun:
         return cls.objects.create(
-            target=target, queue=target.queue, trigger=trigger, triggered_by=user, command_user=command_user
+            target=target,
+            queue=target.queue,
+            trigger=trigger,
+            triggered_by=user,
+            command_user=command_user,
+            sent_as=sent_as,
         )
 
     def claim(self, worker: str) -> bool:

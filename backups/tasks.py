@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import IntegrityError
 
 from .models import BackupRun, Target
 from .services import backup
@@ -78,15 +79,27 @@ def queue_verification_after_backup(run: BackupRun, *, trigger: str, user=None, 
     return verification
 
 
-@shared_task
-def backup_target(target_name: str) -> int | None:
-    """Beat's entry point: queue and run a scheduled backup of one target."""
+@shared_task(bind=True)
+def backup_target(self, target_name: str) -> int | None:
+    """Beat's entry point: make the scheduled run of one target and send it to the target's queue.
+
+    Idempotent per beat message: a worker killed between making the run and sending it leaves
+    the message unacknowledged; its redelivery (BROKER_VISIBILITY_TIMEOUT) finds the run by the
+    message id and sends it, instead of leaving it queued forever and making a second one.
+    """
     target = Target.objects.filter(name=target_name, enabled=True).first()
     if target is None:
         logger.warning("scheduled backup: target %s is missing or disabled", target_name)
         return None
-    run = backup.start_backup(target, trigger=BackupRun.Trigger.SCHEDULE)
-    enqueue_backup(run)
+    sent_as = self.request.id or ""
+    run = BackupRun.objects.filter(sent_as=sent_as).first() if sent_as else None
+    if run is None:
+        try:
+            run = BackupRun.enqueue(target, trigger=BackupRun.Trigger.SCHEDULE, sent_as=sent_as)
+        except IntegrityError:  # another delivery of the same message made it a moment ago
+            return BackupRun.objects.get(sent_as=sent_as).pk
+    if run.status == BackupRun.Status.QUEUED:
+        enqueue_backup(run)  # a second message for a run already sent is a no-op for the worker
     return run.pk
 
 

@@ -179,3 +179,18 @@ def test_after_a_worker_is_killed_the_next_run_succeeds_on_the_other_worker_of_t
         blocker.close()
         for worker in workers.values():
             stop_worker(worker)
+
+
+def test_a_redelivered_beat_message_reuses_its_run(source_db, local_location, make_target, _flush_test_broker):
+    """A worker killed between making a scheduled run and sending it: the message comes back, and the
+    same run is sent (once), not a second run made beside a first one queued forever."""
+    from backups.tasks import backup_target
+
+    target = make_target("db", source_db, [local_location], queue=f"redelivery-{secrets.token_hex(3)}")
+    first = backup_target.apply(args=[target.name], task_id="beat-message-1").get()
+    again = backup_target.apply(args=[target.name], task_id="beat-message-1").get()
+    other = backup_target.apply(args=[target.name], task_id="beat-message-2").get()
+
+    assert first == again != other
+    assert BackupRun.objects.filter(target=target).count() == 2
+    assert BackupRun.objects.get(pk=first).sent_as == "beat-message-1"
