@@ -192,6 +192,8 @@ class TargetAdmin(admin.ModelAdmin):
                 format_html('Backup of {} queued as <a href="{}">run #{}</a>.', target.name, url, run.pk),
                 messages.SUCCESS,
             )
+            if waiting := queues.waiting_reason(run):
+                self.message_user(request, f"Run #{run.pk} is {waiting}", messages.WARNING)
 
 
 class ArtifactInline(RecordAdminMixin, admin.TabularInline):

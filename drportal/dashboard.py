@@ -164,8 +164,20 @@ def running_jobs() -> dict:
     )
     restores = Restore.objects.filter(status__in=["queued", "running"]).order_by("queued_at")[:20]
     checks = Verification.objects.filter(status__in=["queued", "running"]).select_related("run__target")[:20]
+    from backups.services.queues import waiting_message
+
+    from .workers import live_workers_per_queue
+
+    served = live_workers_per_queue()
     return {
-        "runs": [{"run": r, "bar": progress_bar(r)} for r in runs],
+        "runs": [
+            {
+                "run": r,
+                "bar": progress_bar(r),
+                "waiting": waiting_message(r.queue) if r.status == "queued" and r.queue not in served else "",
+            }
+            for r in runs
+        ],
         "restores": [{"restore": r, "bar": restore_progress_bar(r)} for r in restores],
         "verifications": list(checks),
     }

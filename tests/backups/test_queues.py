@@ -81,9 +81,15 @@ def test_a_queue_without_a_worker_says_so_then_fails_its_runs(
     settings.ALERT_EMAIL_TO = ["oncall@example.com"]
     target = make_target("db-far", source_db, [local_location], queue=nobody)
 
-    (run,) = back_up_now(admin_client, target)
+    response = admin_client.post(
+        reverse("admin:backups_target_changelist"),
+        {"action": "back_up_now", "_selected_action": [target.pk]},
+        follow=True,
+    )
+    run = BackupRun.objects.get(target=target)
 
     assert run.status == "queued" and run.queue == nobody
+    assert f"is waiting for a worker on queue {nobody}" in response.content.decode()  # said when pressed
     page = admin_client.get(reverse("admin:backups_backuprun_change", args=[run.pk])).content.decode()
     assert f"waiting for a worker on queue {nobody}" in page
     health = client.get(reverse("health"))
@@ -93,6 +99,7 @@ def test_a_queue_without_a_worker_says_so_then_fails_its_runs(
     assert "db-far" not in health.content.decode()  # /health is public: queue names only
     dashboard = admin_client.get(reverse("admin:index")).content.decode()
     assert f"<strong>{nobody}</strong>" in dashboard and "no live worker" in dashboard
+    assert f"#{run.pk}</a> of db-far" in dashboard and f"waiting for a worker on queue {nobody}</span>" in dashboard
 
     # The minute's watch alerts once; the run is not failed before BACKUP_QUEUE_WAIT_SECONDS.
     from backups.tasks import watch_queues
