@@ -10,6 +10,13 @@ class BackupRunQuerySet(models.QuerySet):
     def succeeded(self):
         return self.filter(status="succeeded")
 
+    def verified(self):
+        """Runs with a passed verification: a copy known to restore, whatever else the run did."""
+        from .models import Verification
+
+        passed = Verification.objects.filter(run=models.OuterRef("pk"), status="passed")
+        return self.filter(models.Exists(passed))
+
     def active(self):
         return self.filter(status__in=("queued", "running"))
 

@@ -20,6 +20,7 @@ from backups.models import BackupRun, Objective, Restore, Target, Verification
 from backups.services.rpo import human_duration
 
 from . import charts
+from .health import objective_verdict
 from .models import Probe
 
 CHART_DAYS = 30
@@ -76,9 +77,13 @@ def objectives(now: datetime) -> list[dict]:
             series = [sorted(pings.get(objective.pk, []))]
         else:
             series = [sorted(points_by_target.get(t.pk, [])) for t in objective.targets.all()]
+        safe, why = objective_verdict(objective.state, objective.exposure_seconds)
         result.append(
             {
                 "objective": objective,
+                # The same verdict /health gives: no verified copy yet is not safe, whatever the stored state.
+                "safe": safe,
+                "verdict": why,
                 "exposure": human_duration(objective.exposure_seconds or 0),
                 "target": human_duration(objective.rpo.total_seconds()),
                 "url": reverse("admin:backups_objective_change", args=[objective.pk]),
@@ -222,7 +227,8 @@ def open_incidents(now: datetime) -> list[dict]:
             if incident.scenario and incident.scenario.target_rto
             else incident.severity.target_rto
         )
-        elapsed = now - incident.impact_started_at
+        # Open, but the clock may have stopped already (recovery verified, not yet resolved).
+        elapsed = (incident.rto_stopped_at or now) - incident.impact_started_at
         result.append(
             {
                 "incident": incident,

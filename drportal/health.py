@@ -1,12 +1,26 @@
-"""The portal's own health: database, broker, worker heartbeats, beat's ticks, newest backup.
+"""The portal's own health: would we be safe if disaster struck now?
 
-``/health`` answers 200 only when all of them are fine, 503 otherwise, with a
-JSON body that names each check. No secret, hostname or URL is ever in it.
+``/health`` answers 200 only when every check passes, 503 otherwise, with a JSON body
+that names each check and, for the failing ones, the objectives, targets and queues
+at fault (by name: no secret, hostname or URL is ever in it):
+
+- database, broker: the portal can run at all;
+- worker: a live worker serves every queue that jobs go to (the default queue, and
+  each enabled target's queue);
+- beat: scheduled jobs are being sent;
+- objectives: no enabled RPO objective is breached or still without a verified copy;
+- targets: no enabled target's newest finished run failed without a newer success;
+- newest_backup: some good backup is recent;
+- read_only: the portal accepts changes (an incident may have switched it off).
+
+``/health/live`` is the load balancer's question only: is the process up and does its
+database answer? It never fails because a backup did.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.conf import settings
@@ -18,16 +32,22 @@ from .workers import beat_state
 logger = logging.getLogger(__name__)
 
 BEAT = "beat"
+CHECKS = ("database", "broker", "worker", "beat", "objectives", "targets", "newest_backup", "read_only")
 
 
-def record_heartbeat(name: str) -> None:
-    """Called from worker and beat timers: best effort, never raises into them."""
+def record_heartbeat(name: str, queues: Iterable[str] = ()) -> None:
+    """Called from worker and beat timers: best effort, never raises into them.
+
+    ``queues`` are the queues the worker consumes, so /health can tell which queues have a live worker.
+    """
     from .models import Heartbeat
 
     try:
         close_old_connections()
         kind = Heartbeat.Kind.BEAT if name == BEAT else Heartbeat.Kind.WORKER
-        Heartbeat.objects.update_or_create(name=name[:200], defaults={"seen_at": timezone.now(), "kind": kind})
+        Heartbeat.objects.update_or_create(
+            name=name[:200], defaults={"seen_at": timezone.now(), "queues": sorted(set(queues)), "kind": kind}
+        )
     except Exception as exc:  # a database hiccup must not take the worker down
         logger.warning("heartbeat of %s not recorded: %s", name, type(exc).__name__)
 
@@ -69,12 +89,115 @@ def check_broker() -> dict:
         return {"ok": False, "transport": url.split(":", 1)[0], "error": type(exc).__name__}
 
 
-def queues_check(now: datetime) -> dict:
-    """Every queue with targets needs a live worker (no names of hosts or targets: /health is public)."""
-    from backups.services.queues import unserved
+# --- the read-only switch: owned by a higher layer, read here through a registry ----------------
 
-    missing = unserved(now)
-    return {"ok": not missing, "without_worker": missing}
+_READ_ONLY_SOURCES: list[Callable[[], bool]] = []
+
+
+def register_read_only_source(source: Callable[[], bool]) -> None:
+    """A higher layer (incidents) says how to tell whether the portal is read-only; core never imports it."""
+    if source not in _READ_ONLY_SOURCES:
+        _READ_ONLY_SOURCES.append(source)
+
+
+def read_only() -> bool:
+    return any(source() for source in _READ_ONLY_SOURCES)
+
+
+# --- queues -------------------------------------------------------------------------------
+
+
+def default_queue() -> str:
+    from .celery import app
+
+    return app.conf.task_default_queue or "celery"
+
+
+def queues_for_targets(targets: Iterable) -> dict[str, list[str]]:
+    """Queue name → the names of the targets whose jobs go there (each target's ``queue``)."""
+    queues: dict[str, list[str]] = {}
+    for target in targets:
+        queues.setdefault(target.queue or default_queue(), []).append(target.name)
+    return queues
+
+
+# --- objectives ----------------------------------------------------------------------------
+
+
+def objective_verdict(state: str, exposure_seconds: float | None) -> tuple[bool, str]:
+    """(safe, why) for an objective: what /health and the dashboard both say about it.
+
+    An objective with no verified copy yet is not safe, whatever state it was last stored in.
+    Late (past its RPO but within the grace) still counts as safe: it is not breached yet.
+    """
+    if exposure_seconds is None:
+        return False, "no verified copy yet"
+    if state == "breached":
+        return False, "breached"
+    if state == "late":
+        return True, "late"
+    if state == "ok":
+        return True, "ok"
+    return False, "not evaluated yet"
+
+
+def check_objectives(now: datetime) -> dict:
+    from backups.models import Objective
+    from backups.services.rpo import exposure_of
+
+    failing, count = [], 0
+    for objective in Objective.objects.filter(enabled=True).prefetch_related("targets").order_by("name"):
+        count += 1
+        exposure = exposure_of(objective, now)
+        seconds = exposure.exposure.total_seconds() if exposure.exposure is not None else None
+        safe, why = objective_verdict(objective.state_for(exposure.exposure), seconds)
+        if not safe:
+            failing.append({"name": objective.name, "state": why, "exposure_seconds": seconds})
+    return {"ok": not failing, "enabled": count, "failing": failing}
+
+
+def check_targets() -> dict:
+    """A target whose newest finished run failed, with nothing newer that succeeded, is failing."""
+    from django.db.models import OuterRef, Subquery
+
+    from backups.models import BackupRun, Target
+
+    finished = BackupRun.objects.filter(target=OuterRef("pk"), status__in=["succeeded", "failed"]).order_by(
+        "-queued_at", "-id"
+    )
+    rows = (
+        Target.objects.filter(enabled=True)
+        .annotate(last_status=Subquery(finished.values("status")[:1]))
+        .order_by("name")
+        .values_list("name", "last_status")
+    )
+    failing = [{"name": name, "newest_run": "failed"} for name, last in rows if last == "failed"]
+    return {"ok": not failing, "failing": failing}
+
+
+def check_workers(now: datetime) -> dict:
+    from backups.models import Target
+
+    from .models import Heartbeat
+
+    silence = settings.HEALTH_WORKER_MAX_SILENCE
+    # Workers only: not the beat's row (the scheduler lease) nor standby beats' rows.
+    workers = Heartbeat.objects.filter(kind=Heartbeat.Kind.WORKER).exclude(name=BEAT)
+    beats = list(workers.values_list("seen_at", "queues"))
+    live = [queues for seen, queues in beats if (now - seen).total_seconds() <= silence]
+    needed = queues_for_targets(Target.objects.filter(enabled=True).only("name", "queue"))
+    needed.setdefault(default_queue(), [])
+    queues = {}
+    for queue, targets in sorted(needed.items()):
+        alive = sum(1 for served in live if queue in served)
+        queues[queue] = {"ok": alive > 0, "alive": alive, "targets": targets}
+    newest = max((seen for seen, _ in beats), default=None)
+    return {
+        "ok": all(q["ok"] for q in queues.values()),
+        "last_seen_seconds": _age(newest, now),
+        "alive": len(live),
+        "queues": queues,
+    }
 
 
 def status(now: datetime | None = None) -> tuple[bool, dict]:
@@ -86,14 +209,7 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
     checks: dict[str, dict] = {"database": check_database()}
     checks["broker"] = check_broker()
     if checks["database"]["ok"]:
-        workers = list(Heartbeat.objects.filter(kind=Heartbeat.Kind.WORKER).values_list("seen_at", flat=True))
-        newest_worker = max(workers, default=None)
-        worker_age = _age(newest_worker, now)
-        checks["worker"] = {
-            "ok": worker_age is not None and worker_age <= settings.HEALTH_WORKER_MAX_SILENCE,
-            "last_seen_seconds": worker_age,
-            "alive": sum(1 for seen in workers if (now - seen).total_seconds() <= settings.HEALTH_WORKER_MAX_SILENCE),
-        }
+        checks["worker"] = check_workers(now)
         beat = Heartbeat.objects.filter(name=BEAT).values_list("seen_at", flat=True).first()
         beat_age = _age(beat, now)
         checks["beat"] = {
@@ -101,7 +217,8 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
             "last_tick_seconds": beat_age,
             "standby": len(beat_state(now)["standby"]),  # beats idling because another holds the lease
         }
-        checks["queues"] = queues_check(now)
+        checks["objectives"] = check_objectives(now)
+        checks["targets"] = check_targets()
         newest = (
             BackupRun.objects.filter(status=BackupRun.Status.SUCCEEDED)
             .order_by("-finished_at")
@@ -113,5 +230,31 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
             "ok": backup_age is not None and backup_age <= settings.HEALTH_BACKUP_MAX_AGE,
             "age_seconds": backup_age,
         }
-    ok = all(check["ok"] for check in checks.values()) and len(checks) == 6
+        checks["read_only"] = {"ok": not read_only()}
+    ok = all(check["ok"] for check in checks.values()) and set(checks) == set(CHECKS)
     return ok, checks
+
+
+def failing_checks(checks: dict) -> list[str]:
+    """One short line per failing check, naming what fails: for people and monitors' alert texts."""
+    lines = []
+    for name, check in checks.items():
+        if check["ok"]:
+            continue
+        if name == "objectives":
+            lines += [f"objective {o['name']}: {o['state']}" for o in check["failing"]]
+        elif name == "targets":
+            lines += [f"target {t['name']}: newest run failed" for t in check["failing"]]
+        elif name == "worker":
+            lines += [f"queue {q}: no live worker" for q, v in check["queues"].items() if not v["ok"]]
+        elif name == "read_only":
+            lines.append("the portal is read-only")
+        else:
+            lines.append(f"{name}: failing")
+    return lines
+
+
+def liveness() -> tuple[bool, dict]:
+    """For load balancers: the process answers and its database does. Nothing else."""
+    checks = {"database": check_database()}
+    return checks["database"]["ok"], checks

@@ -9,4 +9,5 @@ urlpatterns = [
     path("ping/<str:token>", backup_views.ping, name="ping"),
     path("status/", include("incidents.urls")),  # incidents: the public status page
     path("health", portal_views.health, name="health"),
+    path("health/live", portal_views.live, name="health_live"),
 ]

@@ -79,11 +79,13 @@ class LiveWorker:
 
 
 def live_workers(now: datetime | None = None) -> list[LiveWorker]:
-    """Workers heard from within HEALTH_WORKER_MAX_SILENCE, newest first."""
+    """Workers heard from within HEALTH_WORKER_MAX_SILENCE (never the beat's lease row)."""
     now = now or timezone.now()
     since = now - timedelta(seconds=settings.HEALTH_WORKER_MAX_SILENCE)
-    rows = Heartbeat.objects.filter(kind=Heartbeat.Kind.WORKER, seen_at__gte=since).values_list(
-        "name", "host", "queues", "env_names", "seen_at"
+    rows = (
+        Heartbeat.objects.filter(kind=Heartbeat.Kind.WORKER, seen_at__gte=since)
+        .exclude(name=BEAT)
+        .values_list("name", "host", "queues", "env_names", "seen_at")
     )
     return [
         LiveWorker(name, host, list(queues or []), list(env_names or []), round((now - seen).total_seconds(), 1))
@@ -128,11 +130,6 @@ def queue_states(target_queues: Mapping[str, Iterable[str]], now: datetime | Non
         QueueState(queue, sorted(target_queues.get(queue, [])), sorted(per_queue.get(queue, []), key=lambda w: w.name))
         for queue in sorted(names)
     ]
-
-
-def queues_without_workers(target_queues: Mapping[str, Iterable[str]], now: datetime | None = None) -> list[str]:
-    """Queues that have targets (or are the shared queue) and no live worker: these fail /health."""
-    return [s.queue for s in queue_states(target_queues, now) if not s.ok and (s.targets or s.queue == default_queue())]
 
 
 # --- exactly one scheduler -------------------------------------------------------------------

@@ -39,7 +39,7 @@ from .models import (
     TimelineEntry,
     check_evidence,
 )
-from .services import communicate, measure, report, security
+from .services import communicate, lifecycle, measure, report, security
 
 
 class ChannelForm(forms.ModelForm):
@@ -107,7 +107,7 @@ def _badge(color: str, text: str) -> str:
 
 @admin.register(Severity)
 class SeverityAdmin(admin.ModelAdmin):
-    list_display = ("key", "badge", "description", "response", "target_rto", "report_due", "order")
+    list_display = ("key", "badge", "description", "response", "target_rto", "report_due", "public_impact", "order")
     list_editable = ("order",)
     ordering = ("order", "key")
 
@@ -129,14 +129,19 @@ class ScenarioStepInline(admin.TabularInline):
 
 @admin.register(Scenario)
 class ScenarioAdmin(admin.ModelAdmin):
-    list_display = ("number", "title", "severity", "rto", "rpo", "estimated_recovery", "step_count")
+    list_display = ("number", "title", "severity", "rto", "rpo", "protects", "estimated_recovery", "step_count")
     list_display_links = ("number", "title")
     list_select_related = ("severity",)
     list_filter = ("severity",)
+    filter_horizontal = ("targets",)
     inlines = [ScenarioStepInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(step_total=Count("steps"))
+        return super().get_queryset(request).annotate(step_total=Count("steps")).prefetch_related("targets")
+
+    @admin.display(description="protects (targets)")
+    def protects(self, obj):
+        return ", ".join(t.name for t in obj.targets.all()) or "-"
 
     @admin.display(description="target RTO", ordering="target_rto")
     def rto(self, obj):
@@ -380,6 +385,38 @@ class StepInline(admin.TabularInline):
 RTO_STATE_CLASSES = {"met": "ok", "on track": "ok", "at risk": "late", "breached": "breached"}
 
 
+class IncidentForm(forms.ModelForm):
+    """Shows the model's own refusal to resolve (recovery not verified, no reason) as a form error, not a 500."""
+
+    class Meta:
+        model = Incident
+        # Every field the add and change fieldsets show; the admin narrows it to the page's fieldsets.
+        fields = (
+            "title",
+            "severity",
+            "scenario",
+            "status",
+            "resolved_without_recovery",
+            "customer_facing",
+            "public_title",
+            "impact_started_at",
+            "detected_at",
+            "summary",
+            "root_cause",
+            "follow_up_actions",
+        )
+        widgets = {"resolved_without_recovery": forms.Textarea(attrs={"rows": 2, "cols": 80})}
+
+    def clean(self):
+        cleaned = super().clean()
+        incident = self.instance
+        if incident.pk and cleaned.get("status") in ("resolved", "closed") and not incident.resolved_at:
+            problem = incident.resolution_problem(cleaned.get("resolved_without_recovery") or "")
+            if problem:
+                self.add_error("status", problem)
+        return cleaned
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     list_display = ("id", "title", "severity_badge", "status", "scenario", "age", "rto_display", "customer_facing")
@@ -391,6 +428,7 @@ class IncidentAdmin(admin.ModelAdmin):
     date_hierarchy = "detected_at"
     change_form_template = "admin/incidents/incident/change_form.html"
     raw_id_fields = ("opened_by",)
+    form = IncidentForm
 
     class Media:
         css = {"all": ("backups/admin.css", "incidents/admin.css")}
@@ -430,7 +468,18 @@ class IncidentAdmin(admin.ModelAdmin):
                 (None, {"fields": ("summary",)}),
             )
         return (
-            (None, {"fields": (("status", "severity"), "title", "scenario", ("customer_facing", "public_title"))}),
+            (
+                None,
+                {
+                    "fields": (
+                        ("status", "severity"),
+                        "resolved_without_recovery",
+                        "title",
+                        "scenario",
+                        ("customer_facing", "public_title"),
+                    )
+                },
+            ),
             (
                 "Times",
                 {
@@ -482,7 +531,7 @@ class IncidentAdmin(admin.ModelAdmin):
                 user=request.user,
             )
         obj.change_severity(new_severity, request.user)
-        obj.change_status(new_status, request.user)
+        obj.change_status(new_status, request.user, without_recovery=obj.resolved_without_recovery)
 
     def save_formset(self, request, form, formset, change):
         action = getattr(formset, "action", "")
@@ -520,6 +569,7 @@ class IncidentAdmin(admin.ModelAdmin):
             path("<int:pk>/timeline/", view(self.timeline_view), name="incidents_incident_timeline"),
             path("<int:pk>/link-job/", view(self.link_job_view), name="incidents_incident_link_job"),
             path("<int:pk>/status-update/", view(self.status_update_view), name="incidents_incident_status_update"),
+            path("<int:pk>/resolve/", view(self.resolve_view), name="incidents_incident_resolve"),
             path("<int:pk>/report.md", view(self.report_view), name="incidents_incident_report"),
             path("<int:pk>/report/submit/", view(self.submit_report_view), name="incidents_incident_submit_report"),
             path("<int:pk>/restore-before/", view(self.restore_before_view), name="incidents_incident_restore_before"),
@@ -553,6 +603,9 @@ class IncidentAdmin(admin.ModelAdmin):
             "status_updates": incident.status_updates.select_related("author")[:50],
             "deliveries": Notification.objects.filter(object_ref=communicate.object_ref(incident))[:50],
             "components": StatusComponent.objects.all(),
+            "component_offers": lifecycle.component_offers(incident),
+            "offer_resolution_update": lifecycle.offers_resolution_update(incident),
+            "resolution_message": lifecycle.DEFAULT_RESOLUTION_MESSAGE,
             "component_states": StatusComponent.State.choices,
             "phases": StatusUpdate.Phase.choices,
             "timeline_kinds": [(k, label) for k, label in TimelineEntry.Kind.choices if k in ("note", "communication")],
@@ -627,6 +680,7 @@ class IncidentAdmin(admin.ModelAdmin):
                 phase=request.POST.get("phase", "investigating"),
                 components=states,
                 user=request.user,
+                without_recovery=request.POST.get("without_recovery", ""),
             )
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
@@ -634,6 +688,33 @@ class IncidentAdmin(admin.ModelAdmin):
         failed = [r for r in records if r.status == Notification.Status.FAILED]
         text = f"Status update published; {len(records) - len(failed)} of {len(records)} deliveries succeeded."
         self.message_user(request, text, messages.WARNING if failed else messages.SUCCESS)
+        return self._back(incident)
+
+    def resolve_view(self, request, pk):
+        """POST: resolve (or publish the resolution of a resolved incident) and reset the chosen components."""
+        if request.method != "POST":
+            raise PermissionDenied
+        incident = self._incident_for(request, pk)
+        names = {c.pk: c.name for c in StatusComponent.objects.all()}
+        reset = [names[int(v)] for v in request.POST.getlist("reset") if v.isdigit() and int(v) in names]
+        was_open = incident.is_open
+        try:
+            update = lifecycle.resolve(
+                incident,
+                request.user,
+                without_recovery=request.POST.get("without_recovery", ""),
+                public_message=request.POST.get("message", ""),
+                reset_components=reset,
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return self._back(incident)
+        done = "Incident resolved" if was_open else "Resolution published"
+        if update is not None:
+            done += "; the “Resolved” update is on the status page"
+            if reset:
+                done += f" and {', '.join(reset)} back to operational"
+        self.message_user(request, done + ".", messages.SUCCESS)
         return self._back(incident)
 
     def report_view(self, request, pk):

@@ -99,6 +99,9 @@ class Notification(models.Model):
 
 # --- The plan's incident-response configuration ------------------------------------------
 
+# An ongoing customer-facing incident is never "operational" on the status page: the mildest is degraded.
+PUBLIC_IMPACTS = [("major", "major outage"), ("partial", "partial outage"), ("degraded", "degraded performance")]
+
 
 class Severity(models.Model):
     """P1–P4: how bad, how fast to respond, how fast to recover."""
@@ -116,6 +119,13 @@ class Severity(models.Model):
     )
     color = models.CharField(max_length=7, default="#7a7a7a", help_text="Badge colour, e.g. #c0392b.")
     order = models.PositiveSmallIntegerField(default=0)
+    public_impact = models.CharField(
+        max_length=10,
+        choices=PUBLIC_IMPACTS,
+        default="major",
+        help_text="What an open customer-facing incident of this severity shows on the status page's banner "
+        "(as a component state would): major outage is red, partial orange, degraded yellow.",
+    )
 
     class Meta:
         ordering = ["order", "key"]
@@ -144,6 +154,13 @@ class Scenario(models.Model):
     impact = models.TextField(blank=True)
     description = models.TextField(blank=True)
     estimated_recovery = models.CharField(max_length=100, blank=True, help_text="e.g. 30-60 minutes")
+    targets = models.ManyToManyField(
+        "backups.Target",
+        blank=True,
+        related_name="scenarios",
+        help_text="The backed-up data this scenario puts at risk: an incident's data-loss window is measured "
+        "from the newest verified copy of these. Empty: it risks no backed-up data (the window stays unknown).",
+    )
 
     class Meta:
         ordering = ["number", "key"]
@@ -265,6 +282,12 @@ class Incident(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     recovered_at = models.DateTimeField(null=True, blank=True, help_text="When recovery was verified.")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_without_recovery = models.TextField(
+        "resolved without recovery",
+        blank=True,
+        help_text="Resolving needs recovery verified, or this: why it was resolved without it "
+        "(e.g. false alarm, no data was affected).",
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
     summary = models.TextField(blank=True)
     root_cause = models.TextField(blank=True)
@@ -310,15 +333,28 @@ class Incident(models.Model):
         return self.severity.target_rto
 
     @property
+    def rto_stopped_at(self):
+        """When the RTO clock stopped: recovery verified or resolution, whichever came first; None: running."""
+        return min((t for t in (self.recovered_at, self.resolved_at) if t), default=None)
+
+    @property
+    def rto_stopped_by(self) -> str:
+        if self.recovered_at and self.recovered_at == self.rto_stopped_at:
+            return "recovery verified"
+        if self.resolved_at:
+            return "resolved without verified recovery" if not self.recovered_at else "resolved"
+        return ""
+
+    @property
     def time_since_impact(self) -> timedelta:
-        """The RTO clock: impact start → recovery verified (or now, while not yet verified)."""
-        return (self.recovered_at or timezone.now()) - self.impact_started_at
+        """The RTO clock: impact start → recovery verified or resolution (or now, while neither happened)."""
+        return (self.rto_stopped_at or timezone.now()) - self.impact_started_at
 
     @property
     def rto_state(self) -> str:
-        """met / breached (recovered in or over target), or running: on track / at risk / breached."""
+        """met / breached (stopped in or over target), or running: on track / at risk / breached."""
         elapsed, target = self.time_since_impact, self.target_rto
-        if self.recovered_at:
+        if self.rto_stopped_at:
             return "met" if elapsed <= target else "breached"
         if elapsed > target:
             return "breached"
@@ -380,21 +416,48 @@ class Incident(models.Model):
     # Which timestamp each status sets the first time it is reached.
     STATUS_TIMESTAMPS = {"investigating": "acknowledged_at", "resolved": "resolved_at", "closed": "closed_at"}
 
-    def change_status(self, new: str, user=None) -> bool:
-        """Move to another status, setting its timestamp; resolving sets when the report is due."""
+    def resolution_problem(self, without_recovery: str = "") -> str:
+        """Why this incident may not be resolved now ("" when it may): recovery verified, or a stated reason."""
+        if self.recovered_at or without_recovery.strip():
+            return ""
+        return (
+            f"Incident #{self.pk} cannot be resolved yet: recovery is not verified. Tick “Recovery verified” "
+            "with its evidence (or link a successful restore), or say why it is resolved without recovery."
+        )
+
+    def change_status(self, new: str, user=None, *, without_recovery: str = "") -> bool:
+        """Move to another status, setting its timestamp; resolving sets when the report is due.
+
+        Resolving (or closing an open incident) stops the RTO clock and needs recovery verified or
+        ``without_recovery``, a reason, which is kept on the incident and its timeline. Every way of
+        resolving (the admin form, a "Resolved" status update, the resolve page, code) comes through here.
+        """
         if new not in self.Status.values:
             raise ValidationError(f"Unknown status {new!r}.")
         if new == self.status:
             return False
         old, now = self.status, timezone.now()
         fields = ["status"]
+        without_recovery = (without_recovery or "").strip()
+        resolving = new in ("resolved", "closed") and not self.resolved_at
+        if resolving:
+            problem = self.resolution_problem(without_recovery)
+            if problem:
+                raise ValidationError(problem)
+            if not self.recovered_at and without_recovery != self.resolved_without_recovery:
+                self.resolved_without_recovery = without_recovery
+                fields.append("resolved_without_recovery")
         self.status = new
         if new in self.OPEN_STATUSES:
-            # Reopened: it is no longer resolved or closed, and no report is due yet.
+            # Reopened: it is no longer resolved or closed, no report is due yet, and the RTO clock runs again;
+            # a new resolution needs recovery verified or a new reason.
             for name in ("resolved_at", "closed_at", "report_due_at"):
                 if getattr(self, name):
                     setattr(self, name, None)
                     fields.append(name)
+            if self.resolved_without_recovery:
+                self.resolved_without_recovery = ""
+                fields.append("resolved_without_recovery")
         if new in ("investigating", "recovering", "monitoring", "resolved", "closed") and not self.acknowledged_at:
             self.acknowledged_at = now
             fields.append("acknowledged_at")
@@ -410,6 +473,12 @@ class Incident(models.Model):
             text = f"Status: {old} → {new}."
             if "report_due_at" in fields and self.report_due_at:
                 text += f" Post-incident report due {self.report_due_at:%Y-%m-%d %H:%M} UTC."
+            if resolving:
+                text += (
+                    f" RTO clock stopped at {self.rto_stopped_at:%Y-%m-%d %H:%M} UTC ({self.rto_stopped_by})."
+                    if self.recovered_at
+                    else f" Resolved without verified recovery: {without_recovery}"
+                )
             self.log(TimelineEntry.Kind.STATUS, text, user=user)
         return True
 

@@ -11,6 +11,7 @@ from drportal.plan import PlanContext, Table, parse_duration, section, upsert
 
 from .models import (
     EVENTS,
+    PUBLIC_IMPACTS,
     ChecklistItemTemplate,
     Contact,
     NotificationChannel,
@@ -71,7 +72,8 @@ def _upsert(table: Table, model, lookup: dict, values: dict, ctx: PlanContext, l
 
 @section("severities", order=41)
 def apply_severities(tables: dict[str, Table], ctx: PlanContext) -> None:
-    """[severities.P1]: name, description, examples, response_time ("immediate" or "1h"), target_rto, report_due."""
+    """[severities.P1]: name, description, examples, response_time ("immediate" or "1h"), target_rto, report_due,
+    color, order, public_impact (the status page's banner while such an incident is open: major, partial, degraded)."""
     for key, table in tables.items():
         target_rto = _duration_or_immediate(table, "target_rto", required=True)
         values = {
@@ -83,6 +85,7 @@ def apply_severities(tables: dict[str, Table], ctx: PlanContext) -> None:
             "report_due": table.duration("report_due", "24h"),
             "color": table.str("color", "#7a7a7a"),
             "order": table.int("order", 0, minimum=0),
+            "public_impact": table.str("public_impact", "major", choices=[k for k, _ in PUBLIC_IMPACTS]),
         }
         table.done()
         _upsert(table, Severity, {"key": key}, values, ctx, f"severity {key}")
@@ -108,7 +111,13 @@ def _steps(table: Table) -> list[dict]:
 
 @section("scenarios", order=42)
 def apply_scenarios(tables: dict[str, Table], ctx: PlanContext) -> None:
-    """[scenarios.KEY]: number, title, severity, target_rto, target_rpo, impact, description, steps = [...]."""
+    """[scenarios.KEY]: number, title, severity, target_rto, target_rpo, impact, description, targets, steps = [...].
+
+    ``targets`` names the backed-up data the scenario puts at risk: incidents measure their
+    data-loss window from the newest verified copy of those targets.
+    """
+    from backups.models import Target
+
     for key, table in tables.items():
         severity_key = table.str("severity", required=True)
         severity = Severity.objects.filter(key=severity_key).first()
@@ -124,9 +133,18 @@ def apply_scenarios(tables: dict[str, Table], ctx: PlanContext) -> None:
             "description": table.str("description"),
             "estimated_recovery": table.str("estimated_recovery"),
         }
+        target_names = table.str_list("targets")
         steps = _steps(table)
         table.done()
-        scenario, _ = _upsert(table, Scenario, {"key": key}, values, ctx, f"scenario {key}")
+        targets = list(Target.objects.filter(name__in=target_names))
+        missing = sorted(set(target_names) - {t.name for t in targets})
+        if missing:
+            raise table.error("targets", f"unknown target(s): {', '.join(missing)} (define them under [targets.*])")
+        scenario, created = _upsert(table, Scenario, {"key": key}, values, ctx, f"scenario {key}")
+        if set(scenario.targets.values_list("name", flat=True)) != set(target_names):
+            scenario.targets.set(targets)
+            if not created:
+                ctx.changed(f"updated scenario {key}: targets")
         current = list(scenario.steps.values("order", "text", "command", "expected_duration"))
         if current != steps:
             # Replaced only when they differ, so a second apply changes nothing. Open incidents

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_safe
 from .models import Incident, StatusComponent, StatusUpdate
 
 HISTORY_DAYS = 90
+BANNER_RANK = ["operational", "maintenance", "degraded", "partial", "major"]
 
 
 @require_safe
@@ -33,11 +34,11 @@ def status(request):
         .order_by("-resolved_at")
     )
     components = list(StatusComponent.objects.all())
-    worst = "operational"
-    rank = ["operational", "maintenance", "degraded", "partial", "major"]
-    for component in components:
-        if rank.index(component.state) > rank.index(worst):
-            worst = component.state
+    current = list(current)
+    # As Statuspage does: the banner is the worst of every component's state and every open
+    # customer-facing incident's impact (its severity's), so an ongoing P1 is never green.
+    states = [c.state for c in components] + [i.severity.public_impact for i in current]
+    worst = max(states, key=BANNER_RANK.index, default="operational")
     return render(
         request,
         "incidents/status.html",

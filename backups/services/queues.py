@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from drportal.workers import QueueState, live_workers_per_queue, queue_states, queues_without_workers
+from drportal.workers import QueueState, live_workers_per_queue, queue_states
 
 from ..models import BackupRun, Target, WatchedQueue
 from ..signals import queue_changed
@@ -34,11 +34,6 @@ def target_queues() -> dict[str, list[str]]:
 def states(now: datetime | None = None) -> list[QueueState]:
     """Each queue with its enabled targets and its live workers (the dashboard's card)."""
     return queue_states(target_queues(), now)
-
-
-def unserved(now: datetime | None = None) -> list[str]:
-    """Queues with targets (or the shared queue) that no live worker consumes: /health fails on these."""
-    return queues_without_workers(target_queues(), now)
 
 
 def waiting_message(queue: str) -> str:

@@ -46,8 +46,14 @@ def post_update(
     phase: str = StatusUpdate.Phase.INVESTIGATING,
     components: dict[str, str] | None = None,
     user=None,
+    without_recovery: str = "",
 ) -> tuple[StatusUpdate, list[Notification]]:
-    """Publish a status update; returns it with the delivery records (email and webhook)."""
+    """Publish a status update; returns it with the delivery records (email and webhook).
+
+    An update in phase "Resolved" on an open incident resolves it, with the same requirements as
+    any resolution (recovery verified, or ``without_recovery``, a reason); when it may not be
+    resolved, the update is refused with that reason and nothing is published or changed.
+    """
     message = message.strip()
     if not message:
         raise ValidationError("A status update needs a public message.")
@@ -58,6 +64,13 @@ def post_update(
     if unknown_states:
         raise ValidationError(f"Unknown component state(s): {', '.join(sorted(unknown_states))}.")
     with transaction.atomic():
+        if phase == StatusUpdate.Phase.RESOLVED and incident.is_open:
+            try:
+                incident.change_status(Incident.Status.RESOLVED, user, without_recovery=without_recovery)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"A “Resolved” update resolves the incident, and it was refused: {' '.join(exc.messages)}"
+                ) from None
         known = {c.name: c for c in StatusComponent.objects.select_for_update().filter(name__in=list(components))}
         missing = set(components) - set(known)
         if missing:

@@ -53,21 +53,31 @@ def render(incident: Incident) -> str:
     ]
     out += _section("Summary", incident.summary)
 
-    rto = f"{human(m.rto)}{' (clock still running: recovery not verified)' if m.rto_running else ''}"
-    rpo = human(m.rpo) if m.rpo is not None else "unknown (no good backup before the impact)"
+    if m.rto_running:
+        rto = f"{human(m.rto)} (clock still running: recovery not verified)"
+    else:
+        rto = f"{human(m.rto)} (stopped at {m.rto_end}, {_when(incident.rto_stopped_at)})"
     lines = [
         "| measure | measured | against targets |",
         "| --- | --- | --- |",
-        f"| RTO (impact → recovery verified) | {rto} | {'; '.join(c.text for c in m.rto_comparisons)} |",
-        f"| RPO (data-loss window) | {rpo} | {'; '.join(c.text for c in m.rpo_comparisons) or 'no target set'} |",
+        f"| RTO (impact → recovery verified or resolved) | {rto} | {'; '.join(c.text for c in m.rto_comparisons)} |",
+        f"| RPO (data-loss window) | {_cell(m.rpo_text)} | "
+        f"{'; '.join(c.text for c in m.rpo_comparisons) or 'no target set'} |",
         "",
         m.loss_statement,
     ]
     if m.rpo_run:
-        lines.append(
-            f"\nMeasured from backup run #{m.rpo_run.pk} of {m.rpo_run.target.name}, "
-            f"started {_when(m.rpo_run.started_at)}."
-        )
+        lines.append(f"\nMeasured from the {m.rpo_source}.")
+    if m.per_target:
+        lines.append("\nNewest verified copy before impact, per target the scenario protects:\n")
+        lines += [
+            f"- {p.target}: backup run #{p.run.pk}, started {_when(p.run.started_at)}"
+            if p.run
+            else f"- {p.target}: none"
+            for p in m.per_target
+        ]
+    if incident.resolved_without_recovery:
+        lines.append(f"\nResolved without verified recovery: {_cell(incident.resolved_without_recovery)}")
     out += _section("Recovery time and data loss (RTO / RPO)", "\n".join(lines))
 
     entries = incident.timeline.select_related("author").order_by("at", "id")

@@ -144,9 +144,9 @@ def test_link_a_job_from_the_incident_page(client, incident, commander, plan):
 
 def test_list_shows_open_incidents_first_with_severity_age_and_rto(client, incident, commander):
     old = Incident.open(title="Old resolved one", severity=Severity.objects.get(key="P3"), user=commander)
-    old.change_status("resolved", commander)
+    old.change_status("resolved", commander, without_recovery="false alarm")
     newer = Incident.open(title="Newest, resolved", severity=Severity.objects.get(key="P4"), user=commander)
-    newer.change_status("resolved", commander)
+    newer.change_status("resolved", commander, without_recovery="false alarm")
     client.force_login(commander)
     page = client.get(reverse("admin:incidents_incident_changelist")).content.decode()
     assert page.index("Messages table corrupted") < page.index("Newest, resolved")

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from backups.models import BackupRun, Target
+from backups.models import BackupRun, Target, Verification
 from incidents.models import Incident, Notification, NotificationChannel, ResponseRole
 from incidents.services import measure, reminders, report
 
@@ -18,9 +18,12 @@ pytestmark = pytest.mark.django_db
 
 
 def good_run(target: Target, started, **fields) -> BackupRun:
-    return BackupRun.objects.create(
+    """A succeeded run with a passed verification: only verified copies count for the data-loss window."""
+    run = BackupRun.objects.create(
         target=target, status="succeeded", sha256="0" * 64, started_at=started, finished_at=started, **fields
     )
+    Verification.objects.create(run=run, status="passed", finished_at=started)
+    return run
 
 
 @pytest.fixture
@@ -57,7 +60,7 @@ def test_rto_and_rpo_are_measured_and_compared_with_the_targets(incident, target
 def test_without_any_good_backup_the_rpo_is_unknown_and_breached(incident):
     m = measure.measure(incident)
     assert m.rpo is None and m.rpo_breached and m.rto_running
-    assert "No good backup was taken before" in m.loss_statement
+    assert "The data-loss window is unknown (no verified backup of database before impact)" in m.loss_statement
 
 
 def test_report_markdown_has_every_section(incident, commander, target, tmp_path):
@@ -112,7 +115,7 @@ def test_admin_download_of_the_report(client, incident, commander):
 def test_an_overdue_report_sends_a_reminder_once_per_interval(settings, incident, commander):
     NotificationChannel.objects.create(name="ops", kind="email", email_to="ops@example.com")
     settings.ALERT_REMINDER_SECONDS = 3600
-    incident.change_status("resolved", commander)
+    incident.change_status("resolved", commander, without_recovery="false alarm")
     assert reminders.remind_overdue_reports() == 0  # due in 24 hours
 
     later = incident.report_due_at + timedelta(minutes=5)

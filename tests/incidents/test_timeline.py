@@ -36,7 +36,7 @@ def test_status_changes_set_their_timestamps_and_write_the_timeline(incident, co
     assert not incident.change_status("investigating", commander)  # no change, no entry
     assert incident.acknowledged_at is not None
     incident.change_status("recovering", commander)
-    incident.change_status("resolved", commander)
+    incident.change_status("resolved", commander, without_recovery="the index rebuilt itself")
     assert incident.report_due_at == incident.resolved_at + timedelta(hours=24)
     incident.change_status("closed", commander)
     assert incident.closed_at is not None

@@ -37,8 +37,19 @@ def test_healthy_with_a_real_worker_then_503_once_it_stops(
         body = response.json()
         assert response.status_code == 200, body
         assert body["status"] == "ok"
-        assert set(body["checks"]) == {"database", "broker", "worker", "beat", "newest_backup", "queues"}
+        assert set(body["checks"]) == {
+            "database",
+            "broker",
+            "worker",
+            "beat",
+            "objectives",
+            "targets",
+            "newest_backup",
+            "read_only",
+        }
         assert body["checks"]["worker"]["alive"] == 1
+        # The real worker says which queue it consumes: the default one, where the target's jobs go.
+        assert body["checks"]["worker"]["queues"] == {"celery": {"ok": True, "alive": 1, "targets": ["db"]}}
     finally:
         stop_worker(worker)
 
@@ -48,9 +59,9 @@ def test_healthy_with_a_real_worker_then_503_once_it_stops(
 
 
 def test_503_when_redis_is_unreachable(client, settings, backed_up, beat_ticking):
-    from drportal.workers import record_worker
+    from drportal.health import record_heartbeat
 
-    record_worker("worker@test", ["celery"])  # a worker on the shared queue
+    record_heartbeat("worker@test", ["celery"])
     assert client.get(reverse("health")).status_code == 200
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
 
@@ -76,7 +87,7 @@ def test_a_silent_worker_counts_as_down(client, backed_up, beat_ticking, no_othe
 def test_no_backup_yet_is_unhealthy(client, beat_ticking):
     from drportal.health import record_heartbeat
 
-    record_heartbeat("worker@test")
+    record_heartbeat("worker@test", ["celery"])
     response = client.get(reverse("health"))
     assert response.status_code == 503
     assert response.json()["checks"]["newest_backup"] == {"ok": False, "age_seconds": None}
