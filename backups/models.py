@@ -247,6 +247,22 @@ class FinishingJob:
     def fail(self, error: str, **fields) -> None:
         self._finish(self.Status.FAILED, error=error[:10000], **fields)
 
+    def give_up(self, reason: str) -> bool:
+        """Queued → failed without ever running (e.g. no live worker serves its queue).
+
+        Conditional, so a job a worker claimed meanwhile is left alone (False); the finish
+        signal goes out as for any failed job, so alerts say why.
+        """
+        done = (
+            type(self)
+            .objects.filter(pk=self.pk, status=self.Status.QUEUED)
+            .update(status=self.Status.FAILED, finished_at=timezone.now(), error=reason[:10000])
+        )
+        if done:
+            self.refresh_from_db()
+            self._announce_finish()
+        return bool(done)
+
     def _finish(self, status: str, **fields) -> None:
         fields.setdefault("finished_at", timezone.now())
         for name, value in fields.items():
@@ -354,20 +370,6 @@ class BackupRun(FinishingJob, TriggeredJob):
         BackupRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
             bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
         )
-
-    def give_up(self, reason: str) -> bool:
-        """Queued → failed without ever running (e.g. no worker serves its queue).
-
-        Conditional, so a run a worker claimed meanwhile is left alone (False); the finish
-        signal goes out as for any failed run, so alerts say why.
-        """
-        done = BackupRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
-            status=self.Status.FAILED, finished_at=timezone.now(), error=reason[:10000]
-        )
-        if done:
-            self.refresh_from_db()
-            self._announce_finish()
-        return bool(done)
 
     def _announce_finish(self) -> None:
         from .signals import backup_finished
@@ -477,6 +479,18 @@ class Verification(TriggeredJob):
             self.status, self.started_at = self.Status.RUNNING, now
             verification_started.send(sender=Verification, verification=self)
         return bool(started)
+
+    def give_up(self, reason: str) -> bool:
+        """Queued → failed without ever running (no live worker serves its queue); False if it started meanwhile."""
+        done = Verification.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.FAILED, finished_at=timezone.now(), error=reason[:10000]
+        )
+        if done:
+            from .signals import verification_finished
+
+            self.refresh_from_db()
+            verification_finished.send(sender=Verification, verification=self)
+        return bool(done)
 
     def finish(self, checks: list[dict], tables: list[dict], duration: float | None, error: str = "") -> None:
         self.checks, self.tables, self.duration_seconds = checks, tables, duration

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from drportal.workers import QueueState, live_workers_per_queue, queue_states
 
-from ..models import BackupRun, Target, WatchedQueue
+from ..models import BackupRun, Restore, Target, Verification, WatchedQueue
 from ..signals import queue_changed
 
 logger = logging.getLogger(__name__)
@@ -56,27 +56,41 @@ def waiting_reason(run: BackupRun, now: datetime | None = None) -> str:
 
 
 def fail_unserved_runs(now: datetime | None = None) -> int:
-    """Fail backups queued longer than BACKUP_QUEUE_WAIT_SECONDS on queues that no live worker consumes.
+    """Fail jobs queued longer than BACKUP_QUEUE_WAIT_SECONDS on queues that no live worker consumes.
 
-    A live worker that is merely busy is not a reason: its runs wait their turn. A run failed
-    here and delivered later is a no-op for the worker (only a queued run can be claimed).
+    Backups, verifications and restore tests, and restores: each goes to its target's queue. A live
+    worker that is merely busy is not a reason: its jobs wait their turn. A job failed here and
+    delivered later is a no-op for the worker (only a queued job can be claimed).
     """
     now = now or timezone.now()
     served = set(live_workers_per_queue(now))
     cutoff = now - timedelta(seconds=settings.BACKUP_QUEUE_WAIT_SECONDS)
-    stuck = BackupRun.objects.filter(status=BackupRun.Status.QUEUED, queued_at__lte=cutoff).exclude(queue__in=served)
-    failed = 0
-    for run in stuck.select_related("target"):
-        waited = (now - run.queued_at).total_seconds()
-        reason = (
-            f"{waiting_message(run.queue)}: no live worker consumed it for {waited / 60:.0f} min "
-            f"(BACKUP_QUEUE_WAIT_SECONDS={settings.BACKUP_QUEUE_WAIT_SECONDS}); start "
-            f"`celery -A drportal worker -Q {run.queue}` on a host that can reach {run.target.name}"
+    limit = f"BACKUP_QUEUE_WAIT_SECONDS={settings.BACKUP_QUEUE_WAIT_SECONDS}"
+
+    def reason(queue: str, queued_at: datetime, target: str) -> str:
+        return (
+            f"{waiting_message(queue)}: no live worker consumed it for {(now - queued_at).total_seconds() / 60:.0f} "
+            f"min ({limit}); start `celery -A drportal worker -Q {queue}` on a host that can reach {target}"
         )
-        if run.give_up(reason):
-            failed += 1
+
+    failed = 0
+    runs = BackupRun.objects.filter(status=BackupRun.Status.QUEUED, queued_at__lte=cutoff).exclude(queue__in=served)
+    for run in runs.select_related("target"):
+        failed += run.give_up(reason(run.queue, run.queued_at, run.target.name))
+    checks = Verification.objects.filter(status=Verification.Status.QUEUED, queued_at__lte=cutoff).exclude(
+        run__target__queue__in=served
+    )
+    for check in checks.select_related("run__target"):
+        failed += check.give_up(reason(check.run.target.queue, check.queued_at, check.run.target.name))
+    default = settings.CELERY_TASK_DEFAULT_QUEUE
+    for record in Restore.objects.filter(status=Restore.Status.QUEUED, queued_at__lte=cutoff).select_related(
+        "run__target"
+    ):
+        queue = record.run.target.queue if record.run_id else default
+        if queue not in served:
+            failed += record.give_up(reason(queue, record.queued_at, record.run.target.name if record.run_id else "it"))
     if failed:
-        logger.warning("failed %d backup run(s) waiting for a worker", failed)
+        logger.warning("failed %d job(s) waiting for a worker", failed)
     return failed
 
 

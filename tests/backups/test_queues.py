@@ -202,3 +202,48 @@ def test_a_redelivered_beat_message_reuses_its_run(source_db, local_location, ma
     assert first == again != other
     assert BackupRun.objects.filter(target=target).count() == 2
     assert BackupRun.objects.get(pk=first).sent_as == "beat-message-1"
+
+
+def test_the_admin_takes_a_queue_refuses_a_bad_one_and_blank_means_the_shared_queue(admin_client, local_location):
+    from backups.models import Target
+
+    form = {
+        "name": "db",
+        "engine": "postgresql",
+        "source": "env:ORDERS_DATABASE_URL",
+        "locations": [local_location.pk],
+        "enabled": "on",
+        "timezone": "UTC",
+        "compression": "zstd",
+    }
+    url = reverse("admin:backups_target_add")
+    page = admin_client.post(url, {**form, "queue": "db-eu,db-us"}).content.decode()
+    assert "A queue name uses letters, digits" in page and not Target.objects.exists()
+
+    assert admin_client.post(url, {**form, "queue": "db-eu"}).status_code == 302
+    assert Target.objects.get(name="db").queue == "db-eu"
+    assert admin_client.post(url, {**form, "name": "other", "queue": ""}).status_code == 302
+    assert Target.objects.get(name="other").queue == "celery"
+
+
+def test_verifications_and_restores_on_a_queue_without_a_worker_fail_after_the_wait(
+    settings, local_location, make_target
+):
+    from backups.models import Restore
+    from backups.services.queues import fail_unserved_runs
+
+    target = make_target("db", "env:X", [local_location], queue=f"nobody-{secrets.token_hex(3)}")
+    run = BackupRun.objects.create(target=target, queue=target.queue, status="succeeded", sha256="0" * 64)
+    check = Verification.objects.create(run=run, kind="restore_test")
+    restore = Restore.objects.create(run=run, source=str(run.pk))
+
+    settings.BACKUP_QUEUE_WAIT_SECONDS = 3600
+    assert fail_unserved_runs() == 0
+    settings.BACKUP_QUEUE_WAIT_SECONDS = 0
+    assert fail_unserved_runs() == 2
+
+    for job in (check, restore):
+        job.refresh_from_db()
+        assert job.status == "failed"
+        assert job.error.startswith(f"waiting for a worker on queue {target.queue}: no live worker consumed it")
+    assert fail_unserved_runs() == 0  # once
