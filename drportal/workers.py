@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .models import Heartbeat
@@ -144,12 +145,13 @@ def take_beat_lease(holder: str, lease_seconds: int | None = None) -> bool:
     """
     lease_seconds = lease_seconds or settings.BEAT_LEASE_SECONDS
     now = timezone.now()
-    expired = now - timedelta(seconds=lease_seconds)
     try:
         close_old_connections()
-        takeable = Q(holder=holder) | Q(holder="") | Q(seen_at__lt=expired)
+        # The database's clock, not each host's: beats on two hosts whose clocks disagree must
+        # still agree on whether the lease has expired.
+        takeable = Q(holder=holder) | Q(holder="") | Q(seen_at__lt=Now() - timedelta(seconds=lease_seconds))
         won = Heartbeat.objects.filter(takeable, name=BEAT).update(
-            holder=holder, seen_at=now, kind=Heartbeat.Kind.BEAT, host=socket.gethostname()[:200]
+            holder=holder, seen_at=Now(), kind=Heartbeat.Kind.BEAT, host=socket.gethostname()[:200]
         )
         if not won:
             try:
