@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,95 @@ class LocationError(Exception):
 
 class ObjectNotFound(LocationError):
     pass
+
+
+# Folders no file:// location may be, be inside or contain, whatever the machine: the operating
+# system's own and PostgreSQL's data. Writing a backup there could overwrite system files, and
+# retention or a reaper walking a location that holds them would take them for its own objects.
+# The portal's code folder (BASE_DIR, except its state folder DRPORTAL_HOME) and the spool
+# (BACKUP_SPOOL_DIR) are added from the settings by protected_folders().
+SYSTEM_FOLDERS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/lib/postgresql",
+)
+
+
+def protected_folders() -> list[tuple[PurePosixPath, str]]:
+    """(folder, what it is) for every folder a location must keep clear of."""
+    found = [(PurePosixPath(folder), "the system folder") for folder in SYSTEM_FOLDERS]
+    found.append((PurePosixPath(settings.BACKUP_SPOOL_DIR), "the backup spool folder"))
+    return found
+
+
+def overlap(path: PurePosixPath, other: PurePosixPath) -> str:
+    """'is' / 'is inside' / 'contains' when the two folders overlap, else ''."""
+    if path == other:
+        return "is"
+    if path.is_relative_to(other):
+        return "is inside"
+    if other.is_relative_to(path):
+        return "contains"
+    return ""
+
+
+def _path_problem(url: str, path: PurePosixPath, *, how: str = "") -> str:
+    """Why this folder may not hold backups (system, spool or code folder), or ''."""
+    for folder, what in protected_folders():
+        relation = overlap(path, folder)
+        if relation:
+            return f"{url}{how} {relation} {what} {folder}; keep backups in a folder of their own"
+    code, home = PurePosixPath(settings.BASE_DIR), PurePosixPath(settings.PORTAL_HOME)
+    relation = overlap(path, code)
+    # The portal's state folder (var/ by default, where `make run` keeps its backups) may sit inside its code.
+    if relation and not (relation == "is inside" and path.is_relative_to(home) and path != home):
+        return f"{url}{how} {relation} the portal's code folder {code}; keep backups in a folder of their own"
+    return ""
+
+
+def local_location_problem(url: str) -> str:
+    """Why a file:// URL is not a usable folder for backups, or '' when it is (no database needed).
+
+    It must be ``file:///absolute/path`` (an empty host: ``file://tmp/x`` means host "tmp", path /x),
+    written normalised (no ``..``, ``.`` or ``//``), and clear of the filesystem root, system folders,
+    the spool and the portal's code, also once symbolic links are followed on this machine.
+    """
+    parts = urlsplit(url)
+    if parts.netloc:
+        return f"{url} has a host {parts.netloc!r}; write file:///{parts.netloc}{parts.path}"
+    if not url.startswith("file:///"):
+        return f"{url} is not an absolute folder; write file:///absolute/path, e.g. file:///var/backups/portal"
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return f"{url} has a query or fragment (? or #); a file location is a folder path only"
+    if "%" in parts.path or any(ord(c) < 32 or ord(c) == 127 for c in parts.path):
+        return f"{url} has %-escapes or control characters; write the folder path as it is"
+    raw = parts.path.rstrip("/") or "/"
+    segments = raw.split("/")[1:]
+    if ".." in segments:
+        return f"{url} has a '..' segment; write the folder it means without '..'"
+    if raw != "/" and ("" in segments or "." in segments):
+        return f"{url} is not normalised ('//' or '.'); write file://{posixpath.normpath(raw)}"
+    path = PurePosixPath(raw)
+    if path == PurePosixPath("/"):
+        return f"{url} is the filesystem root; name a folder for backups, e.g. file:///var/backups/portal"
+    problem = _path_problem(url, path)
+    if problem:
+        return problem
+    real = PurePosixPath(os.path.realpath(raw))
+    if real != path:
+        return _path_problem(url, real, how=f" (through a symbolic link, {real})")
+    return ""
 
 
 @dataclass
@@ -75,16 +165,32 @@ def _safe_key(key: str) -> str:
     return key
 
 
+def _discard(partial: Path) -> None:
+    """Remove a half-written file; its folder may not exist (or be a file), which must not hide the real error."""
+    try:
+        partial.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 class LocalBackend(LocationBackend):
     def __init__(self, location) -> None:
         super().__init__(location)
         self.root = Path(urlsplit(location.url).path)
+        # A row saved without clean() (or before the check existed) may name a folder that must not
+        # be written, e.g. file://tmp/x, whose path is /x. Reading its old copies stays possible.
+        self.write_problem = local_location_problem(location.url)
 
     def _path(self, key: str) -> Path:
         return self.root / _safe_key(key)
 
+    def _writable_path(self, key: str) -> Path:
+        if self.write_problem:
+            raise LocationError(f"location {self.name}: {self.write_problem}; nothing was written")
+        return self._path(key)
+
     def _write_atomically(self, key: str, write) -> Path:
-        final = self._path(key)
+        final = self._writable_path(key)
         partial = final.with_name(f".{final.name}.partial")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -93,23 +199,33 @@ class LocalBackend(LocationBackend):
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, final)
+        except LocationError:
+            _discard(partial)
+            raise
         except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise LocationError(f"location {self.name}: cannot write {key}: {exc.strerror or exc}") from None
+            _discard(partial)
+            raise LocationError(f"location {self.name}: cannot write {final}: {exc.strerror or exc}") from None
         return final
 
     def put_file(self, path: Path, key: str) -> StoredObject:
-        final = self._path(key)
+        final = self._writable_path(key)
         partial = final.with_name(f".{final.name}.partial")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             # Same filesystem as the spool: a hard link stores the copy without rewriting it.
             os.link(path, partial)
         except OSError:
-            partial.unlink(missing_ok=True)
+            _discard(partial)
 
             def copy(out):
-                with open(path, "rb") as src:
+                try:
+                    src = open(path, "rb")
+                except OSError as exc:  # the file to copy, not the destination (e.g. a spool removed under us)
+                    raise LocationError(
+                        f"location {self.name}: cannot read the file to copy, {path}: {exc.strerror or exc}; "
+                        "nothing was stored"
+                    ) from None
+                with src:
                     shutil.copyfileobj(src, out, 1 << 20)
 
             final = self._write_atomically(key, copy)
@@ -119,8 +235,8 @@ class LocalBackend(LocationBackend):
                 os.fsync(linked.fileno())
             os.replace(partial, final)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise LocationError(f"location {self.name}: cannot write {key}: {exc.strerror or exc}") from None
+            _discard(partial)
+            raise LocationError(f"location {self.name}: cannot write {final}: {exc.strerror or exc}") from None
         return StoredObject(key=key, url=self.url_for(key), size=final.stat().st_size)
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -141,7 +257,13 @@ class LocalBackend(LocationBackend):
             raise ObjectNotFound(f"location {self.name}: {key} not found") from None
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except NotADirectoryError:
+            pass  # a parent is a file, so the object cannot exist
+        except OSError as exc:
+            raise LocationError(f"location {self.name}: cannot delete {path}: {exc.strerror or exc}") from None
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self.root / prefix if prefix else self.root

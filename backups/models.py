@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -13,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .fields import EncryptedTextField
+from .locations import backend_for, local_location_problem, overlap
 from .pipeline import DEFAULT_GZIP_LEVEL, check_level
 from .querysets import BackupRunQuerySet
 from .schedules import validate_cron, validate_timezone
@@ -25,29 +28,121 @@ def validate_name(value: str) -> None:
         raise ValidationError("Use lowercase letters, digits, '-' and '_' (at most 63 characters).")
 
 
-def validate_location_url(value: str) -> None:
-    parts = urlsplit(value)
+def _target_source_paths():
+    """(target, local path) for each target whose engine reads the worker's disk (files, sqlite, env)."""
+    from .engines import ENGINES
+
+    local = [name for name, engine in ENGINES.items() if hasattr(engine, "local_path")]
+    for target in Target.objects.filter(engine__in=local):
+        path = source_local_path(target.engine, target.source)
+        if path is not None:
+            yield target, path
+
+
+def source_local_path(engine_name: str, source: str) -> PurePosixPath | None:
+    """The normalised local path a target's source reads, or None (a database URL, an S3 prefix, unknown)."""
+    from .engines import ENGINES, SourceError, resolve_source
+
+    engine = ENGINES.get(engine_name)
+    if engine is None or not hasattr(engine, "local_path") or not source:
+        return None
+    try:
+        # env:NAME is only known where it is set; a worker elsewhere is checked when it runs.
+        path = engine.local_path(resolve_source(source))
+    except SourceError:
+        return None
+    if path is None or not path.is_absolute():
+        return None
+    return PurePosixPath(os.path.normpath(path))
+
+
+def _folder_of(url: str) -> PurePosixPath:
+    return PurePosixPath(urlsplit(url).path.rstrip("/") or "/")
+
+
+def _relation(path: PurePosixPath, other: PurePosixPath) -> str:
+    """How two local paths overlap (see ``overlap``), as written or once symbolic links are followed."""
+    for mine in dict.fromkeys((path, PurePosixPath(os.path.realpath(path)))):
+        for theirs in dict.fromkeys((other, PurePosixPath(os.path.realpath(other)))):
+            relation = overlap(mine, theirs)
+            if relation:
+                return relation
+    return ""
+
+
+def check_location_url(url: str, *, endpoint_url: str = "", exclude_pk: int | None = None) -> None:
+    """The one check of a location URL, for the model, the plan loader and the admin alike.
+
+    Raises ValidationError saying why: the URL's form, a folder that may not hold backups,
+    a folder inside (or holding) another location or a target's source, an S3 prefix that
+    overlaps another location's in the same bucket.
+    """
+    parts = urlsplit(url)
     if parts.scheme == "file":
-        if not parts.path.startswith("/"):
-            raise ValidationError("A file location needs an absolute path: file:///var/backups/portal")
+        problem = local_location_problem(url)
+        if problem:
+            raise ValidationError(problem)
+        path = _folder_of(url)
+        for other in Location.objects.filter(url__startswith="file:").exclude(pk=exclude_pk):
+            relation = _relation(path, _folder_of(other.url))
+            if relation:
+                raise ValidationError(
+                    f"{url} {relation} location {other.name}'s folder ({other.url}); "
+                    "each location needs a folder of its own"
+                )
+        for target, source in _target_source_paths():
+            relation = _relation(path, source)
+            if relation:
+                raise ValidationError(
+                    f"{url} {relation} the {target.engine} source that target {target.name} backs up; "
+                    "a backup would then hold or overwrite its own source"
+                )
     elif parts.scheme == "s3":
         if not parts.netloc:
             raise ValidationError("An S3 location needs a bucket: s3://bucket/prefix")
         if parts.username or parts.password:
             raise ValidationError("Do not put credentials in the URL; use the credential fields.")
+        prefix = PurePosixPath("/" + parts.path.strip("/"))
+        others = Location.objects.filter(url__startswith=f"s3://{parts.hostname}", endpoint_url=endpoint_url)
+        for other in others.exclude(pk=exclude_pk):
+            other_parts = urlsplit(other.url)
+            if other_parts.netloc != parts.netloc:
+                continue
+            relation = overlap(prefix, PurePosixPath("/" + other_parts.path.strip("/")))
+            if relation:
+                raise ValidationError(
+                    f"{url} {relation} location {other.name}'s prefix ({other.url}); "
+                    "each location needs a prefix of its own"
+                )
     else:
         raise ValidationError("Location URL must start with file:/// or s3://")
+
+
+def validate_location_url(value: str) -> None:
+    """Kept for migration 0001, which names it; checks the URL against every other location."""
+    check_location_url(value)
+
+
+def check_source_clear_of_locations(source: str, *, engine_name: str) -> None:
+    """A target's local source may not be, be inside or hold a file:// location's folder."""
+    path = source_local_path(engine_name, source)
+    if path is None:
+        return
+    for location in Location.objects.filter(url__startswith="file:"):
+        relation = _relation(path, _folder_of(location.url))
+        if relation:
+            raise ValidationError(
+                f"this {engine_name} source {relation} location {location.name}'s folder ({location.url}); "
+                "a backup would then hold or overwrite its own copies"
+            )
 
 
 class Location(models.Model):
     """Where copies of backups are kept: a local folder or an S3 bucket prefix."""
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_name])
-    url = models.CharField(
-        max_length=500,
-        validators=[validate_location_url],
-        help_text="file:///absolute/path or s3://bucket/prefix",
-    )
+    # Checked in clean() by check_location_url(), which needs the row's own id (a location does not overlap itself).
+    url = models.CharField(max_length=500, help_text="file:///absolute/path or s3://bucket/prefix")
     endpoint_url = models.URLField(
         blank=True, help_text="S3-compatible endpoint (MinIO, Supabase Storage...); empty for AWS."
     )
@@ -78,14 +173,19 @@ class Location(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if self.url:
+            try:
+                check_location_url(self.url, endpoint_url=self.endpoint_url, exclude_pk=self.pk)
+            except ValidationError as exc:
+                raise ValidationError({"url": exc.messages}) from None
+
     @property
     def kind(self) -> str:
         return urlsplit(self.url).scheme
 
     def backend(self):
         """The storage backend that reads and writes this location's objects."""
-        from .locations import backend_for
-
         return backend_for(self)
 
 
@@ -171,6 +271,10 @@ class Target(models.Model):
                 check_level(self.compression, self.compression_level)
             except ValueError as exc:
                 raise ValidationError({"compression_level": f"{exc}."}) from None
+        try:
+            check_source_clear_of_locations(self.source, engine_name=self.engine)
+        except ValidationError as exc:
+            raise ValidationError({"source": exc.messages}) from None
 
     @property
     def effective_compression_level(self) -> int:
@@ -370,6 +474,14 @@ class BackupRun(FinishingJob, TriggeredJob):
         BackupRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
             bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
         )
+
+    def copies_summary(self) -> str:
+        """What this run has stored, in words: "no copy was recorded" or "2 copies were recorded: a (url), b (url)"."""
+        copies = [a for a in self.artifacts.select_related("location") if a.status == Artifact.Status.STORED]
+        if not copies:
+            return "no copy was recorded"
+        where = ", ".join(f"{a.location.name} ({a.url})" for a in sorted(copies, key=lambda a: a.location.name))
+        return f"{len(copies)} cop{'y was' if len(copies) == 1 else 'ies were'} recorded: {where}"
 
     def _announce_finish(self) -> None:
         from .signals import backup_finished
@@ -611,6 +723,13 @@ class Objective(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # In words, on the field: otherwise the form shows the database constraint's name.
+        if self.rpo is not None and self.rpo <= timedelta(0):
+            raise ValidationError({"rpo": "The RPO must be longer than zero (e.g. 1:00:00 for one hour)."})
+        if self.grace is not None and self.grace < timedelta(0):
+            raise ValidationError({"grace": "The grace period cannot be negative."})
 
     @property
     def effective_grace(self) -> timedelta:

@@ -32,6 +32,19 @@ class PipelineError(Exception):
     pass
 
 
+class StreamError(PipelineError):
+    """Reading the source (``side`` "source") or writing the sink ("sink") failed with the OSError ``cause``.
+
+    pyrage wraps what its reader or writer raise (``EncryptError: OSError...``); the adapters keep the
+    original, so the caller can say which side failed and why (a full disk is not a crash).
+    """
+
+    def __init__(self, side: str, cause: OSError, done: int) -> None:
+        self.side, self.cause, self.done = side, cause, done
+        doing = "reading the source" if side == "source" else "writing the encrypted stream"
+        super().__init__(f"{doing} failed: {cause.strerror or cause}")
+
+
 # Levels a target may ask for. zstd's 20-22 ("ultra") need hundreds of MiB per thread: left out.
 COMPRESSION_LEVELS = {"zstd": range(-7, 20), "gzip": range(1, 10)}
 DEFAULT_GZIP_LEVEL = 6
@@ -86,10 +99,15 @@ class _CompressingReader:
         self.offset = 0
         self.eof = False
         self.bytes_in = 0
+        self.error: OSError | None = None
 
     def _fill(self) -> None:
         while self.offset >= len(self.pending) and not self.eof:
-            chunk = self.source.read(CHUNK)
+            try:
+                chunk = self.source.read(CHUNK)
+            except OSError as exc:
+                self.error = exc
+                raise
             if chunk:
                 self.bytes_in += len(chunk)
                 self.pending = self.comp.compress(chunk)
@@ -121,10 +139,15 @@ class HashingWriter:
         self.on_progress = on_progress
         self.interval = interval
         self._next_report = time.monotonic() + interval
+        self.error: OSError | None = None
 
     def write(self, data) -> int:
         self.sha256.update(data)
-        self.out.write(data)
+        try:
+            self.out.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
         self.bytes_out += len(data)
         if self.on_progress is not None:
             now = time.monotonic()
@@ -134,7 +157,11 @@ class HashingWriter:
         return len(data)
 
     def flush(self) -> None:
-        self.out.flush()
+        try:
+            self.out.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 def encrypt_stream(
@@ -153,8 +180,15 @@ def encrypt_stream(
     reader = _CompressingReader(source, compressor(compression, level))
     report = (lambda out: on_progress(reader.bytes_in, out)) if on_progress else None
     writer = HashingWriter(sink, report, progress_interval)
-    pyrage.encrypt_io(reader, writer, list(recipients))
-    writer.flush()
+    try:
+        pyrage.encrypt_io(reader, writer, list(recipients))
+        writer.flush()
+    except Exception as exc:
+        if writer.error is not None:
+            raise StreamError("sink", writer.error, writer.bytes_out) from exc
+        if reader.error is not None:
+            raise StreamError("source", reader.error, reader.bytes_in) from exc
+        raise
     return PipelineResult(reader.bytes_in, writer.bytes_out, writer.sha256.hexdigest())
 
 

@@ -9,14 +9,22 @@ from drportal.plan import PlanContext, Table, section, upsert
 
 from .engines import ENGINES
 from .engines.base import redact
-from .models import Location, Objective, Target, validate_location_url, validate_name, validate_queue
+from .models import (
+    Location,
+    Objective,
+    Target,
+    check_location_url,
+    check_source_clear_of_locations,
+    validate_name,
+    validate_queue,
+)
 from .pipeline import check_level
 from .schedules import validate_cron, validate_timezone
 
 
-def _check(table: Table, key: str, validator, value) -> None:
+def _check(table: Table, key: str, validator, value, **kwargs) -> None:
     try:
-        validator(value)
+        validator(value, **kwargs)
     except ValidationError as exc:
         raise table.error(key, " ".join(exc.messages)) from None
 
@@ -36,7 +44,10 @@ def apply_locations(tables: dict[str, Table], ctx: PlanContext) -> None:
             "description": table.str("description"),
         }
         table.done()
-        _check(table, "url", validate_location_url, values["url"])
+        existing = Location.objects.filter(name=name).values_list("pk", flat=True).first()
+        _check(
+            table, "url", check_location_url, values["url"], endpoint_url=values["endpoint_url"], exclude_pk=existing
+        )
         if values["url"].startswith("file:") and (values["endpoint_url"] or values["storage_class"]):
             raise table.error("url", "endpoint_url and storage_class only apply to s3:// locations")
         upsert(Location, {"name": name}, values, ctx, f"location {name}")
@@ -63,6 +74,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
         table.done()
         if values["source"] and redact(values["source"]) != values["source"]:
             raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
+        _check(table, "source", check_source_clear_of_locations, values["source"], engine_name=engine)
         _check(table, "schedule", validate_cron, values["schedule"])
         _check(table, "queue", validate_queue, values["queue"])
         _check(table, "timezone", validate_timezone, values["timezone"])

@@ -1,10 +1,16 @@
-"""Keeps beat in step with targets: any save (admin, applyplan, shell) updates the schedule."""
+"""Keeps beat in step with targets (any save updates the schedule) and the locations' indexes with runs."""
+
+import logging
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from . import schedules
-from .models import Target
+from .models import BackupRun, Target
+from .services import manifest
+from .signals import backup_finished
+
+logger = logging.getLogger(__name__)
 
 
 @receiver(post_save, sender=Target, dispatch_uid="backups.sync_target_schedule")
@@ -20,3 +26,13 @@ def remove_schedule(sender, instance: Target, **kwargs):
 
 def ensure_housekeeping(sender, **kwargs):
     schedules.ensure_system_schedules()
+
+
+@receiver(backup_finished, dispatch_uid="backups.record_outcome_in_indexes")
+def record_outcome_in_indexes(sender, run: BackupRun, **kwargs):
+    """However a run ends (its worker, or the stale-run cleanup in another process), its copies'
+    locations say so in their index, so a catalogue rebuilt from them keeps the run's status."""
+    try:
+        manifest.write_indexes_of(run)
+    except Exception:  # the run is already saved as finished; a fault here must not stop its other receivers
+        logger.exception("the indexes of run #%s's locations were not updated", run.pk)

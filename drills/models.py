@@ -154,6 +154,19 @@ class Drill(models.Model):
     def __str__(self) -> str:
         return f"{self.activity} due {self.due_at:%Y-%m-%d}"
 
+    def clean(self) -> None:
+        # In words, on the fields: otherwise the form shows the database constraints' names.
+        errors = {}
+        if self.status == self.Status.DONE:
+            if not self.result:
+                errors["result"] = "A done drill needs its result."
+            if self.performed_at is None:
+                errors["performed_at"] = "A done drill needs the time it was performed."
+        if self.status == self.Status.SKIPPED and not self.skipped_reason.strip():
+            errors["skipped_reason"] = "Say why the drill was skipped."
+        if errors:
+            raise ValidationError(errors)
+
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -101,6 +102,16 @@ class Probe(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # In words, on the fields: otherwise the form shows the database constraints' names.
+        errors = {}
+        if self.interval is not None and self.interval < timedelta(seconds=5):
+            errors["interval"] = "Check at most every 5 seconds (e.g. 0:01:00 for once a minute)."
+        if self.timeout is not None and self.timeout <= timedelta(0):
+            errors["timeout"] = "The timeout must be longer than zero (e.g. 0:00:10)."
+        if errors:
+            raise ValidationError(errors)
 
     def record(self, *, ok: bool, error: str, at: datetime) -> str:
         """Apply one check's result to this row (locked by the caller) and save it; returns the state before.

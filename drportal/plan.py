@@ -183,6 +183,10 @@ def read_plan(path: str | Path) -> tuple[str, dict]:
             return str(path), tomllib.load(fh)
     except FileNotFoundError:
         raise PlanError(f"{path}: no such file") from None
+    except OSError as exc:  # a folder, no permission...
+        raise PlanError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: not a text (UTF-8) file; a plan is TOML text") from None
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"{path}: not valid TOML: {exc}") from None
 

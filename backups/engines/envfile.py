@@ -135,6 +135,10 @@ class EnvEngine:
     def dump(self, source: str) -> Dump:
         return EnvDump(source)
 
+    def local_path(self, source: str) -> Path | None:
+        """The file this source reads on the worker's disk; None for vars:NAME1,NAME2."""
+        return None if source.startswith("vars:") else env_path(source)
+
 
 class EnvRestorer(FileRestorer):
     """A new 0600 environment file beside the destination; its variables counted, then renamed into place."""

@@ -543,6 +543,10 @@ class FilesEngine:
     def dump(self, source: str, *, endpoint_url: str = "") -> Dump:
         return FilesDump(source, endpoint_url=endpoint_url)
 
+    def local_path(self, source: str) -> Path | None:
+        """The folder this source reads on the worker's disk; None for an S3 prefix."""
+        return None if source.startswith("s3://") else local_folder(source)
+
 
 # --- restoring ------------------------------------------------------------------------------
 

@@ -72,3 +72,7 @@ class SQLiteEngine:
 
     def dump(self, source: str) -> Dump:
         return SQLiteDump(source)
+
+    def local_path(self, source: str) -> Path | None:
+        """The database file this source reads on the worker's disk."""
+        return sqlite_path(source)

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import getpass
+import math
 import os
 import socket
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (a limit or a count), refused in one line otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds above 0 (not nan or inf), refused in one line otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
 
 
 def command_line_user() -> str:

@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import socket
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -18,12 +17,12 @@ from ..keys import KeyProblem, load_recipients
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, Target
 from ..pipeline import COMPRESSION_SUFFIX, PipelineError, encrypt_stream
-from . import manifest
+from . import manifest, phases
 
 logger = logging.getLogger(__name__)
 
 # Errors that are the world's fault and are stated for people as they are.
-EXPECTED_ERRORS = (KeyProblem, SourceError, LocationError, PipelineError)
+EXPECTED_ERRORS = (KeyProblem, SourceError, LocationError, PipelineError, phases.BackupFailure)
 
 
 def worker_name() -> str:
@@ -36,7 +35,7 @@ def reap_stale_runs() -> int:
     for run in stale:
         error = (
             f"the worker ({run.worker or 'unknown'}) stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC "
-            "and is presumed dead; no copy was recorded"
+            f"and is presumed dead; {run.copies_summary()}"
         )
         # Conditional, so a run that finished meanwhile is left alone; then fail() for its signal (alerts).
         if BackupRun.objects.filter(pk=run.pk, status=BackupRun.Status.RUNNING).update(heartbeat_at=None):
@@ -83,7 +82,7 @@ def execute(run: BackupRun, worker: str | None = None) -> BackupRun:
         run.fail(str(exc))
     except OSError as exc:
         logger.warning("backup run %s of %s failed: %s", run.pk, run.target.name, exc)
-        run.fail(f"I/O error: {exc.strerror or exc}")
+        run.fail(f"I/O error: {phases.os_cause(exc)}")
     except Exception as exc:  # still data: the run must never be left "running"
         logger.exception("backup run %s crashed", run.pk)
         run.fail(f"unexpected error: {type(exc).__name__}: {exc}")
@@ -107,12 +106,14 @@ def _perform(run: BackupRun) -> None:
         raise LocationError(f"target {target.name} has no enabled location to write to")
     source = resolve_source(target.source) if target.engine != "portal" else ""
 
-    settings.BACKUP_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    spool_fd, spool_name = tempfile.mkstemp(prefix=f"run{run.pk}-", suffix=".age", dir=settings.BACKUP_SPOOL_DIR)
-    spool = Path(spool_name)
+    spool_fd, spool = phases.create_spool_file(run)
     level = target.effective_compression_level
     try:
-        with os.fdopen(spool_fd, "wb") as out, open_dump(engine, source, endpoint_url=target.endpoint_url) as dump:
+        with (
+            phases.dumping_into_spool(run),
+            os.fdopen(spool_fd, "wb") as out,
+            open_dump(engine, source, endpoint_url=target.endpoint_url) as dump,
+        ):
             result = encrypt_stream(
                 dump.stream,
                 out,
@@ -166,6 +167,7 @@ def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]
     errors = []
     for location in locations:
         backend = location.backend()
+        phase = "copy"
         try:
             stored = backend.put_file(spool, key)
             if stored.size != run.bytes_out:
@@ -173,9 +175,10 @@ def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]
                 raise LocationError(
                     f"location {location.name}: stored {stored.size} bytes, expected {run.bytes_out}; copy removed"
                 )
+            phase = "manifest"
             manifest.write_sidecar(backend, run, key, stored.storage_class)
-        except LocationError as exc:
-            errors.append(str(exc))
+        except (LocationError, OSError) as exc:  # OSError: e.g. the spool file vanished under the copy
+            errors.append(phases.copy_problem(phase, location, exc))
             try:
                 backend.delete(key)
             except LocationError:

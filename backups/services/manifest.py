@@ -2,7 +2,13 @@
 
 Each artifact gets a sidecar ``<artifact>.json`` written beside it (the source of
 truth, never rewritten), and each target folder a ``manifest.json`` index of the
-copies it currently holds (regenerated from the catalogue after every change).
+copies it currently holds (regenerated from the catalogue after every change,
+including when a run ends).
+
+Each entry says the run's ``status`` and ``error`` as they were when it was written and
+the copy's ``created_at``. A sidecar is written while its run is still running, so its
+status says so; the index, rewritten when the run ends, holds the final one. Manifests
+written before these keys existed still load (``rebuildcatalog`` treats them as before).
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ def restore_hint(run_format: str, compression: str) -> str:
     return f"age -d -i IDENTITY_FILE ARTIFACT | {decompress} | {load}"
 
 
-def describe(run, artifact_key: str, storage_class: str = "") -> dict:
-    """The manifest entry of one run's copy in one location."""
+def describe(run, artifact_key: str, storage_class: str = "", created_at=None) -> dict:
+    """The manifest entry of one run's copy in one location (``created_at``: when the copy was stored)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "run_id": run.pk,
@@ -48,6 +54,9 @@ def describe(run, artifact_key: str, storage_class: str = "") -> dict:
         "queued_at": _iso(run.queued_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
+        "status": run.status,
+        "error": run.error,
+        "created_at": _iso(created_at),
         "bytes_in": run.bytes_in,
         "bytes_out": run.bytes_out,
         "sha256": run.sha256,
@@ -67,7 +76,9 @@ def encode(data: dict) -> bytes:
 
 
 def write_sidecar(backend, run, artifact_key: str, storage_class: str = "") -> None:
-    backend.put_bytes(artifact_key + SIDECAR_SUFFIX, encode(describe(run, artifact_key, storage_class)))
+    """Write the copy's sidecar, just after the copy itself: its creation time is now."""
+    entry = describe(run, artifact_key, storage_class, created_at=timezone.now())
+    backend.put_bytes(artifact_key + SIDECAR_SUFFIX, encode(entry))
 
 
 def write_index(location, target) -> None:
@@ -88,9 +99,18 @@ def write_index(location, target) -> None:
         "location": location.name,
         "target": target.name,
         "generated_at": timezone.now().isoformat(),
-        "runs": [describe(a.run, a.key, a.storage_class) for a in artifacts],
+        "runs": [describe(a.run, a.key, a.storage_class, a.created_at) for a in artifacts],
     }
     try:
         location.backend().put_bytes(f"{target.name}/{INDEX_NAME}", encode(index))
     except LocationError as exc:
         logger.warning("manifest index not updated: %s", exc)
+
+
+def write_indexes_of(run) -> None:
+    """Rewrite the index of every location holding a copy of ``run``, so it records how the run ended."""
+    from ..models import Artifact
+
+    copies = Artifact.objects.filter(run=run, status=Artifact.Status.STORED).select_related("location")
+    for artifact in copies:
+        write_index(artifact.location, run.target)

@@ -104,3 +104,35 @@ def test_admin_lists_render(admin_client, activity):
     for name in ("testactivity", "drill", "finding", "plandocument", "planreview"):
         assert admin_client.get(reverse(f"admin:drills_{name}_changelist")).status_code == 200
         assert admin_client.get(reverse(f"admin:drills_{name}_add")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("done", ["A done drill needs its result.", "A done drill needs the time it was performed."]),
+        ("skipped", ["Say why the drill was skipped."]),
+    ],
+)
+def test_an_incomplete_done_or_skipped_drill_is_a_form_error_in_words(admin_client, activity, status, said):
+    """Not the raw names of the database constraints (done_drill_has_result, skipped_drill_has_reason)."""
+    import html
+
+    drill = Drill.objects.create(activity=activity, due_at=timezone.now())
+    form = {
+        "activity": activity.pk,
+        "due_at_0": "2026-12-01",
+        "due_at_1": "10:00:00",
+        "status": status,
+        "findings-TOTAL_FORMS": "0",
+        "findings-INITIAL_FORMS": "0",
+        "evidence-TOTAL_FORMS": "0",
+        "evidence-INITIAL_FORMS": "0",
+    }
+    response = admin_client.post(reverse("admin:drills_drill_change", args=[drill.pk]), form)
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 200
+    assert "Constraint" not in page and "_has_" not in page
+    for message in said:
+        assert message in page
+    drill.refresh_from_db()
+    assert drill.status == "scheduled"

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backups.management import command_line_user
+from backups.management import command_line_user, positive_seconds
 from backups.models import BackupRun, Target
 from backups.serializers import run_to_dict
 from backups.services import backup
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("target", help="Target name (see the admin or plans/*.toml)")
         parser.add_argument("--queue", action="store_true", help="Hand the job to the workers and wait for it.")
-        parser.add_argument("--timeout", type=float, default=6 * 3600, help="With --queue: seconds to wait.")
+        parser.add_argument("--timeout", type=positive_seconds, default=6 * 3600, help="With --queue: seconds to wait.")
         parser.add_argument(
             "--verify",
             choices=["queue", "now", "no"],

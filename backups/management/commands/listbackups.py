@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from backups.management import positive_int
 from backups.models import BackupRun
 from backups.serializers import run_to_dict
 
@@ -11,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--target", help="Only this target's runs.")
-        parser.add_argument("--limit", type=int, default=100, help="At most this many runs (default 100).")
+        parser.add_argument("--limit", type=positive_int, default=100, help="At most this many runs (default 100).")
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print a JSON list.")
 
     def handle(self, target, limit, as_json, **options):

@@ -19,7 +19,10 @@ class Command(BaseCommand):
             raise CommandError(f"no plan document {document!r}")
         text = export.render(document)
         if output:
-            Path(output).write_text(text, encoding="utf-8")
+            try:
+                Path(output).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
             self.stderr.write(f"wrote {output}")
         else:
             self.stdout.write(text, ending="")

@@ -23,7 +23,10 @@ class Command(BaseCommand):
             raise CommandError(f"no incident #{incident_id}")
         text = report.render(incident)
         if output:
-            Path(output).write_text(text, encoding="utf-8")
+            try:
+                Path(output).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
             self.stderr.write(f"wrote {output}")
         else:
             self.stdout.write(text, ending="")
