@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from drportal.admin_base import PermanentRecordAdminMixin, RecordAdminMixin
+from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixin, RecordAdminMixin
 
 from .engines import SourceError
 from .locations import LocationError
@@ -46,6 +46,8 @@ class KeepSecretsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in self.secret_fields:
+            if name not in self.fields:
+                continue  # view-only: the admin gives the form no editable fields (the values are hidden)
             field = self.fields[name]
             field.widget = SecretInput()
             field.required = False
@@ -55,7 +57,7 @@ class KeepSecretsForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         for name in self.secret_fields:
-            if self.instance.pk and not cleaned.get(name):
+            if name in self.fields and self.instance.pk and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
 
@@ -121,8 +123,9 @@ class TargetForm(KeepSecretsForm):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = LocationForm
+    hidden_from_viewers = ("access_key_id", "secret_access_key")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "url", "storage_class", "retention_days", "keep_last", "enabled")
     list_filter = ("enabled",)
@@ -135,8 +138,9 @@ class LocationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Target)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = TargetForm
+    hidden_from_viewers = ("source",)
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "engine", "source_display", "schedule", "queue", "location_names", "enabled")
     list_filter = ("engine", "queue", "enabled")
@@ -495,12 +499,13 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
 
     def restore_view(self, request, run_id):
         """Django's delete_selected pattern: a page that says exactly what will happen, then a POST."""
-        # incidents: "restore before T" on an incident sends ?incident=ID; incidents.restore_via_incident allows it.
-        via_incident = request.GET.get("incident", "").isdigit() and request.user.has_perm(
-            "incidents.restore_via_incident"
-        )
-        if not (self.has_restore_permission(request) or via_incident):
-            raise PermissionDenied
+        # Another app may send people here with ?<kind>=<reference> (incidents: "restore before T" sends
+        # ?incident=ID); the restore service asks that app whether this person may restore through it.
+        via = next(((kind, request.GET[kind]) for kind in restores.requester_kinds() if kind in request.GET), None)
+        try:
+            restores.authorize(request.user, via)
+        except restores.RestoreNotAllowed as exc:
+            return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
         run = get_object_or_404(BackupRun.objects.select_related("target"), pk=run_id)
         copies = list(run.artifacts.filter(status=Artifact.Status.STORED).select_related("location"))
         form = RestoreForm(request.POST or None)
@@ -515,25 +520,17 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
             except (ArtifactRefused, restores.RestoreFailed, SourceError, LocationError) as exc:
                 problem = str(exc)
         if request.method == "POST" and proposal and request.POST.get("confirm") == "yes":
-            record = Restore.objects.create(
-                run=run,
-                source=str(run.pk),
-                location=proposal.ref.location,
-                destination=form.cleaned_data["to"],
-                destination_display=proposal.plan.destination,
-                rollback_name=proposal.plan.rollback_name or "",  # what the confirmation page promised
-                triggered_by=request.user,
-                trigger=BackupRun.Trigger.MANUAL,
-            )
             from .tasks import enqueue_restore
 
+            try:
+                with transaction.atomic():
+                    record = restores.request_restore(
+                        run, proposal, to=form.cleaned_data["to"], user=request.user, via=via
+                    )
+            except restores.RestoreNotAllowed as exc:
+                return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
             transaction.on_commit(lambda: enqueue_restore(record))
             self.log_change(request, run, f"Started restore #{record.pk} into {proposal.plan.destination}")
-            # incidents: a restore started from an incident ("restore before T") is linked to it (?incident=ID).
-            if request.GET.get("incident", "").isdigit():
-                from incidents.services.security import link_restore
-
-                link_restore(int(request.GET["incident"]), record, request.user)
             self.message_user(request, f"Restore #{record.pk} queued.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[record.pk]))
         context = {
@@ -655,6 +652,7 @@ class RestoreAdmin(PermanentRecordAdminMixin, TriggerColumn, JobColumns, admin.M
         "run",
         "location",
         "destination_display",
+        "swapped_at",
         "rollback_name",
         "trigger",
         "triggered_by",
@@ -710,7 +708,9 @@ def _duration(seconds: float | None) -> str:
 
 
 @admin.register(Objective)
-class ObjectiveAdmin(admin.ModelAdmin):
+class ObjectiveAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
+    # The ping URL holds the token: anyone who has it can mark the objective safe.
+    hidden_from_viewers = ("ping_url",)
     list_display = ("name", "state_badge", "exposure", "rpo", "last_good_at", "fed_by", "enabled")
     list_filter = ("state", "ping", "enabled")
     filter_horizontal = ("targets",)

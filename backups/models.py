@@ -646,6 +646,11 @@ class Restore(FinishingJob, TriggeredJob):
     rollback_name = models.CharField(
         max_length=1100, blank=True, help_text="Where the previous data was kept; rename it back to roll back."
     )
+    swapped_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the restored copy replaced the live data; empty = the live data was never touched.",
+    )
     tables = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True, help_text="What was done, step by step, including how to roll back.")
     error = models.TextField(blank=True)
@@ -655,6 +660,11 @@ class Restore(FinishingJob, TriggeredJob):
 
     def __str__(self) -> str:
         return f"restore #{self.pk} from {self.source}: {self.status}"
+
+    def mark_swapped(self, at, rollback_name: str) -> None:
+        """Record the one moment live data changed, before anything else can fail."""
+        self.swapped_at, self.rollback_name = at, rollback_name
+        Restore.objects.filter(pk=self.pk).update(swapped_at=at, rollback_name=rollback_name)
 
     def start(self, worker: str = "") -> bool:
         now = timezone.now()

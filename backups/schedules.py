@@ -32,7 +32,7 @@ SYSTEM_SCHEDULES = {
     "jobs: reap dead workers' jobs": (
         "backups.tasks.reap_stale_jobs",
         "*/5 * * * *",
-        "Fail backups and restores whose worker stopped reporting.",
+        "Fail backups and restores whose worker stopped reporting; remove what killed runs left in locations.",
     ),
     "jobs: watch queues for workers": (
         "backups.tasks.watch_queues",

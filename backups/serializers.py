@@ -64,6 +64,7 @@ def restore_to_dict(r) -> dict:
         "triggered_by": r.started_by or None,
         "destination": r.destination_display,
         "rollback_name": r.rollback_name or None,
+        "swapped_at": r.swapped_at.isoformat() if r.swapped_at else None,
         "tables": r.tables,
         "duration_seconds": r.duration.total_seconds() if r.duration else None,
         "error": r.error or None,

@@ -105,10 +105,12 @@ def backup_target(self, target_name: str) -> int | None:
 
 @shared_task
 def reap_stale_jobs() -> int:
-    """Fail backups and restores whose worker died, cleaning up what they left."""
-    from .services import restore
+    """Fail backups and restores whose worker died, cleaning up what they left (spools, and in locations)."""
+    from .services import orphans, restore
 
-    return backup.reap_stale_runs() + restore.reap_stale_restores()
+    reaped = backup.reap_stale_runs() + restore.reap_stale_restores()
+    # After the runs: a run just found dead no longer protects what it left.
+    return reaped + len(orphans.reap().removed)
 
 
 @shared_task(acks_late=True)

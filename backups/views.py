@@ -4,6 +4,8 @@ from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
+from drportal.client_ip import client_address
+
 from .models import Objective
 from .services import rpo
 
@@ -14,8 +16,7 @@ def ping(request, token: str):
     if request.method not in ("POST", "GET", "HEAD"):
         return HttpResponseNotAllowed(["POST", "GET", "HEAD"])
     objective = get_object_or_404(Objective, ping_token=token, ping=True, enabled=True)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    remote = forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR")
+    remote = client_address(request)
     body = request.body[:1000].decode("utf-8", "replace") if request.method == "POST" else ""
     rpo.record_ping(objective, remote_addr=remote, user_agent=request.META.get("HTTP_USER_AGENT", ""), body=body)
     return HttpResponse("OK\n", content_type="text/plain")

@@ -14,10 +14,15 @@ first use) it measures, as separate processes, the median wall time over
                Python/Django start-up excluded)
   manage.py    ``manage.py backup TARGET --json`` as a whole process, start-up,
                portal database writes and the copy to a file:// location included
+  manage.py local+S3
+               the same, copying to a file:// location and to an S3 location (moto's
+               server on loopback, started by the bench): multipart upload, manifest,
+               server-side copy to the final key
 
 and checks the targets: manage.py ≤ 1.3× pg_dump and ≤ 0.3× seed, pipeline ≤ 1.15×
 pg_dump (time targets are defined at 4M messages; smaller sizes are shown for
-information), artifact ≤ 0.9× the seed's size, portal peak RSS ≤ 150 MiB (every size).
+information), artifact ≤ 0.9× the seed's size, portal peak RSS ≤ 150 MiB (every size, the
+local+S3 backup included).
 
 Results are printed as one table per size and written to bench/results/. See
 bench/README.md.
@@ -192,6 +197,11 @@ class Bench:
         self.verified: dict[tuple, bool] = {}  # one artifact per size and variant is decrypted and checked
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DJANGO_", "BACKUP_"))}
         self.base_env.pop("DATABASE_URL", None)
+        self.base_env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        self.moto = None
+        self.bucket = "drp-bench"
+        if "manage_s3" in args.only.split(","):
+            self._start_moto()
         self.portal_env = {
             **self.base_env,
             "DJANGO_SETTINGS_MODULE": "drportal.settings",
@@ -207,6 +217,49 @@ class Bench:
             self.portal_env["DATABASE_URL"] = generate.db_url(self.portal_db)
         self._setup_keys()
         self._django(["migrate", "--noinput", "-v", "0"])
+
+    def _start_moto(self) -> None:
+        """moto's S3 server on loopback, in its own process (its memory is not the portal's)."""
+        import socket
+        import urllib.request
+
+        import boto3
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.moto_log = open(self.work / "moto.log", "wb")
+        self.moto = subprocess.Popen(
+            [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=self.moto_log,
+            stderr=self.moto_log,
+            env=self.base_env,
+        )
+        self.s3_endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(self.s3_endpoint + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        )
+        self.s3.create_bucket(Bucket=self.bucket)
+
+    def empty_bucket(self) -> list[str]:
+        """Delete every object; returns what a run should not have left (staged keys, unfinished uploads)."""
+        left = [u["Key"] for u in self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for obj in page.get("Contents", []):
+                if "/.incomplete/" in obj["Key"]:
+                    left.append(obj["Key"])
+                self.s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
+        return left
 
     def _setup_keys(self) -> None:
         code = (
@@ -230,6 +283,10 @@ class Bench:
         return result.stdout
 
     def close(self) -> None:
+        if self.moto is not None:
+            self.moto.terminate()
+            self.moto.wait(10)
+            self.moto_log.close()
         if not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
         if self.args.portal_db == "postgresql":
@@ -302,10 +359,11 @@ class Bench:
         print(f"  verified: the artifact's SHA-256, and age -d | {decompress} gives back {report['bytes_in']:,} bytes")
 
     def prepare_target(self, size: str, url: str) -> tuple[str, dict]:
+        """``bench-SIZE`` backs up to the local folder; ``bench-SIZE-s3`` (with moto) to it and to S3."""
         target = f"bench-{size}"
         plan = self.work / f"plan-{size}.toml"
         compression = self.args.compression or "zstd"
-        plan.write_text(
+        text = (
             "[locations.bench]\n"
             f'url = "file://{self.store}"\n\n'
             f"[targets.{target}]\n"
@@ -314,6 +372,18 @@ class Bench:
             f'compression = "{compression}"\n'
             'locations = ["bench"]\n'
         )
+        if self.moto is not None:
+            text += (
+                "\n[locations.bench-s3]\n"
+                f'url = "s3://{self.bucket}/daily"\n'
+                f'endpoint_url = "{self.s3_endpoint}"\n\n'
+                f"[targets.{target}-s3]\n"
+                'engine = "postgresql"\n'
+                f'source = "env:BENCH_SOURCE_URL_{size.upper()}"\n'
+                f'compression = "{compression}"\n'
+                'locations = ["bench", "bench-s3"]\n'
+            )
+        plan.write_text(text)
         self._django(["applyplan", str(plan)])
         return target, {**self.portal_env, f"BENCH_SOURCE_URL_{size.upper()}": url}
 
@@ -333,6 +403,10 @@ class Bench:
         for path in self.store.rglob("*"):  # keep the disk clear between runs
             if path.is_file():
                 path.unlink()
+        if self.moto is not None:
+            left = self.empty_bucket()
+            if left:
+                raise SystemExit(f"manage.py backup left in S3: {left}")
         return Sample(
             m.wall,
             m.wall,
@@ -363,6 +437,7 @@ METHODS = [
     ("seed", "pg_dump | gzip | openssl enc"),
     ("pipeline", "portal pipeline (in-process)"),
     ("manage", "manage.py backup (whole process)"),
+    ("manage_s3", "manage.py backup, local + S3 (whole process)"),
 ]
 
 
@@ -414,8 +489,9 @@ def verdicts(size: str, result: dict, variant: str | None = None) -> list[dict]:
     add("manage.py backup ≤ 0.3× seed", result[manage]["x_seed"], TARGETS["manage_vs_seed"], timed)
     add("pipeline ≤ 1.15× pg_dump", result[pipeline]["x_pg_dump"], TARGETS["pipeline_vs_pg_dump"], timed)
     add("artifact ≤ 0.9× seed size", result[manage]["x_seed_size"], TARGETS["artifact_vs_seed"], timed)
-    for key, name in ((pipeline, "pipeline"), (manage, "manage.py")):
-        add(f"{name} peak RSS ≤ 150 MiB", result[key]["rss_main_mib"] or 0, TARGETS["rss_mib"], True)
+    for key, name in ((pipeline, "pipeline"), (manage, "manage.py"), ("manage_s3", "manage.py local + S3")):
+        if key in result:
+            add(f"{name} peak RSS ≤ 150 MiB", result[key]["rss_main_mib"] or 0, TARGETS["rss_mib"], True)
     return checks
 
 
@@ -481,7 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", default=None, help="where outputs are written (default: $TMPDIR)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--only", default="pg_dump,seed,pipeline,manage", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        default="pg_dump,seed,pipeline,manage,manage_s3",
+        help="the measurements to run (pg_dump,seed,pipeline,manage,manage_s3; pg_dump and seed are always run)",
+    )
     args = parser.parse_args(argv)
 
     sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
@@ -513,8 +593,10 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": partial(bench.run_seed, url),
                 "pipeline": partial(bench.run_pipeline, url),
                 "manage": partial(bench.run_manage, target, manage_env),
+                "manage_s3": partial(bench.run_manage, f"{target}-s3", manage_env),
             }
-            methods = list(METHODS)
+            wanted = {"pg_dump", "seed", *args.only.split(",")}
+            methods = [(key, label) for key, label in METHODS if key in wanted]
             if args.variant:
                 runners["pipeline_v"] = partial(bench.run_pipeline, url, args.variant)
                 runners["manage_v"] = partial(bench.run_manage, target, manage_env, args.variant)

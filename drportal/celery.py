@@ -1,10 +1,17 @@
 """The Celery application: `celery -A drportal worker` and `celery -A drportal beat`."""
 
 import os
+import sys
+from pathlib import Path
 
 from celery import Celery, bootsteps
 
+from .env import refuse_empty_home
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "drportal.settings")
+# Run as the `celery` program (worker, beat), not imported by the web process or manage.py.
+if Path(sys.argv[0]).name == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py")):
+    refuse_empty_home("celery")
 
 app = Celery("drportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

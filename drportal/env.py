@@ -8,6 +8,7 @@ typo in production stops start-up instead of silently falling back to a default.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -63,3 +64,41 @@ def envsecret(name: str, default: str = "") -> str:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name}: {exc.strerror}") from None
     return os.environ.get(name, default)
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PORTAL_DATABASE_FILE = "portal.sqlite3"
+# Commands that may run on a DRPORTAL_HOME with no portal in it: migrate creates the portal;
+# the others read no data.
+COMMANDS_WITHOUT_PORTAL = {
+    "migrate",
+    "check",
+    "makemigrations",
+    "collectstatic",
+    "help",
+    "version",
+    "--help",
+    "-h",
+    "--version",
+}
+
+
+def portal_home() -> Path:
+    """Where the embedded defaults keep their state (SQLite file, broker folder, demo backups)."""
+    return Path(env("DRPORTAL_HOME", str(BASE_DIR / "var"))).expanduser().resolve()
+
+
+def refuse_empty_home(command: str) -> None:
+    """Exit with one line if the portal would start on the embedded SQLite default of a DRPORTAL_HOME
+    that holds no portal database: it would quietly make a second, empty portal there instead of
+    using the one `make run` set up (and then fail on missing tables)."""
+    if env("DATABASE_URL") or env("DJANGO_SETTINGS_MODULE", "drportal.settings") != "drportal.settings":
+        return
+    home = portal_home()
+    if command in COMMANDS_WITHOUT_PORTAL or (home / PORTAL_DATABASE_FILE).is_file():
+        return
+    sys.exit(
+        f"DRPORTAL_HOME={home} holds no portal database ({PORTAL_DATABASE_FILE}); point DRPORTAL_HOME at the "
+        "portal's folder (`make run` writes var/env: source it), set DATABASE_URL, or create a portal there "
+        "with `manage.py migrate`"
+    )

@@ -15,11 +15,10 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env, envbool, envint, envlist, envsecret
+from .env import BASE_DIR, PORTAL_DATABASE_FILE, env, envbool, envint, envlist, envsecret, portal_home
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their state (SQLite file, broker folder, demo backups).
-PORTAL_HOME = Path(env("DRPORTAL_HOME", str(BASE_DIR / "var"))).resolve()
+PORTAL_HOME = portal_home()
 
 
 def _persistent_random(name: str, make) -> str:
@@ -85,7 +84,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
-AXES_IPWARE_PROXY_COUNT = 1 if envbool("BEHIND_PROXY", False) else None
+# Client addresses (lockouts, pings) through django-ipware, behind PROXY_COUNT reverse proxies that
+# append to X-Forwarded-For (BEHIND_PROXY=true means one); see drportal/client_ip.py.
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+PROXY_COUNT = envint("PROXY_COUNT", 1 if BEHIND_PROXY else 0, minimum=0, maximum=10)
+AXES_CLIENT_IP_CALLABLE = "drportal.client_ip.client_address"
 
 ROOT_URLCONF = "drportal.urls"
 WSGI_APPLICATION = "drportal.wsgi.application"
@@ -105,7 +108,7 @@ TEMPLATES = [
     },
 ]
 
-_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / 'portal.sqlite3'}"
+_database_url = env("DATABASE_URL") or f"sqlite:///{PORTAL_HOME / PORTAL_DATABASE_FILE}"
 try:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 except ValueError as exc:
@@ -245,8 +248,22 @@ BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, min
 # A separate PostgreSQL server for restore tests' scratch databases (the plan's "test
 # environment"); empty = the backed-up database's own server.
 RESTORE_TEST_DATABASE_URL = env("RESTORE_TEST_DATABASE_URL")
+# Storage deadlines (backups/s3.py): a storage server that stops answering fails the run within
+# BACKUP_STORAGE_TIMEOUT_SECONDS, naming the location. Each S3 request connects within
+# S3_CONNECT_TIMEOUT and gives up when no byte moves for S3_READ_TIMEOUT, S3_MAX_ATTEMPTS times at
+# most (shrunk to fit the storage deadline); a transfer (many requests) is cancelled when no byte
+# has moved for the storage deadline.
+BACKUP_STORAGE_TIMEOUT_SECONDS = envint("BACKUP_STORAGE_TIMEOUT_SECONDS", 300, minimum=2)
 S3_CONNECT_TIMEOUT = envint("S3_CONNECT_TIMEOUT", 10, minimum=1)
-S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 120, minimum=1)
+S3_READ_TIMEOUT = envint("S3_READ_TIMEOUT", 60, minimum=1)
+S3_MAX_ATTEMPTS = envint("S3_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+# Multipart uploads: parts of this size, this many at a time (memory stays near part size x concurrency
+# at most; parts are read from the spool file as they are sent). S3 refuses parts under 5 MiB.
+BACKUP_S3_PART_SIZE_MB = envint("BACKUP_S3_PART_SIZE_MB", 16, minimum=5, maximum=5 * 1024)
+BACKUP_S3_CONCURRENCY = envint("BACKUP_S3_CONCURRENCY", 2, minimum=1, maximum=16)
+# What a killed run left in a location (temporary keys, unfinished multipart uploads) is removed by the
+# reaper once it is this old, when no run of this portal is known to own it; a failed run's at once.
+BACKUP_ORPHAN_GRACE_SECONDS = envint("BACKUP_ORPHAN_GRACE_SECONDS", 24 * 3600, minimum=60)
 
 # --- Alerts -------------------------------------------------------------------
 # Where alerts go besides the channels in the plan: a comma-separated list of
@@ -303,5 +320,5 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
 SECURE_REDIRECT_EXEMPT = [r"^health(/live)?$", r"^ping/"]  # probes and feeds on plain HTTP inside the network
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 X_FRAME_OPTIONS = "DENY"

@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from backups.models import BackupRun, Restore, Target, Verification
-from drportal.admin_base import RecordAdminMixin
+from drportal.admin_base import HiddenFromViewersMixin, RecordAdminMixin
 
 from .models import (
     ChecklistItemTemplate,
@@ -61,8 +61,9 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
+class NotificationChannelAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = ChannelForm
+    hidden_from_viewers = ("webhook_url",)
     list_display = ("name", "kind", "destination", "events_display", "enabled")
     list_filter = ("kind", "enabled")
 

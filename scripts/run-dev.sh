@@ -75,6 +75,22 @@ generate_identity_file(Path(os.environ["DEMO_KEY"]))
 EOF
 fi
 
+# Everything another terminal needs to reach this portal (manage.py, celery), in one file to source:
+# without DRPORTAL_HOME a command would look for the portal in ./var and find none. Mode 0600: it may
+# hold credentials passed in the environment (DATABASE_URL...), like the secret key file beside it.
+ENV_FILE="$HOME_DIR/env"
+(
+    umask 077
+    {
+        echo "# Written by scripts/run-dev.sh (make run): source it in another terminal."
+        for name in DJANGO_SETTINGS_MODULE DRPORTAL_HOME PORTAL_URL BACKUP_AGE_RECIPIENTS BACKUP_AGE_IDENTITY_FILE \
+            DATABASE_URL REDIS_URL CELERY_BROKER_URL DJANGO_SECRET_KEY FIELD_ENCRYPTION_KEYS; do
+            if [[ -n "${!name:-}" ]]; then printf 'export %s=%q\n' "$name" "${!name}"; fi
+        done
+    } >"$ENV_FILE.tmp"
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+)
+
 # 3. Database schema and the shipped plan (both idempotent).
 say "migrating the database"
 "$PY" manage.py migrate --noinput
@@ -182,9 +198,8 @@ sys.exit(1)
 
 ==> DR Portal is running:  http://127.0.0.1:$PORT/admin/
     Ctrl-C stops the web server, the worker and beat.
-    To run management commands beside it with the same keys, in another terminal:
-      export BACKUP_AGE_RECIPIENTS=$BACKUP_AGE_RECIPIENTS
-      export BACKUP_AGE_IDENTITY_FILE=${BACKUP_AGE_IDENTITY_FILE:-}
+    To run management commands beside it (same portal, same keys), in another terminal:
+      cd $ROOT && source $ENV_FILE
       .venv/bin/python manage.py backup portal
 
 EOF

@@ -92,8 +92,8 @@ class LoopbackProxy:
         self._lock = threading.Lock()
         self._connections: list[tuple[socket.socket, socket.socket]] = []
         self._threads: list[threading.Thread] = []
-        self.bytes_up = 0  # client -> upstream
-        self.bytes_down = 0  # upstream -> client
+        self.bytes_up = 0  # client -> upstream, read and being forwarded
+        self.bytes_down = 0  # upstream -> client, read and being forwarded
         self.connections_accepted = 0
         self._accepter = threading.Thread(target=self._accept_loop, name="loopback-proxy-accept", daemon=True)
 
@@ -211,10 +211,11 @@ class LoopbackProxy:
                 while not self._flowing.wait(0.2):
                     if self._closed.is_set():
                         return
-                self._send_all(sink, data)
+                # Counted before they are sent, so a peer that has read them never sees a count short of them.
                 if up:
                     self.bytes_up += len(data)
                 else:
                     self.bytes_down += len(data)
+                self._send_all(sink, data)
         except OSError:
             return

@@ -9,6 +9,8 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
@@ -28,6 +30,56 @@ def redact(source: str) -> str:
         return ""
     value = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@" if m.group(3) else m.group(0), source)
     return _PASSWORD_PARAM.sub(r"\1***", value)
+
+
+# Host names that all mean "this machine's PostgreSQL" (an empty host or a socket folder is the local socket).
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where data lives, in a canonical form two spellings of the same place compare equal in.
+
+    ``path``: a real local path (``~``, relative paths, ``..``, trailing slashes and symlinks resolved);
+    ``s3``: a bucket and a prefix ending in ``/``; ``postgresql``: a server and a database name.
+    ``label`` is safe to show (never a password).
+    """
+
+    kind: str
+    key: tuple
+    label: str
+
+    def overlaps(self, other: Place) -> bool:
+        """The same place, or one inside the other (replacing either would replace part of the other)."""
+        if self.kind != other.kind:
+            return False
+        if self.kind == "path":
+            a, b = Path(self.key[0]), Path(other.key[0])
+            return a == b or a in b.parents or b in a.parents
+        if self.kind == "s3":
+            (bucket_a, prefix_a), (bucket_b, prefix_b) = self.key, other.key
+            return bucket_a == bucket_b and (prefix_a.startswith(prefix_b) or prefix_b.startswith(prefix_a))
+        return self.key == other.key
+
+
+def path_place(path: str | Path) -> Place:
+    real = os.path.realpath(os.path.expanduser(str(path)))
+    return Place("path", (real,), real)
+
+
+def s3_place(bucket: str, prefix: str) -> Place:
+    prefix = prefix.strip("/")
+    prefix = f"{prefix}/" if prefix else ""
+    return Place("s3", (bucket, prefix), f"s3://{bucket}/{prefix}")
+
+
+def postgresql_place(params: dict) -> Place:
+    """A database on a server, from libpq connection parameters (host, port, dbname)."""
+    host = str(params.get("host") or "").lower()
+    host = "local" if host in _LOCAL_HOSTS or host.startswith("/") else host
+    port = str(params.get("port") or "5432")
+    dbname = str(params.get("dbname") or "")
+    return Place("postgresql", (host, port, dbname), f"database {dbname}")
 
 
 def resolve_source(source: str) -> str:

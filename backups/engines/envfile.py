@@ -21,7 +21,7 @@ import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .base import Dump, SourceError
+from .base import Dump, Place, SourceError, path_place, resolve_source
 from .restorers import FileRestorer
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,10 @@ class EnvEngine:
 
     def dump(self, source: str) -> Dump:
         return EnvDump(source)
+
+    def places(self, source: str) -> list[Place]:
+        """The live environment file (``vars:`` lives in the worker's environment: no place to restore over)."""
+        return [] if source.startswith("vars:") else [path_place(env_path(resolve_source(source)))]
 
     def local_path(self, source: str) -> Path | None:
         """The file this source reads on the worker's disk; None for vars:NAME1,NAME2."""

@@ -38,7 +38,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 
-from .base import Dump, SourceError
+from .. import s3
+from ..errors import LocationError
+from .base import Dump, Place, SourceError, path_place, resolve_source, s3_place
 from .restorers import RestorePlan, Restorer, _stamp, swap_into_place
 
 logger = logging.getLogger(__name__)
@@ -80,40 +82,16 @@ def local_folder(location: str) -> Path:
 
 
 def s3_client(endpoint_url: str = ""):
-    """A boto3 S3 client with the worker's own AWS_* credentials and bounded timeouts."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=settings.S3_CONNECT_TIMEOUT,
-        read_timeout=settings.S3_READ_TIMEOUT,
-        retries={"max_attempts": 3, "mode": "standard"},
-        signature_version="s3v4",
-    )
+    """The one S3 client (``backups/s3.py``) with the worker's own AWS_* credentials and bounded timeouts."""
     try:
-        # A session per client: boto3 sessions are not thread-safe, and the client is used in a thread.
-        return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
-    except ValueError as exc:  # e.g. "Invalid endpoint": configuration, safe to show
-        raise SourceError(f"cannot use the S3 endpoint {endpoint_url!r}: {exc}") from None
+        return s3.client(endpoint_url=endpoint_url)
+    except LocationError as exc:  # e.g. "Invalid endpoint": configuration, safe to show
+        raise SourceError(str(exc)) from None
 
 
 def s3_problem(exc: BaseException, where: S3Prefix, endpoint_url: str) -> SourceError:
-    """A SourceError for an S3 failure, naming the bucket and endpoint (configuration, never a secret)."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
-    endpoint = endpoint_url or "AWS"
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "NoSuchBucket":
-            return SourceError(f"bucket {where.bucket} does not exist at {endpoint}")
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return SourceError(f"access to {where.url} was denied ({code}); check the worker's AWS credentials")
-        return SourceError(f"S3 error {code or 'unknown'} on {where.url}")
-    if isinstance(exc, NoCredentialsError):
-        return SourceError("no AWS credentials on this worker (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
-    if isinstance(exc, EndpointConnectionError):
-        return SourceError(f"cannot reach the S3 endpoint {endpoint} for {where.url}")
-    return SourceError(f"S3 failed on {where.url}: {type(exc).__name__}: {exc}")
+    """A SourceError for an S3 failure, naming the prefix and endpoint (configuration, never a secret)."""
+    return SourceError(f"{where.url}: {s3.cause(exc, endpoint_url=endpoint_url, bucket=where.bucket, where=where.url)}")
 
 
 def safe_member_name(name: str) -> str:
@@ -341,8 +319,6 @@ def write_folder(tar: tarfile.TarFile, root: Path, counts: TreeCounts, stop: Sto
 
 def write_bucket(tar: tarfile.TarFile, client, where: S3Prefix, counts: TreeCounts, stop: StopSignal) -> None:
     """Stream every object under the prefix into the archive, with an entry for every folder."""
-    from botocore.exceptions import ClientError
-
     folders: set[str] = set()
     seen_any = False
     paginator = client.get_paginator("list_objects_v2")
@@ -370,8 +346,8 @@ def write_bucket(tar: tarfile.TarFile, client, where: S3Prefix, counts: TreeCoun
                 continue
             try:
                 response = client.get_object(Bucket=where.bucket, Key=obj["Key"])
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            except Exception as exc:  # botocore raises many unrelated classes
+                if s3.is_not_found(exc):
                     logger.info("skipping %s: deleted during the backup", obj["Key"])
                     continue
                 raise
@@ -543,6 +519,14 @@ class FilesEngine:
     def dump(self, source: str, *, endpoint_url: str = "") -> Dump:
         return FilesDump(source, endpoint_url=endpoint_url)
 
+    def places(self, source: str) -> list[Place]:
+        """The live folder or S3 prefix (for the restore guards)."""
+        source = resolve_source(source)
+        if source.startswith("s3://"):
+            where = parse_s3(source)
+            return [s3_place(where.bucket, where.prefix)]
+        return [path_place(local_folder(source))]
+
     def local_path(self, source: str) -> Path | None:
         """The folder this source reads on the worker's disk; None for an S3 prefix."""
         return None if source.startswith("s3://") else local_folder(source)
@@ -638,6 +622,9 @@ class TarRestorer(Restorer):
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             # "data": no absolute paths, no .., no links out of the folder, no devices, no owners.
             tar.extractall(self.scratch, filter="data")
+
+    def places(self) -> list[Place]:
+        return [path_place(self.path)]
 
     def plan(self) -> RestorePlan:
         if self.path.exists() and not self.path.is_dir():
@@ -749,10 +736,8 @@ class S3TarRestorer(TarRestorer):
         return {RESTORE_MARKER: self.token}
 
     def _upload(self, stream: BinaryIO) -> None:
-        from boto3.s3.transfer import TransferConfig
-
-        # Parts of 8 MiB, four at a time: bounded memory whatever the size of an object.
-        transfer = TransferConfig(multipart_chunksize=8 << 20, max_concurrency=4)
+        # The portal's one transfer configuration: bounded part size and concurrency, so bounded memory.
+        transfer = s3.transfer_config()
         files: list[str] = []
         folders: set[str] = set()
         with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -776,6 +761,9 @@ class S3TarRestorer(TarRestorer):
             key = f"{self.where.prefix}{folder}/"
             self.client.put_object(Bucket=self.where.bucket, Key=key, Body=b"", Metadata=self._marker)
             self.uploaded.append(key)
+
+    def places(self) -> list[Place]:
+        return [s3_place(self.where.bucket, self.where.prefix)]
 
     def plan(self) -> RestorePlan:
         self._refuse_unless_empty()
@@ -829,12 +817,10 @@ class S3TarRestorer(TarRestorer):
 
     def _marked_etag(self, key: str, token: str) -> str | None:
         """The object's ETag when it carries ``token``; None when it does not, or is gone."""
-        from botocore.exceptions import ClientError
-
         try:
             head = self.client.head_object(Bucket=self.where.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        except Exception as exc:  # botocore raises many unrelated classes
+            if s3.is_not_found(exc):
                 return None
             raise
         return head["ETag"] if head.get("Metadata", {}).get(RESTORE_MARKER) == token else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import connections
 
-from .base import Dump, SourceError
+from .base import Dump, Place, SourceError
 from .postgresql import PostgreSQLEngine
 from .sqlite import SQLiteEngine
 
@@ -33,3 +33,8 @@ class PortalEngine:
     def dump(self, source: str) -> Dump:
         engine, resolved = portal_source()
         return engine.dump(resolved)
+
+    def places(self, source: str = "") -> list[Place]:
+        """This portal's own database, whatever the target's source field says."""
+        engine, resolved = portal_source()
+        return engine.places(resolved)

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from psycopg.conninfo import conninfo_to_dict
 
-from .base import Dump, SourceError, StreamingProcess
+from .base import Dump, Place, SourceError, StreamingProcess, postgresql_place, resolve_source
 
 # libpq parameters we pass on, and the environment variable for each.
 _PARAM_ENV = {
@@ -172,3 +172,12 @@ class PostgreSQLEngine:
 
     def dump(self, source: str | dict) -> Dump:
         return PostgreSQLDump(source)
+
+    def places(self, source: str | dict) -> list[Place]:
+        """The live database a source names (for the restore guards)."""
+        if isinstance(source, dict):
+            return [postgresql_place(source)]
+        try:
+            return [postgresql_place(conninfo_to_dict(resolve_source(source)))]
+        except Exception:
+            return []  # not a connection string: nothing a restore could land on

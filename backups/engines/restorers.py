@@ -22,7 +22,7 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from .base import SourceError, StreamingProcess, redact, scrub
+from .base import Place, SourceError, StreamingProcess, path_place, postgresql_place, redact, scrub
 from .postgresql import connection_env
 from .sqlite import count_rows, sqlite_path
 
@@ -67,6 +67,10 @@ class Restorer:
     rollback_hint: str | None = None
 
     def plan(self) -> RestorePlan:
+        raise NotImplementedError
+
+    def places(self) -> list[Place]:
+        """Where ``swap()`` would put the restored data (what the restore guards compare with live data)."""
         raise NotImplementedError
 
     def prepare(self) -> None:
@@ -156,6 +160,9 @@ class PostgreSQLRestorer(Restorer):
             replaces=f"database {self.live} (kept as {rollback})" if live_exists else None,
             rollback_name=rollback,
         )
+
+    def places(self) -> list[Place]:
+        return [postgresql_place({**self.params, "dbname": self.live})]
 
     def prepare(self) -> None:
         with self._admin() as conn:
@@ -288,6 +295,9 @@ class FileRestorer(Restorer):
 
     def check_file(self) -> None:
         """Raise SourceError if the restored file is not sound."""
+
+    def places(self) -> list[Place]:
+        return [path_place(self.path)]
 
     def plan(self) -> RestorePlan:
         if self.path.is_dir():

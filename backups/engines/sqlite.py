@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from .base import Dump, SourceError
+from .base import Dump, Place, SourceError, path_place, resolve_source
 
 
 def sqlite_path(source: str) -> Path:
@@ -72,6 +72,11 @@ class SQLiteEngine:
 
     def dump(self, source: str) -> Dump:
         return SQLiteDump(source)
+
+    def places(self, source: str) -> list[Place]:
+        """The live file and the journal files SQLite keeps beside it (for the restore guards)."""
+        path = str(sqlite_path(resolve_source(source)))
+        return [path_place(path + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
 
     def local_path(self, source: str) -> Path | None:
         """The database file this source reads on the worker's disk."""

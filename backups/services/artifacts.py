@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from ..keys import key_id, load_identities
-from ..locations import LocationError, ObjectNotFound
+from ..locations import TEMP_PREFIX, LocationError, ObjectNotFound, is_temporary
 from ..models import Artifact, BackupRun, Location
 from ..pipeline import decrypt_stream
 from . import manifest as manifests
@@ -86,6 +86,11 @@ def resolve(source: str, location_name: str | None = None) -> ArtifactRef:
     source = source.strip()
     if source.isdigit():
         return _from_run(int(source), location_name)
+    if is_temporary(urlsplit(source).path if "://" in source else source):
+        raise ArtifactRefused(
+            f"unfinished upload: {source} lies under a location's temporary prefix ({TEMP_PREFIX}); "
+            "it is what a run was still writing or left when it was killed, never a finished backup"
+        )
     if source.startswith("s3://"):
         return _from_s3(source)
     if source.startswith("file://"):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from ..engines import SourceError, get_engine, open_dump, resolve_source
 from ..keys import KeyProblem, load_recipients
-from ..locations import LocationError
+from ..locations import LocationError, StorageStalled
 from ..models import Artifact, BackupRun, Target
 from ..pipeline import COMPRESSION_SUFFIX, PipelineError, encrypt_stream
 from . import manifest, phases
@@ -161,8 +161,10 @@ def _perform(run: BackupRun) -> None:
 def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]:
     """Copy the spooled artifact to every location; returns one message per failed location.
 
-    A copy that did land stays recorded even when another location failed: it is a
-    good backup, and deleting it during an outage would lose data.
+    Each copy is staged under the location's temporary prefix, described by its manifest, and
+    only then made final: a run killed at any point leaves nothing that looks like a finished
+    backup, only leftovers the reaper recognises. A copy that did land stays recorded even when
+    another location failed: it is a good backup, and deleting it during an outage would lose data.
     """
     errors = []
     for location in locations:
@@ -171,18 +173,20 @@ def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]
         try:
             stored = backend.put_file(spool, key)
             if stored.size != run.bytes_out:
-                backend.delete(key)
                 raise LocationError(
                     f"location {location.name}: stored {stored.size} bytes, expected {run.bytes_out}; copy removed"
                 )
             phase = "manifest"
             manifest.write_sidecar(backend, run, key, stored.storage_class)
+            backend.publish(key)
         except (LocationError, OSError) as exc:  # OSError: e.g. the spool file vanished under the copy
             errors.append(phases.copy_problem(phase, location, exc))
-            try:
-                backend.delete(key)
-            except LocationError:
-                pass
+            # A server that does not answer would hang the clean-up too: the reaper removes the leftovers.
+            if not isinstance(exc, StorageStalled):
+                try:
+                    backend.discard(key)
+                except LocationError as cleanup:
+                    logger.warning("run %s: leftovers stay for the reaper: %s", run.pk, cleanup)
             continue
         try:
             Artifact.objects.create(

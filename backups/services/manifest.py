@@ -18,12 +18,11 @@ import logging
 
 from django.utils import timezone
 
-from ..locations import LocationError
+from ..locations import SIDECAR_SUFFIX, LocationError
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
-SIDECAR_SUFFIX = ".json"
 INDEX_NAME = "manifest.json"
 
 

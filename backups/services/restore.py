@@ -3,7 +3,13 @@
 Live data is touched at exactly one moment, ``Restorer.swap()``, after the new
 copy loaded without error, matched its checksum and has the recorded row
 counts. Everything before that can fail, be interrupted or be killed and the
-live data is as it was.
+live data is as it was; that moment is recorded (``Restore.swapped_at``), so
+what is said after a later failure is worded from it.
+
+Whatever asks for a restore (the command, the admin's page, a Celery task, an
+incident's "restore before T") goes through :func:`propose`, which refuses a
+destination that is live data of something else: another target's source, the
+portal's own database, or a backup location.
 """
 
 from __future__ import annotations
@@ -11,15 +17,21 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pyrage
 from django.conf import settings
+from django.utils import timezone
 
-from ..engines import SourceError, resolve_source
+from ..engines import ENGINES, SourceError, resolve_source
+from ..engines.base import Place, path_place, s3_place
+from ..engines.portal import PortalEngine
 from ..engines.restorers import RestorePlan, Restorer, restorer_for
 from ..locations import LocationError
-from ..models import Restore, Target
+from ..models import BackupRun, Location, Restore, Target
 from ..pipeline import decrypt_stream
 from . import artifacts
 from .artifacts import ArtifactRef, ArtifactRefused
@@ -29,6 +41,121 @@ logger = logging.getLogger(__name__)
 
 class RestoreFailed(Exception):
     pass
+
+
+class RestoreNotAllowed(Exception):
+    """The person (or the way they came) may not start this restore. Safe to show."""
+
+
+# --- who may ask for a restore, and through what ------------------------------------------------
+# A higher app (incidents) registers how a restore "requested via" one of its objects is checked and
+# linked; backups never imports it. The checker gets the opaque reference (e.g. an incident id as
+# typed in a URL) and the user, and returns what to call with the new Restore, or raises
+# RestoreNotAllowed saying why.
+RequestChecker = Callable[[str, object], Callable[[Restore], None]]
+_REQUESTERS: dict[str, RequestChecker] = {}
+
+
+def register_requester(kind: str, checker: RequestChecker) -> None:
+    """Called by another app at ready(): restores may be requested via ``kind`` when ``checker`` agrees."""
+    _REQUESTERS[kind] = checker
+
+
+def requester_kinds() -> list[str]:
+    return sorted(_REQUESTERS)
+
+
+def authorize(user, via: tuple[str, str] | None = None) -> Callable[[Restore], None] | None:
+    """Check that ``user`` may start a restore, directly or ``via`` (kind, reference); returns the link step.
+
+    Raises RestoreNotAllowed. A reference that is given is always checked, even for someone who could
+    restore without it: a restore is never linked to something that does not exist or is over.
+    """
+    if via is None:
+        if not user.has_perm("backups.restore_backuprun"):
+            raise RestoreNotAllowed("you do not have permission to restore backups")
+        return None
+    kind, reference = via
+    checker = _REQUESTERS.get(kind)
+    if checker is None:
+        raise RestoreNotAllowed(f"restores cannot be requested via {kind}")
+    return checker(reference, user)
+
+
+def request_restore(
+    run: BackupRun, proposal: Proposal, *, to: str, user, via: tuple[str, str] | None = None
+) -> Restore:
+    """Queue a restore that ``user`` confirmed on a page showing ``proposal``; the caller enqueues it."""
+    link = authorize(user, via)
+    record = Restore.objects.create(
+        run=run,
+        source=str(run.pk),
+        location=proposal.ref.location,
+        destination=to,
+        destination_display=proposal.plan.destination,
+        rollback_name=proposal.plan.rollback_name or "",  # what the confirmation page promised
+        triggered_by=user,
+        trigger=BackupRun.Trigger.MANUAL,
+    )
+    if link is not None:
+        link(record)
+    return record
+
+
+# --- destinations that are live data -------------------------------------------------------------
+
+
+def _location_places(location: Location) -> list[Place]:
+    parts = urlsplit(location.url)
+    if parts.scheme == "file":
+        return [path_place(parts.path)]
+    if parts.scheme == "s3":
+        return [s3_place(parts.netloc, parts.path)]
+    return []
+
+
+def _target_places(target: Target) -> list[Place]:
+    engine = ENGINES.get(target.engine)
+    try:
+        return engine.places(target.source) if engine else []
+    except SourceError:
+        return []  # e.g. env:NAME not set in this process: its source is not known here
+
+
+def live_places() -> Iterator[tuple[Place, str]]:
+    """Every place holding live data a restore must not land on, with what it is.
+
+    The portal's database and the locations are refused whatever the target; the backup's own
+    source is handled by :func:`refuse_live_destination`.
+    """
+    for place in PortalEngine().places():
+        yield place, "the portal's own database"
+    for location in Location.objects.order_by("name"):
+        for place in _location_places(location):
+            yield place, f"the folder of backup location {location.name}"
+    for target in Target.objects.exclude(engine="portal").order_by("name"):
+        for place in _target_places(target):
+            yield place, f"the live source of target {target.name}"
+
+
+def refuse_live_destination(restorer: Restorer, own_target: Target | None) -> None:
+    """Raise RestoreFailed if the restore would replace (or land inside, or contain) live data.
+
+    Exactly the backup's own source is allowed: that is the in-place restore, which keeps the previous
+    data for rollback (also when another target backs up the same source, as a database and its archive
+    do). Inside it, around it, or beside it (a SQLite file's -wal) is not.
+    """
+    wanted = restorer.places()
+    own = set()
+    if own_target is not None and own_target.engine != "portal":
+        own = {place.key for place in _target_places(own_target)[:1]}  # the source itself, not its -wal
+    for place, what in live_places():
+        for dest in wanted:
+            if dest.key in own and dest.key == place.key:
+                continue
+            if dest.overlaps(place):
+                relation = "is" if dest.key == place.key else "overlaps"
+                raise RestoreFailed(f"refusing to restore into {dest.label}: it {relation} {what}")
 
 
 @dataclass
@@ -84,6 +211,7 @@ def propose(
     destination = destination_for(ref, to)
     target = Target.objects.filter(name=ref.target_name).first() if ref.target_name else None
     restorer = restorer_for(ref.format, destination, endpoint_url=target.endpoint_url if target else "")
+    refuse_live_destination(restorer, target)
     restorer.rollback_hint = rollback_hint
     return Proposal(ref, destination, restorer, restorer.plan())
 
@@ -126,6 +254,7 @@ def execute(restore: Restore, *, to: str | None = None, identities=None) -> Rest
     if not restore.start():
         restore.refresh_from_db()
         return restore
+    swapped_at = None
     try:
         proposal = propose(
             restore.source,
@@ -164,18 +293,40 @@ def execute(restore: Restore, *, to: str | None = None, identities=None) -> Rest
         except BaseException:
             restorer.discard()
             raise
+        # From here on the live data IS the restored copy: whatever fails next must not say otherwise.
+        swapped_at = timezone.now()
+        restore.mark_swapped(swapped_at, restorer.rollback_name or "")
         restore.note(f"swapped in; {rollback}")
         logger.info("restore %s done: %s", restore.pk, rollback)
         restore.succeed(
             tables=outcome["tables"], rollback_name=restorer.rollback_name or "", bytes_done=proposal.ref.expected_size
         )
-    except (ArtifactRefused, RestoreFailed, SourceError, LocationError) as exc:
-        logger.warning("restore %s refused or failed: %s", restore.pk, exc)
-        restore.fail(str(exc))
     except Exception as exc:
-        logger.exception("restore %s crashed", restore.pk)
-        restore.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+        if swapped_at is not None:
+            logger.exception("restore %s: swapped in, then recording the result failed", restore.pk)
+            restore.fail(after_swap_message(swapped_at, restorer.rollback_name, exc))
+        elif isinstance(exc, (ArtifactRefused, RestoreFailed, SourceError, LocationError)):
+            logger.warning("restore %s refused or failed: %s", restore.pk, exc)
+            restore.fail(str(exc))
+        else:
+            logger.exception("restore %s crashed", restore.pk)
+            restore.fail(f"unexpected error: {type(exc).__name__}: {exc}")
     return restore
+
+
+def swapped_in_words(swapped_at: datetime, rollback_name: str | None) -> str:
+    """What is true once the swap happened: the live data changed at that moment, and how to go back."""
+    kept = (
+        f"the previous data is kept as {rollback_name}"
+        if rollback_name
+        else "there was no previous data (nothing to roll back to)"
+    )
+    return f"the restored data was swapped in at {swapped_at.astimezone(UTC):%H:%M:%S} UTC; {kept}"
+
+
+def after_swap_message(swapped_at: datetime, rollback_name: str | None, exc: BaseException) -> str:
+    """What to say when something failed after the swap (never "the live data was not changed")."""
+    return f"{swapped_in_words(swapped_at, rollback_name)}; recording the result failed: {type(exc).__name__}: {exc}"
 
 
 def reap_stale_restores() -> int:
@@ -201,7 +352,11 @@ def reap_stale_restores() -> int:
                 done = restorer.recover(record.scratch_name, record.rollback_name or None)
             except Exception as exc:  # cleaning up must not stop the reaper
                 done = [f"cleanup failed: {type(exc).__name__}: {exc}"]
-        detail = "; ".join(done) if done else "the live data was not replaced; nothing was left to clean up"
+        if record.swapped_at is not None:
+            # It died after the swap: the live data is the restored copy, whatever cleanup found.
+            detail = "; ".join([swapped_in_words(record.swapped_at, record.rollback_name), *done])
+        else:
+            detail = "; ".join(done) if done else "the live data was not replaced; nothing was left to clean up"
         record.fail(f"the restore process stopped reporting and is presumed dead: {detail}")
     return len(stale)
 

@@ -7,6 +7,7 @@ confirmation page (the safe restore): nothing here restores anything by itself.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from django.contrib.sessions.models import Session
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from backups.models import BackupRun, Restore, Target
+from backups.services.restore import RestoreNotAllowed
 
 from ..models import Incident, PortalSwitch, TimelineEntry
 
@@ -76,6 +78,11 @@ def newest_good_run_before(target: Target, before: datetime) -> BackupRun:
 
 def restore_before_url(incident: Incident, target: Target, before: datetime, user) -> str:
     """The backups app's confirmation page for the newest good backup before ``before``, linked to the incident."""
+    if not incident.is_open:
+        # The restore page would refuse it anyway; say so here rather than log a proposal that cannot go ahead.
+        raise ValidationError(
+            f"Incident #{incident.pk} is {incident.get_status_display().lower()}; restores start only from an open one."
+        )
     run = newest_good_run_before(target, before)
     incident.log(
         TimelineEntry.Kind.SYSTEM,
@@ -86,8 +93,23 @@ def restore_before_url(incident: Incident, target: Target, before: datetime, use
     return f"{reverse('admin:backups_backuprun_restore', args=[run.pk])}?incident={incident.pk}"
 
 
-def link_restore(incident_id: int, restore: Restore, user) -> None:
-    """Called by the backups confirmation page when a restore was started from an incident."""
-    incident = Incident.objects.filter(pk=incident_id).first()
-    if incident is not None:
+def restore_requested_via_incident(reference: str, user) -> Callable[[Restore], None]:
+    """The backups restore service's check for ``?incident=ID`` (registered at ready()).
+
+    Only someone allowed to restore through incidents, naming an incident that exists and is still open,
+    may start a restore this way; the restore is then linked to that incident's timeline.
+    """
+    if not user.has_perm("incidents.restore_via_incident"):
+        raise RestoreNotAllowed("you do not have permission to start a restore from an incident")
+    incident = Incident.objects.filter(pk=int(reference)).first() if reference.isdigit() else None
+    if incident is None:
+        raise RestoreNotAllowed(f"there is no incident {reference[:20]!r}")
+    if not incident.is_open:
+        raise RestoreNotAllowed(
+            f"incident #{incident.pk} is {incident.get_status_display().lower()}; restores start only from an open one"
+        )
+
+    def link(restore: Restore) -> None:
         incident.link_job(restore=restore, user=user)
+
+    return link

@@ -170,7 +170,8 @@ def test_a_location_folder_that_cannot_be_written_is_named_with_the_phase(tmp_pa
     run = run_backup(files_target(tmp_path, [broken, good], megabytes=1))
 
     assert run.status == "failed"
-    assert run.error.startswith(f"copy: location broken: cannot write {blocker}/backups/files/"), run.error
+    # The copy is staged under the temporary prefix first (see backups/locations.py).
+    assert run.error.startswith(f"copy: location broken: cannot write {blocker}/backups/.incomplete/files/"), run.error
     assert run.error.endswith(": Not a directory"), run.error
     assert run.artifacts.get().location == good  # the good copy is kept and recorded
 

@@ -76,4 +76,5 @@ class Command(BaseCommand):
             self.stdout.write(f"restore #{record.pk} succeeded in {record.duration.total_seconds():.1f} s")
         else:
             self.stderr.write(f"restore #{record.pk} failed: {record.error}")
-            self.stderr.write("the live data was not changed")
+            if record.swapped_at is None:
+                self.stderr.write("the live data was not changed")
