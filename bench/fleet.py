@@ -242,6 +242,15 @@ def main() -> int:
         failed = sum(1 for r in runs if r[1] == "failed")
         never_started = sum(1 for r in runs if r[1] == "queued")
         never_finished = sum(1 for r in runs if r[1] == "running")
+        # The runs the kill took down, and whether each target's next run succeeded elsewhere on its queue.
+        reaped, recovered = 0, 0
+        for rows in by_target.values():
+            for index, row in enumerate(rows):
+                if row[1] == "failed" and "presumed dead" in row[7]:
+                    reaped += 1
+                    following = rows[index + 1] if index + 1 < len(rows) else None
+                    if following and following[1] == "succeeded" and following[5] != row[5]:
+                        recovered += following[6] == row[6]
         failures: dict[str, int] = {}
         for r in runs:
             if r[1] == "failed":
@@ -276,6 +285,8 @@ def main() -> int:
             "latency_max_s": max(latencies, default=None),
             "latency_mean_s": statistics.fmean(latencies) if latencies else None,
             "overlapping_runs": overlaps,
+            "reaped_after_kill": reaped,
+            "next_run_succeeded_on_another_worker_of_the_queue": recovered,
             "lost_no_run": lost_no_run,
             "lost_never_started": never_started,
             "lost_never_finished": never_finished,
@@ -300,6 +311,10 @@ def main() -> int:
             else "  schedule-to-start           (no run started)"
         )
         print(f"  overlapping runs of a target {overlaps}")
+        print(
+            f"  killed mid-run               {reaped} run(s) reaped as failed; the target's next run succeeded on "
+            f"another worker of its queue: {recovered} of {reaped}"
+        )
         print(
             f"  runs lost                   {result['lost']} (no run for a send: {lost_no_run}, never started: "
             f"{never_started}, never finished: {never_finished})"
