@@ -243,12 +243,13 @@ def main() -> int:
         never_started = sum(1 for r in runs if r[1] == "queued")
         never_finished = sum(1 for r in runs if r[1] == "running")
         # The runs the kill took down, and whether each target's next run succeeded elsewhere on its queue.
-        reaped, recovered = 0, 0
+        reaped, followed, recovered = 0, 0, 0
         for rows in by_target.values():
             for index, row in enumerate(rows):
                 if row[1] == "failed" and "presumed dead" in row[7]:
                     reaped += 1
                     following = rows[index + 1] if index + 1 < len(rows) else None
+                    followed += following is not None
                     if following and following[1] == "succeeded" and following[5] != row[5]:
                         recovered += following[6] == row[6]
         failures: dict[str, int] = {}
@@ -286,6 +287,7 @@ def main() -> int:
             "latency_mean_s": statistics.fmean(latencies) if latencies else None,
             "overlapping_runs": overlaps,
             "reaped_after_kill": reaped,
+            "reaped_with_a_later_run": followed,
             "next_run_succeeded_on_another_worker_of_the_queue": recovered,
             "lost_no_run": lost_no_run,
             "lost_never_started": never_started,
@@ -312,8 +314,8 @@ def main() -> int:
         )
         print(f"  overlapping runs of a target {overlaps}")
         print(
-            f"  killed mid-run               {reaped} run(s) reaped as failed; the target's next run succeeded on "
-            f"another worker of its queue: {recovered} of {reaped}"
+            f"  killed mid-run               {reaped} run(s) reaped as failed; {followed} had a later run, which "
+            f"succeeded on another worker of the same queue for {recovered} of them"
         )
         print(
             f"  runs lost                   {result['lost']} (no run for a send: {lost_no_run}, never started: "
