@@ -227,8 +227,17 @@ def _bar(url: str, status: str, percent: int | None, text: str) -> str:
 
 
 def progress_bar(run: BackupRun) -> str:
-    """Bytes read so far against the previous good run's size, when there is one."""
-    if run.status == BackupRun.Status.RUNNING:
+    """What a running backup is doing: bytes read while it dumps (against the previous good run's size,
+    when there is one), bytes sent to the location it is copying to, or which manifest it is writing."""
+    kind, _, where = run.phase.partition(":")
+    text = run.status
+    if run.status == BackupRun.Status.RUNNING and kind == "copy":
+        sent = (run.copied or {}).get(where, 0)
+        percent = min(99, int(100 * sent / run.bytes_out)) if run.bytes_out else None
+        text = f"copying to {where}: {filesizeformat(sent)} of {filesizeformat(run.bytes_out)} sent"
+    elif run.status == BackupRun.Status.RUNNING and kind == "manifest":
+        percent, text = 99, f"writing the manifest in {where}"
+    elif run.status == BackupRun.Status.RUNNING:
         expected = (
             BackupRun.objects.succeeded()
             .filter(target_id=run.target_id)
@@ -237,11 +246,13 @@ def progress_bar(run: BackupRun) -> str:
             .first()
         )
         percent = min(99, int(100 * run.bytes_in / expected)) if expected else None
+        text = f"dumping: {filesizeformat(run.bytes_in)} read"
     elif run.status == BackupRun.Status.SUCCEEDED:
         percent = 100
+    elif run.status == BackupRun.Status.QUEUED:
+        percent, text = None, f"{filesizeformat(run.bytes_in)} read"
     else:
-        percent = None if run.status == BackupRun.Status.QUEUED else 0
-    text = f"{filesizeformat(run.bytes_in)} read" if run.status in ("running", "queued") else run.status
+        percent = 0
     return _bar(reverse("admin:backups_backuprun_progress", args=[run.pk]), run.status, percent, text)
 
 
@@ -399,6 +410,10 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         "worker",
         "queue",
         "waiting",
+        "phase",
+        "copied",
+        "lease_owner",
+        "lease_expires_at",
         "bytes_in",
         "bytes_out",
         "sha256",
@@ -426,6 +441,10 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
                     "heartbeat_at",
                     "worker",
                     "queue",
+                    "phase",
+                    "copied",
+                    "lease_owner",
+                    "lease_expires_at",
                 )
             },
         ),
@@ -483,7 +502,14 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         if not self.has_view_permission(request):
             raise PermissionDenied
         run = get_object_or_404(BackupRun, pk=run_id)
-        data = {"id": run.pk, "status": run.status, "bytes_in": run.bytes_in, "bytes_out": run.bytes_out}
+        data = {
+            "id": run.pk,
+            "status": run.status,
+            "phase": run.phase,
+            "bytes_in": run.bytes_in,
+            "bytes_out": run.bytes_out,
+            "copied": run.copied,
+        }
         return JsonResponse({**data, "html": progress_bar(run)})
 
     def verify_view(self, request, run_id):

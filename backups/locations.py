@@ -292,6 +292,9 @@ class LocalBackend(LocationBackend):
         except OSError as exc:
             _discard(staged)
             raise self._problem("write", key, exc, staged) from None
+        except BaseException:  # e.g. ``progress`` stopping a run that lost its lease: leave nothing half-written
+            _discard(staged)
+            raise
         return StoredObject(key=key, url=self.url_for(key), size=size)
 
     @staticmethod

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .fields import EncryptedTextField
+from .leases import LeaseLost, silence_limit, this_process
 from .locations import backend_for, local_location_problem, overlap
 from .pipeline import DEFAULT_GZIP_LEVEL, check_level
 from .querysets import BackupRunQuerySet
@@ -379,7 +380,80 @@ class FinishingJob:
         raise NotImplementedError
 
 
-class BackupRun(FinishingJob, TriggeredJob):
+class LeasedJob(FinishingJob, models.Model):
+    """A job whose running row is held by one process (see ``leases``): its writes are fenced by its lease.
+
+    Subclasses have ``status`` (RUNNING while held) and ``heartbeat_at`` (the last progress report).
+    """
+
+    lease_owner = models.CharField(
+        max_length=300,  # a host name (up to 253) and two numbers
+        blank=True,
+        help_text="The process running it (host:pid:start-time). Every write it makes is conditional on "
+        "still holding this, so a process presumed dead can never overwrite what a reaper recorded.",
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Its last progress vouches for it until then; after that a reaper on another host "
+        "may presume it dead (one on its own host checks the process itself).",
+    )
+
+    class Meta:
+        abstract = True
+
+    def _renewal(self, phase: str = "") -> dict:
+        """The fields of a progress report: now, and the lease pushed forward by the phase's silence limit."""
+        now = timezone.now()
+        return {"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=silence_limit(phase))}
+
+    def held(self) -> models.QuerySet:
+        """This job's row, as long as this object's process still holds it."""
+        return type(self)._default_manager.filter(pk=self.pk, status="running", lease_owner=self.lease_owner)
+
+    def write_held(self, **fields) -> None:
+        """Save ``fields`` if the lease is still held (one conditional UPDATE); else raise ``LeaseLost``."""
+        if not self.lease_owner or not self.held().update(**fields):
+            raise LeaseLost(f"{type(self).__name__} #{self.pk} is no longer held by this process")
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def fence(self) -> None:
+        """Inside ``transaction.atomic()``: lock the row while held (a reaper waits), or raise ``LeaseLost``."""
+        if not self.lease_owner or not self.held().select_for_update().exists():
+            raise LeaseLost(f"{type(self).__name__} #{self.pk} is no longer held by this process")
+
+    def _finish(self, status: str, **fields) -> None:
+        if not self.lease_owner:  # never claimed (refused while queued)
+            return super()._finish(status, **fields)
+        fields.setdefault("finished_at", timezone.now())
+        self.write_held(status=status, lease_expires_at=None, **fields)
+        self._announce_finish()
+
+    def reap(self, error: str) -> bool:
+        """Fail the job for its dead process, only if its row is still exactly as the reaper saw it.
+
+        Compare-and-set on the lease and the last progress: a job that reported progress since
+        it was looked at (so is alive after all) or finished is left alone. True if reaped.
+        """
+        taken = (
+            type(self)
+            ._default_manager.filter(
+                pk=self.pk,
+                status="running",
+                lease_owner=self.lease_owner,
+                lease_expires_at=self.lease_expires_at,
+                heartbeat_at=self.heartbeat_at,
+            )
+            .update(status="failed", error=error[:10000], finished_at=timezone.now(), lease_expires_at=None)
+        )
+        if taken:
+            self.refresh_from_db()
+            self._announce_finish()
+        return bool(taken)
+
+
+class BackupRun(LeasedJob, TriggeredJob):
     """One backup of one target: its state, progress, checksum and error."""
 
     class Status(models.TextChoices):
@@ -403,6 +477,12 @@ class BackupRun(FinishingJob, TriggeredJob):
         help_text="Scheduled runs: the id of beat's message that made it, so a redelivered message "
         "(its worker died) reuses this run instead of making a second one.",
     )
+    phase = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="What it was doing at its last report: dump, copy:LOCATION or manifest:LOCATION.",
+    )
+    copied = models.JSONField(default=dict, blank=True, help_text="Encrypted bytes sent so far to each location.")
     bytes_in = models.BigIntegerField(default=0, help_text="Bytes read from the source so far.")
     bytes_out = models.BigIntegerField(default=0, help_text="Encrypted bytes written so far.")
     sha256 = models.CharField(max_length=64, blank=True)
@@ -455,11 +535,16 @@ class BackupRun(FinishingJob, TriggeredJob):
         """Move queued → running atomically; False if it was taken or another run is active."""
         from django.db import IntegrityError
 
-        now = timezone.now()
+        lease = self._renewal("dump")
         try:
             with transaction.atomic():
                 claimed = BackupRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
-                    status=self.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
+                    status=self.Status.RUNNING,
+                    started_at=lease["heartbeat_at"],
+                    worker=worker[:200],
+                    lease_owner=this_process(),
+                    phase="dump",
+                    **lease,
                 )
         except IntegrityError:
             return False
@@ -471,9 +556,20 @@ class BackupRun(FinishingJob, TriggeredJob):
         return bool(claimed)
 
     def report_progress(self, bytes_in: int, bytes_out: int) -> None:
-        BackupRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
-            bytes_in=bytes_in, bytes_out=bytes_out, heartbeat_at=timezone.now()
-        )
+        """Dump progress; raises ``LeaseLost`` if this process no longer holds the run."""
+        self.write_held(bytes_in=bytes_in, bytes_out=bytes_out, **self._renewal(self.phase))
+
+    def enter_phase(self, phase: str) -> None:
+        """Record the new phase (itself progress); raises ``LeaseLost`` if no longer held, before any write."""
+        self.write_held(phase=phase, **self._renewal(phase))
+
+    def report_copy(self, location: str, sent: int) -> None:
+        """Bytes sent so far to ``location``; raises ``LeaseLost`` if no longer held."""
+        self.write_held(copied={**self.copied, location: sent}, **self._renewal(self.phase))
+
+    def record(self, **fields) -> None:
+        """Save results (sizes, checksum...) while held; raises ``LeaseLost`` otherwise."""
+        self.write_held(**fields)
 
     def copies_summary(self) -> str:
         """What this run has stored, in words: "no copy was recorded" or "2 copies were recorded: a (url), b (url)"."""
@@ -616,7 +712,7 @@ class Verification(TriggeredJob):
         verification_finished.send(sender=Verification, verification=self)
 
 
-class Restore(FinishingJob, TriggeredJob):
+class Restore(LeasedJob, TriggeredJob):
     """One restore: where from, where to, what was kept for rollback, and how it ended."""
 
     class Status(models.TextChoices):
@@ -667,23 +763,27 @@ class Restore(FinishingJob, TriggeredJob):
         Restore.objects.filter(pk=self.pk).update(swapped_at=at, rollback_name=rollback_name)
 
     def start(self, worker: str = "") -> bool:
-        now = timezone.now()
+        lease = {"lease_owner": this_process(), **self._renewal()}
+        now = lease["heartbeat_at"]
         started = Restore.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
-            status=self.Status.RUNNING, started_at=now, heartbeat_at=now
+            status=self.Status.RUNNING, started_at=now, **lease
         )
         if started:
             from .signals import restore_started
 
-            self.status, self.started_at, self.heartbeat_at = self.Status.RUNNING, now, now
+            self.status, self.started_at = self.Status.RUNNING, now
+            for name, value in lease.items():
+                setattr(self, name, value)
             restore_started.send(sender=Restore, restore=self)
         return bool(started)
 
     def report_progress(self, done: int) -> None:
-        Restore.objects.filter(pk=self.pk).update(bytes_done=done, heartbeat_at=timezone.now())
+        """Bytes restored so far; raises ``LeaseLost`` if this process no longer holds the restore."""
+        self.write_held(bytes_done=done, **self._renewal())
 
     def note(self, line: str) -> None:
-        self.log = f"{self.log}{timezone.now():%H:%M:%S} {line}\n"
-        Restore.objects.filter(pk=self.pk).update(log=self.log)
+        """A step done (itself progress); raises ``LeaseLost`` if no longer held."""
+        self.write_held(log=f"{self.log}{timezone.now():%H:%M:%S} {line}\n", **self._renewal())
 
     def _announce_finish(self) -> None:
         from .signals import restore_finished

@@ -140,6 +140,9 @@ class HashingWriter:
         self.interval = interval
         self._next_report = time.monotonic() + interval
         self.error: OSError | None = None
+        # What the progress callback raised (e.g. the run lost its lease): pyrage wraps whatever its
+        # writer raises in an EncryptError, so encrypt_stream raises this original instead.
+        self.progress_error: BaseException | None = None
 
     def write(self, data) -> int:
         self.sha256.update(data)
@@ -153,7 +156,11 @@ class HashingWriter:
             now = time.monotonic()
             if now >= self._next_report:
                 self._next_report = now + self.interval
-                self.on_progress(self.bytes_out)
+                try:
+                    self.on_progress(self.bytes_out)
+                except BaseException as exc:
+                    self.progress_error = exc
+                    raise
         return len(data)
 
     def flush(self) -> None:
@@ -184,6 +191,8 @@ def encrypt_stream(
         pyrage.encrypt_io(reader, writer, list(recipients))
         writer.flush()
     except Exception as exc:
+        if writer.progress_error is not None:
+            raise writer.progress_error from None
         if writer.error is not None:
             raise StreamError("sink", writer.error, writer.bytes_out) from exc
         if reader.error is not None:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+from .leases import PHASE_LIMITS, silence_limit
 
 
 class BackupRunQuerySet(models.QuerySet):
@@ -20,7 +23,19 @@ class BackupRunQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=("queued", "running"))
 
-    def stale(self, seconds: int):
-        """Running runs whose worker has stopped reporting: it most likely died."""
-        cutoff = timezone.now() - timedelta(seconds=seconds)
-        return self.filter(status="running", heartbeat_at__lt=cutoff)
+    def stale(self, now: datetime | None = None):
+        """Running runs silent for longer than their phase allows (``leases.PHASE_LIMITS``).
+
+        Stale means suspect, not dead: a reaper still needs ``leases.proof_of_death`` before failing one.
+        """
+        now = now or timezone.now()
+        other_phases = Q()
+        silent = Q()
+        for kind in PHASE_LIMITS:
+            if kind == "dump":
+                continue
+            in_phase = Q(phase__startswith=f"{kind}:")
+            other_phases |= in_phase
+            silent |= in_phase & Q(heartbeat_at__lt=now - timedelta(seconds=silence_limit(kind)))
+        silent |= ~other_phases & Q(heartbeat_at__lt=now - timedelta(seconds=silence_limit("dump")))
+        return self.filter(silent, status="running")

@@ -240,8 +240,21 @@ BACKUP_SPOOL_DIR = Path(env("BACKUP_SPOOL_DIR", str(PORTAL_HOME / "spool")))
 BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backups")))
 # Hard limit on one backup's source command (pg_dump etc.).
 BACKUP_TIMEOUT_SECONDS = envint("BACKUP_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
-# A running job that has not reported progress for this long is taken as dead.
-BACKUP_STALE_SECONDS = envint("BACKUP_STALE_SECONDS", 300, minimum=10)
+# Liveness of a running job. A job is failed by a reaper only when (1) it has reported no progress for
+# longer than its phase allows and (2) its process is proven gone: on the same host the pid has ended
+# (or was reused, by its start time); on another host the lease it renews with each progress report
+# has expired. A slow but live job is never failed by someone else, and its lock (the target's one
+# running row) is held until then. Silence limits per phase, in seconds:
+#   dump: the source command (pg_dump may wait on a table lock), and restores;
+BACKUP_STALE_SECONDS = envint("BACKUP_STALE_SECONDS", 300, minimum=1)
+#   copy: bytes stop reaching a location. Keep it above the longest storage call with its retries
+#   (3 attempts x (S3_CONNECT_TIMEOUT + S3_READ_TIMEOUT) = 390 s at the defaults);
+BACKUP_COPY_STALE_SECONDS = envint("BACKUP_COPY_STALE_SECONDS", 600, minimum=1)
+#   manifest: writing a location's manifest (one small storage call with its retries).
+BACKUP_MANIFEST_STALE_SECONDS = envint("BACKUP_MANIFEST_STALE_SECONDS", 600, minimum=1)
+# The name this machine signs its jobs' leases with (host:pid:start-time). Empty: the host name. Set it
+# when two machines, or containers with their own process namespace, share a host name.
+BACKUP_HOST_ID = env("BACKUP_HOST_ID")
 # A second backup of a target queued while one runs waits this long between tries.
 BACKUP_WAIT_RETRY_SECONDS = envint("BACKUP_WAIT_RETRY_SECONDS", 30, minimum=1)
 BACKUP_PROGRESS_INTERVAL = float(envint("BACKUP_PROGRESS_INTERVAL_MS", 1000, minimum=50)) / 1000

@@ -6,15 +6,19 @@ import logging
 import os
 import secrets
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..engines import SourceError, get_engine, open_dump, resolve_source
 from ..keys import KeyProblem, load_recipients
-from ..locations import LocationError, StorageStalled
+from ..leases import LeaseLost, proof_of_death
+from ..locations import LocationBackend, LocationError, StorageStalled, StoredObject
 from ..models import Artifact, BackupRun, Target
 from ..pipeline import COMPRESSION_SUFFIX, PipelineError, encrypt_stream
 from . import manifest, phases
@@ -30,23 +34,37 @@ def worker_name() -> str:
 
 
 def reap_stale_runs() -> int:
-    """Fail runs whose worker stopped reporting: a killed worker leaves a row that says so."""
-    stale = list(BackupRun.objects.stale(settings.BACKUP_STALE_SECONDS).only("pk", "heartbeat_at", "worker"))
-    for run in stale:
+    """Fail runs whose process died, so a killed worker leaves a row that says so and frees the target.
+
+    A run is failed only when it has been silent longer than its phase allows AND its process is
+    proven gone (``leases.proof_of_death``): a slow but live run, on this host or another, is never
+    failed by someone else's backup, so two runs of one target never overlap.
+    """
+    reaped = 0
+    for run in BackupRun.objects.stale():
+        proof = proof_of_death(run.lease_owner, run.lease_expires_at)
+        if proof is None:
+            logger.warning(
+                "backup run %s has reported no progress in %s since %s, but its process is alive: left running",
+                run.pk,
+                run.phase or "its first phase",
+                run.heartbeat_at,
+            )
+            continue
         error = (
             f"the worker ({run.worker or 'unknown'}) stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"and is presumed dead; {run.copies_summary()}"
+            f"during {run.phase or 'its start'} and is presumed dead ({proof}); {run.copies_summary()}"
         )
-        # Conditional, so a run that finished meanwhile is left alone; then fail() for its signal (alerts).
-        if BackupRun.objects.filter(pk=run.pk, status=BackupRun.Status.RUNNING).update(heartbeat_at=None):
-            run.refresh_from_db()
-            run.fail(error)
+        # Compare-and-set: a run that reported or finished since it was read is left alone.
+        if not run.reap(error):
+            continue
+        reaped += 1
         # The dead worker's spool, if it was on this machine's disk.
         for leftover in settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*"):
             leftover.unlink(missing_ok=True)
-    if stale:
-        logger.warning("marked %d stale backup run(s) as failed", len(stale))
-    return len(stale)
+    if reaped:
+        logger.warning("marked %d stale backup run(s) as failed", reaped)
+    return reaped
 
 
 def start_backup(target: Target, *, trigger: str, user=None, command_user: str = "") -> BackupRun:
@@ -76,16 +94,23 @@ def execute(run: BackupRun, worker: str | None = None) -> BackupRun:
         active = BackupRun.objects.filter(target_id=run.target_id, status=BackupRun.Status.RUNNING).first()
         raise AnotherRunActive(f"another backup of {run.target.name} is running (run #{active.pk if active else '?'})")
     try:
-        _perform(run)
-    except EXPECTED_ERRORS as exc:
-        logger.warning("backup run %s of %s failed: %s", run.pk, run.target.name, exc)
-        run.fail(str(exc))
-    except OSError as exc:
-        logger.warning("backup run %s of %s failed: %s", run.pk, run.target.name, exc)
-        run.fail(f"I/O error: {phases.os_cause(exc)}")
-    except Exception as exc:  # still data: the run must never be left "running"
-        logger.exception("backup run %s crashed", run.pk)
-        run.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+        try:
+            _perform(run)
+        except LeaseLost:
+            raise
+        except EXPECTED_ERRORS as exc:
+            logger.warning("backup run %s of %s failed: %s", run.pk, run.target.name, exc)
+            run.fail(str(exc))
+        except OSError as exc:
+            logger.warning("backup run %s of %s failed: %s", run.pk, run.target.name, exc)
+            run.fail(f"I/O error: {phases.os_cause(exc)}")
+        except Exception as exc:  # still data: the run must never be left "running"
+            logger.exception("backup run %s crashed", run.pk)
+            run.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+    except LeaseLost:
+        # A reaper presumed this process dead and failed the run: what it recorded stands.
+        logger.warning("backup run %s of %s lost its lease; stopped without writing", run.pk, run.target.name)
+        run.refresh_from_db()
     return run
 
 
@@ -125,27 +150,18 @@ def _perform(run: BackupRun) -> None:
             )
             metadata = dump.finish()
             run_format, extension = dump.format, dump.extension
-        run.engine = engine.name
-        run.format = run_format
-        run.compression, run.compression_level = target.compression, level
-        run.bytes_in, run.bytes_out, run.sha256 = result.bytes_in, result.bytes_out, result.sha256
-        run.key_ids, run.recipients = recipients.key_ids, list(recipients.public)
-        run.tables = metadata.get("tables", {})
-        run.finished_at = timezone.now()
-        run.save(
-            update_fields=[
-                "engine",
-                "format",
-                "compression",
-                "compression_level",
-                "bytes_in",
-                "bytes_out",
-                "sha256",
-                "key_ids",
-                "recipients",
-                "tables",
-                "finished_at",
-            ]
+        run.record(
+            engine=engine.name,
+            format=run_format,
+            compression=target.compression,
+            compression_level=level,
+            bytes_in=result.bytes_in,
+            bytes_out=result.bytes_out,
+            sha256=result.sha256,
+            key_ids=recipients.key_ids,
+            recipients=list(recipients.public),
+            tables=metadata.get("tables", {}),
+            finished_at=timezone.now(),
         )
         key = artifact_key(run, extension)
         errors = _store_copies(run, spool, key, locations)
@@ -171,12 +187,13 @@ def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]
         backend = location.backend()
         phase = "copy"
         try:
-            stored = backend.put_file(spool, key)
+            stored = _copy(run, backend, spool, key)
             if stored.size != run.bytes_out:
                 raise LocationError(
                     f"location {location.name}: stored {stored.size} bytes, expected {run.bytes_out}; copy removed"
                 )
             phase = "manifest"
+            run.enter_phase(f"manifest:{location.name}")
             manifest.write_sidecar(backend, run, key, stored.storage_class)
             backend.publish(key)
         except (LocationError, OSError) as exc:  # OSError: e.g. the spool file vanished under the copy
@@ -189,17 +206,69 @@ def _store_copies(run: BackupRun, spool: Path, key: str, locations) -> list[str]
                     logger.warning("run %s: leftovers stay for the reaper: %s", run.pk, cleanup)
             continue
         try:
-            Artifact.objects.create(
-                run=run,
-                location=location,
-                key=key,
-                url=stored.url,
-                size=stored.size,
-                sha256=run.sha256,
-                storage_class=stored.storage_class,
-            )
+            with transaction.atomic():
+                run.fence()  # recorded only while this process holds the run
+                Artifact.objects.create(
+                    run=run,
+                    location=location,
+                    key=key,
+                    url=stored.url,
+                    size=stored.size,
+                    sha256=run.sha256,
+                    storage_class=stored.storage_class,
+                )
         except IntegrityError:
             errors.append(f"location {location.name}: a copy of run #{run.pk} is already recorded")
             continue
+        run.enter_phase(f"manifest:{location.name}")
         manifest.write_index(location, run.target)
     return errors
+
+
+class _Sent:
+    """Bytes a copy has sent so far, set from the uploading thread(s), read by the run's thread.
+
+    Once ``stop`` is set (the run lost its lease) the next report raises, which aborts the upload.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.stop = threading.Event()
+
+    def __call__(self, sent: int) -> None:
+        if self.stop.is_set():
+            raise LeaseLost("the run lost its lease during the copy")
+        self.value = sent
+
+
+def _copy(run: BackupRun, backend: LocationBackend, spool: Path, key: str) -> StoredObject:
+    """``backend.put_file`` in a helper thread while this thread reports the bytes sent as the run's progress.
+
+    The run's own thread keeps every database write (the uploader never touches the database), so a
+    slow upload that is moving counts as alive whatever its length, and a silent one goes stale.
+    """
+    run.enter_phase(f"copy:{backend.name}")
+    sent = _Sent()
+    reported = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"run{run.pk}-copy") as pool:
+        upload = pool.submit(backend.put_file, spool, key, progress=sent)
+        while True:
+            try:
+                stored = upload.result(timeout=settings.BACKUP_PROGRESS_INTERVAL)
+            except FutureTimeout:
+                if sent.value != reported:  # no bytes moved, no progress: silence is what staleness measures
+                    reported = sent.value
+                    try:
+                        run.report_copy(backend.name, reported)
+                    except LeaseLost:
+                        sent.stop.set()  # aborts the upload at its next chunk; the pool waits for it
+                        raise
+                continue
+            except LeaseLost:
+                raise
+            except Exception:
+                if sent.stop.is_set():
+                    raise LeaseLost("the run lost its lease during the copy") from None
+                raise
+            run.report_copy(backend.name, stored.size)
+            return stored

@@ -30,6 +30,7 @@ from ..engines import ENGINES, SourceError, resolve_source
 from ..engines.base import Place, path_place, s3_place
 from ..engines.portal import PortalEngine
 from ..engines.restorers import RestorePlan, Restorer, restorer_for
+from ..leases import LeaseLost, proof_of_death
 from ..locations import LocationError
 from ..models import BackupRun, Location, Restore, Target
 from ..pipeline import decrypt_stream
@@ -268,27 +269,20 @@ def execute(restore: Restore, *, to: str | None = None, identities=None) -> Rest
             restore.note(f"{check['name']}: {check['message']}")
         restorer = proposal.restorer
         # Recorded before anything is created, so a reaper can clean up after a killed process.
-        restore.destination = proposal.destination
-        restore.bytes_total = proposal.ref.expected_size
-        restore.run = proposal.ref.run
-        restore.destination_display = proposal.plan.destination
-        restore.scratch_name = str(restorer.scratch)
-        restore.format = proposal.ref.format
-        restore.save(
-            update_fields=[
-                "destination",
-                "bytes_total",
-                "run",
-                "destination_display",
-                "scratch_name",
-                "format",
-            ]
+        restore.write_held(
+            destination=proposal.destination,
+            bytes_total=proposal.ref.expected_size,
+            run=proposal.ref.run,
+            destination_display=proposal.plan.destination,
+            scratch_name=str(restorer.scratch),
+            format=proposal.ref.format,
         )
         restorer.prepare()
         try:
             outcome = load_into(restorer, proposal.ref, identities, on_progress=restore.report_progress)
             restore.note(f"loaded {outcome['bytes']} bytes; row counts match the backup")
-            Restore.objects.filter(pk=restore.pk).update(rollback_name=proposal.plan.rollback_name or "")
+            # Conditional on the lease: a restore presumed dead (and cleaned up by a reaper) never swaps.
+            restore.write_held(rollback_name=proposal.plan.rollback_name or "")
             rollback = restorer.swap()
         except BaseException:
             restorer.discard()
@@ -301,17 +295,32 @@ def execute(restore: Restore, *, to: str | None = None, identities=None) -> Rest
         restore.succeed(
             tables=outcome["tables"], rollback_name=restorer.rollback_name or "", bytes_done=proposal.ref.expected_size
         )
+    except LeaseLost:
+        _lost(restore)
     except Exception as exc:
         if swapped_at is not None:
             logger.exception("restore %s: swapped in, then recording the result failed", restore.pk)
-            restore.fail(after_swap_message(swapped_at, restorer.rollback_name, exc))
+            _fail(restore, after_swap_message(swapped_at, restorer.rollback_name, exc))
         elif isinstance(exc, (ArtifactRefused, RestoreFailed, SourceError, LocationError)):
             logger.warning("restore %s refused or failed: %s", restore.pk, exc)
-            restore.fail(str(exc))
+            _fail(restore, str(exc))
         else:
             logger.exception("restore %s crashed", restore.pk)
-            restore.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+            _fail(restore, f"unexpected error: {type(exc).__name__}: {exc}")
     return restore
+
+
+def _fail(restore: Restore, error: str) -> None:
+    try:
+        restore.fail(error)
+    except LeaseLost:
+        _lost(restore)
+
+
+def _lost(restore: Restore) -> None:
+    # A reaper presumed this process dead and failed the restore: what it recorded stands.
+    logger.warning("restore %s lost its lease; stopped without writing", restore.pk)
+    restore.refresh_from_db()
 
 
 def swapped_in_words(swapped_at: datetime, rollback_name: str | None) -> str:
@@ -330,16 +339,27 @@ def after_swap_message(swapped_at: datetime, rollback_name: str | None, exc: Bas
 
 
 def reap_stale_restores() -> int:
-    """Fail restores whose process died, putting back anything a cut-short swap moved."""
+    """Fail restores whose process died, putting back anything a cut-short swap moved.
+
+    As for backups: silent for longer than BACKUP_STALE_SECONDS and proven dead (``leases``); a
+    live restore, however slow, is never cleaned up under its feet.
+    """
     from datetime import timedelta
 
     from django.utils import timezone
 
     cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
-    stale = list(
-        Restore.objects.filter(status=Restore.Status.RUNNING, heartbeat_at__lt=cutoff).select_related("run__target")
+    silent = Restore.objects.filter(status=Restore.Status.RUNNING, heartbeat_at__lt=cutoff).select_related(
+        "run__target"
     )
-    for record in stale:
+    reaped = 0
+    for record in silent:
+        proof = proof_of_death(record.lease_owner, record.lease_expires_at)
+        if proof is None:
+            logger.warning(
+                "restore %s has reported no progress since %s, but its process is alive", record.pk, record.heartbeat_at
+            )
+            continue
         done: list[str] = []
         if record.format and record.destination:
             # The endpoint the restore itself used (propose() takes the backed-up target's): an S3 prefix to clean
@@ -357,8 +377,9 @@ def reap_stale_restores() -> int:
             detail = "; ".join([swapped_in_words(record.swapped_at, record.rollback_name), *done])
         else:
             detail = "; ".join(done) if done else "the live data was not replaced; nothing was left to clean up"
-        record.fail(f"the restore process stopped reporting and is presumed dead: {detail}")
-    return len(stale)
+        if record.reap(f"the restore process stopped reporting and is presumed dead ({proof}): {detail}"):
+            reaped += 1
+    return reaped
 
 
 def restore_test(ref: ArtifactRef, identities, destination: str) -> dict:

@@ -11,6 +11,7 @@ import sys
 import pytest
 from django.urls import reverse
 
+from backups.leases import Owner
 from backups.models import BackupRun
 from tests.conftest import ROOT, pg_url, start_worker, stop_worker, wait_for
 
@@ -80,9 +81,21 @@ def test_backup_command_with_queue_waits_for_the_worker(celery_worker, source_db
 
 
 def test_a_killed_worker_leaves_a_run_that_says_so(
-    settings, tmp_path, source_db, local_location, make_target, _flush_test_broker, age_key, s3_endpoint
+    settings,
+    tmp_path,
+    source_db,
+    local_location,
+    make_target,
+    _flush_test_broker,
+    age_key,
+    s3_endpoint,
+    no_other_workers,
 ):
-    """SIGKILL the worker mid-backup: the run must end up failed with the reason, never 'running' forever."""
+    """SIGKILL the worker mid-backup: the run must end up failed with the reason, never 'running' forever.
+
+    Alone with its victim worker: had the session's shared worker taken the job, killing the victim would
+    leave the run alive, and the reaper rightly leaves a live run alone.
+    """
     target = make_target("botflow-db", source_db, [local_location])
     # A source that never finishes: pg_dump waits on a table lock held by this test.
     import psycopg
@@ -96,6 +109,8 @@ def test_a_killed_worker_leaves_a_run_that_says_so(
 
         run_backup.delay(run.pk)
         wait_for(lambda: BackupRun.objects.get(pk=run.pk).status == "running", message="the run to start")
+        runner = Owner.parse(BackupRun.objects.get(pk=run.pk).lease_owner).pid
+        assert os.getpgid(runner) == worker.proc.pid, "a worker other than the victim took the job"
         os.killpg(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(10)
     finally:

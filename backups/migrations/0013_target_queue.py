@@ -16,7 +16,7 @@ def existing_runs_to_the_shared_queue(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backups', '0011_restore_swapped_at'),
+        ('backups', '0012_run_phase_and_leases'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
