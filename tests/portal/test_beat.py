@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
@@ -73,7 +72,7 @@ def test_two_beats_started_at_once_schedule_each_job_once(
     lease = {"BEAT_LEASE_SECONDS": "5"}
     beats = {name: start_beat(tmp_path, name, lease) for name in ("one", "two")}
     try:
-        wait_for(lambda: BackupRun.objects.filter(target=target).count() >= 6, timeout=60, message="six ticks")
+        wait_for(lambda: BackupRun.objects.filter(target=target).count() >= 6, timeout=90, message="six ticks")
         logs = {name: (tmp_path / f"{name}.log").read_text() for name in beats}
         standby = [name for name, text in logs.items() if "is on standby" in text]
         assert len(standby) == 1, logs
@@ -94,10 +93,13 @@ def test_two_beats_started_at_once_schedule_each_job_once(
         for proc in beats.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(20)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:  # never mask the test's own failure
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
 
     times = sorted(BackupRun.objects.filter(target=target).values_list("queued_at", flat=True))
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
     # Each 2 s tick sent once: a double would show as two runs well under a second apart.
     assert min(gaps) > 1.0, gaps
-    assert time.time() > 0
