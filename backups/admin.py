@@ -110,7 +110,8 @@ class TargetForm(KeepSecretsForm):
         from .engines import ENGINES
 
         self.fields["engine"].choices = [(name, engine.label) for name, engine in sorted(ENGINES.items())]
-        self.fields["queue"].required = False  # blank: the shared queue
+        if "queue" in self.fields:  # absent for view-only roles, who see it read-only
+            self.fields["queue"].required = False  # blank: the shared queue
 
     def clean_queue(self) -> str:
         return self.cleaned_data.get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE
