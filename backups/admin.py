@@ -29,7 +29,7 @@ from .admin_pgbackrest import PgBackRestBackupInline, PgBackRestStanzaInline
 from .engines import SourceError
 from .locations import LocationError
 from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
-from .services import backup, retention, verify
+from .services import backup, queues, retention, verify
 from .services import restore as restores
 from .services.artifacts import ArtifactRefused
 
@@ -176,6 +176,7 @@ class TargetForm(KeepSecretsForm):
             "timezone",
             "compression",
             "compression_level",
+            "queue",
         )
         formfield_callback = _formfield
 
@@ -184,6 +185,11 @@ class TargetForm(KeepSecretsForm):
         from .engines import ENGINES
 
         self.fields["engine"].choices = [(name, engine.label) for name, engine in sorted(ENGINES.items())]
+        if "queue" in self.fields:  # absent for view-only roles, who see it read-only
+            self.fields["queue"].required = False  # blank: the shared queue
+
+    def clean_queue(self) -> str:
+        return self.cleaned_data.get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE
 
     def clean(self):
         cleaned = super().clean()
@@ -218,12 +224,13 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         "engine",
         "source_display",
         "location_names",
+        "queue",
         "last_result",
         "schedule",
         "next_backup",
         "enabled",
     )
-    list_filter = ("engine", "enabled")
+    list_filter = ("engine", "queue", "enabled")
     search_fields = ("name",)
     filter_horizontal = ("locations",)
     readonly_fields = ("source_display",)
@@ -246,6 +253,7 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
             },
         ),
         ("Schedule", {"fields": ("schedule", "timezone", "compression", "compression_level")}),
+        ("Workers", {"fields": ("queue",)}),
     )
 
     change_form_template = "admin/backups/target/change_form.html"
@@ -336,10 +344,10 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:backups_backuprun_change", args=[run.pk]))
 
     def _queue_backup(self, request, target: Target) -> BackupRun:
-        from .tasks import run_backup
+        from .tasks import enqueue_backup
 
         run = backup.start_backup(target, trigger=BackupRun.Trigger.MANUAL, user=request.user)
-        transaction.on_commit(lambda pk=run.pk: run_backup.delay(pk))
+        transaction.on_commit(lambda run=run: enqueue_backup(run))
         self.log_change(request, target, f"Started backup run #{run.pk}")
         url = reverse("admin:backups_backuprun_change", args=[run.pk])
         self.message_user(
@@ -347,6 +355,8 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
             format_html('Backup of {} queued as <a href="{}">run #{}</a>.', target.name, url, run.pk),
             messages.SUCCESS,
         )
+        if waiting := queues.waiting_reason(run):
+            self.message_user(request, f"Run #{run.pk} is {waiting}", messages.WARNING)
         return run
 
     @admin.action(description="Back up now", permissions=["run_backup"])
@@ -629,6 +639,8 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         "duration_display",
         "heartbeat_at",
         "worker",
+        "queue",
+        "waiting",
         "phase",
         "copied",
         "lease_owner",
@@ -645,7 +657,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         "error",
     )
     fieldsets = (
-        (None, {"fields": ("target", "status_badge", "progress", "error")}),
+        (None, {"fields": ("target", "status_badge", "waiting", "progress", "error")}),
         (
             "When and who",
             {
@@ -659,6 +671,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
                     "duration_display",
                     "heartbeat_at",
                     "worker",
+                    "queue",
                     "phase",
                     "copied",
                     "lease_owner",
@@ -687,6 +700,10 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
     class Media:
         js = ("backups/progress.js",)
         css = {"all": ("backups/admin.css",)}
+
+    @admin.display(description="waiting")
+    def waiting(self, obj):
+        return queues.waiting_reason(obj) or "-"
 
     def has_verify_permission(self, request):
         return request.user.has_perm("backups.verify_backuprun")
@@ -764,7 +781,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
             except (ArtifactRefused, restores.RestoreFailed, SourceError, LocationError) as exc:
                 problem = str(exc)
         if request.method == "POST" and proposal and request.POST.get("confirm") == "yes":
-            from .tasks import run_restore
+            from .tasks import enqueue_restore
 
             try:
                 with transaction.atomic():
@@ -773,7 +790,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
                     )
             except restores.RestoreNotAllowed as exc:
                 return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
-            transaction.on_commit(lambda: run_restore.delay(record.pk))
+            transaction.on_commit(lambda: enqueue_restore(record))
             self.log_change(request, run, f"Started restore #{record.pk} into {proposal.plan.destination}")
             self.message_user(request, f"Restore #{record.pk} queued.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[record.pk]))
@@ -791,11 +808,11 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
 
     # --- actions ------------------------------------------------------------------------
     def _queue_verification(self, request, run, kind):
-        from .tasks import verify_backup
+        from .tasks import enqueue_verification
 
         verification = verify.start_verification(run, kind=kind, trigger=BackupRun.Trigger.MANUAL, user=request.user)
         self.log_change(request, run, f"Started {verification.get_kind_display()} #{verification.pk}")
-        transaction.on_commit(lambda: verify_backup.delay(verification.pk))
+        transaction.on_commit(lambda: enqueue_verification(verification))
         label = "Restore test" if kind == Verification.Kind.RESTORE_TEST else "Verification"
         self.message_user(request, f"{label} of run #{run.pk} queued.", messages.SUCCESS)
 

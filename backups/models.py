@@ -194,6 +194,19 @@ def default_compression() -> str:
     return settings.BACKUP_COMPRESSION
 
 
+def default_queue() -> str:
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def validate_queue(value: str) -> None:
+    # `celery worker -Q a,b` splits on commas, so a queue name must not hold one (or spaces).
+    if not QUEUE_RE.match(value):
+        raise ValidationError("A queue name uses letters, digits, '.', '_' and '-' (at most 100 characters).")
+
+
 class Target(models.Model):
     """Something that is backed up: a database, a folder or bucket, an environment file."""
 
@@ -230,6 +243,13 @@ class Target(models.Model):
         blank=True,
         help_text="Empty: BACKUP_ZSTD_LEVEL for zstd (3 unless set), 6 for gzip. zstd runs from -7 to 19: "
         "higher is smaller and slower (level 9 takes ~5× the CPU of 3 for ~10% less on chat data).",
+    )
+    queue = models.CharField(
+        max_length=100,
+        default=default_queue,
+        validators=[validate_queue],
+        help_text="Celery queue its backups, verifications, restore tests and restores go to. Run "
+        "`celery -A drportal worker -Q <queue>` on a host that can reach the source. Default: the shared queue.",
     )
     enabled = models.BooleanField(default=True)
     description = models.TextField(blank=True)
@@ -338,6 +358,22 @@ class FinishingJob:
 
     def fail(self, error: str, **fields) -> None:
         self._finish(self.Status.FAILED, error=error[:10000], **fields)
+
+    def give_up(self, reason: str) -> bool:
+        """Queued → failed without ever running (e.g. no live worker serves its queue).
+
+        Conditional, so a job a worker claimed meanwhile is left alone (False); the finish
+        signal goes out as for any failed job, so alerts say why.
+        """
+        done = (
+            type(self)
+            .objects.filter(pk=self.pk, status=self.Status.QUEUED)
+            .update(status=self.Status.FAILED, finished_at=timezone.now(), error=reason[:10000])
+        )
+        if done:
+            self.refresh_from_db()
+            self._announce_finish()
+        return bool(done)
 
     def _finish(self, status: str, **fields) -> None:
         fields.setdefault("finished_at", timezone.now())
@@ -448,6 +484,14 @@ class BackupRun(LeasedJob, TriggeredJob):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress report from the worker.")
     worker = models.CharField(max_length=200, blank=True)
+    queue = models.CharField(max_length=100, blank=True, help_text="The Celery queue it was sent to (the target's).")
+    sent_as = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="Scheduled runs: the id of beat's message that made it, so a redelivered message "
+        "(its worker died) reuses this run instead of making a second one.",
+    )
     phase = models.CharField(
         max_length=80,
         blank=True,
@@ -479,6 +523,7 @@ class BackupRun(LeasedJob, TriggeredJob):
             models.CheckConstraint(
                 condition=~Q(status__in=["succeeded", "partial"]) | ~Q(sha256=""), name="stored_run_has_checksum"
             ),
+            models.UniqueConstraint(fields=["sent_as"], condition=~Q(sent_as=""), name="one_run_per_beat_message"),
         ]
         permissions = [
             ("run_backup", "Can start a backup"),
@@ -491,8 +536,17 @@ class BackupRun(LeasedJob, TriggeredJob):
 
     # --- state changes ---------------------------------------------------------------
     @classmethod
-    def enqueue(cls, target: Target, *, trigger: str, user=None, command_user: str = "") -> BackupRun:
-        return cls.objects.create(target=target, trigger=trigger, triggered_by=user, command_user=command_user)
+    def enqueue(
+        cls, target: Target, *, trigger: str, user=None, command_user: str = "", sent_as: str = ""
+    ) -> BackupRun:
+        return cls.objects.create(
+            target=target,
+            queue=target.queue,
+            trigger=trigger,
+            triggered_by=user,
+            command_user=command_user,
+            sent_as=sent_as,
+        )
 
     def claim(self, worker: str) -> bool:
         """Move queued → running atomically; False if it was taken or another run is active."""
@@ -554,6 +608,20 @@ class BackupRun(LeasedJob, TriggeredJob):
         from .signals import backup_finished
 
         backup_finished.send(sender=BackupRun, run=self)
+
+
+class WatchedQueue(models.Model):
+    """Whether a queue with targets had a live worker at the last look, so alerts fire on changes only."""
+
+    queue = models.CharField(max_length=100, unique=True)
+    served = models.BooleanField()
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["queue"]
+
+    def __str__(self) -> str:
+        return f"{self.queue}: {'served' if self.served else 'NO WORKER'}"
 
 
 class Artifact(models.Model):
@@ -690,6 +758,18 @@ class Verification(TriggeredJob):
             self.status, self.started_at = self.Status.RUNNING, now
             verification_started.send(sender=Verification, verification=self)
         return bool(started)
+
+    def give_up(self, reason: str) -> bool:
+        """Queued → failed without ever running (no live worker serves its queue); False if it started meanwhile."""
+        done = Verification.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.FAILED, finished_at=timezone.now(), error=reason[:10000]
+        )
+        if done:
+            from .signals import verification_finished
+
+            self.refresh_from_db()
+            verification_finished.send(sender=Verification, verification=self)
+        return bool(done)
 
     def finish(self, checks: list[dict], tables: list[dict], duration: float | None, error: str = "") -> None:
         self.checks, self.tables, self.duration_seconds = checks, tables, duration

@@ -17,6 +17,7 @@ from .models import (
     check_location_url,
     check_source_clear_of_locations,
     validate_name,
+    validate_queue,
 )
 from .pipeline import check_level
 from .schedules import validate_cron, validate_timezone
@@ -66,6 +67,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             "timezone": table.str("timezone", "UTC"),
             "compression": table.str("compression", settings.BACKUP_COMPRESSION, choices=["zstd", "gzip"]),
             "compression_level": table.int("compression_level"),
+            "queue": table.str("queue", settings.CELERY_TASK_DEFAULT_QUEUE),
             "enabled": table.bool("enabled", True),
             "description": table.str("description"),
         }
@@ -76,6 +78,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
         _check(table, "source", check_source_clear_of_locations, values["source"], engine_name=engine)
         _check(table, "schedule", validate_cron, values["schedule"])
+        _check(table, "queue", validate_queue, values["queue"])
         _check(table, "timezone", validate_timezone, values["timezone"])
         if values["compression_level"] is not None:
             try:

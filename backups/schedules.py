@@ -35,6 +35,11 @@ SYSTEM_SCHEDULES = {
         "*/5 * * * *",
         "Fail backups and restores whose worker stopped reporting; remove what killed runs left in locations.",
     ),
+    "jobs: watch queues for workers": (
+        "backups.tasks.watch_queues",
+        "* * * * *",
+        "Alert when a queue with targets has no live worker; fail backups that waited too long for one.",
+    ),
     "retention: prune expired copies": (
         "backups.tasks.prune_expired",
         "30 3 * * *",

@@ -14,3 +14,6 @@ verification_finished = Signal()
 restore_finished = Signal()
 # sender=Objective class, objective=Objective, from_state=str, to_state=str, reminder=bool
 objective_changed = Signal()
+# sender=WatchedQueue class, queue=str, served=bool, targets=list[str]: a queue with targets lost
+# its last live worker (served=False) or has one again (served=True)
+queue_changed = Signal()

@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import IntegrityError
 
 from .models import BackupRun, Target
 from .services import backup
@@ -32,26 +33,78 @@ def run_backup(self, run_id: int) -> str:
             return run.status
         raise self.retry(exc=exc, countdown=settings.BACKUP_WAIT_RETRY_SECONDS) from None
     if run.status in BackupRun.WITH_ARTIFACT:  # a partial run's landed copies are checked too
-        from .services import verify
-
         # Checked on behalf of whoever started the backup: the schedule, a person, or a command.
-        verify.queue_after_backup(run, trigger=run.trigger, user=run.triggered_by, command_user=run.command_user)
+        queue_verification_after_backup(run, trigger=run.trigger, user=run.triggered_by, command_user=run.command_user)
     return run.status
 
 
-@shared_task
-def backup_target(target_name: str, backup_type: str = "") -> int | None:
-    """Beat's entry point: queue and run a scheduled backup of one target (pgbackrest: of that type)."""
+# --- every enqueue of a target's job: to the target's queue ---------------------------------
+# A target's jobs go where its queue's workers sit (near its data), never to whichever worker is
+# free. Celery's retries keep the queue they were delivered on, so a waiting backup stays there.
+
+
+def enqueue_backup(run: BackupRun) -> None:
+    """Hand a queued run to the workers of its target's queue."""
+    run_backup.apply_async((run.pk,), queue=run.queue or run.target.queue)
+
+
+def enqueue_verification(verification) -> None:
+    verify_backup.apply_async((verification.pk,), queue=verification.run.target.queue)
+
+
+def enqueue_restore(record) -> None:
+    """A restore from a run goes to its target's queue; one without a run to the shared queue."""
+    queue = record.run.target.queue if record.run_id else settings.CELERY_TASK_DEFAULT_QUEUE
+    run_restore.apply_async((record.pk,), queue=queue)
+
+
+def queue_verification_after_backup(run: BackupRun, *, trigger: str, user=None, command_user: str = ""):
+    """Every backup is proven straight away: hand an integrity check of its copies to the workers.
+
+    Returns None (and removes the row) when the broker cannot take the job, so a check that
+    will never run is not left looking queued.
+    """
+    from .models import Verification
+    from .services import verify
+
+    verification = verify.start_verification(
+        run, kind=Verification.Kind.INTEGRITY, trigger=trigger, user=user, command_user=command_user
+    )
+    try:
+        verify_backup.apply_async((verification.pk,), queue=run.target.queue, retry=False)
+    except Exception as exc:  # kombu raises transport-specific errors
+        logger.warning("verification of run %s not queued: %s", run.pk, type(exc).__name__)
+        verification.delete()
+        return None
+    return verification
+
+
+@shared_task(bind=True)
+def backup_target(self, target_name: str, backup_type: str = "") -> int | None:
+    """Beat's entry point: make the scheduled run of one target (pgbackrest: of that type) and send it
+    to the target's queue.
+
+    Idempotent per beat message: a worker killed between making the run and sending it leaves
+    the message unacknowledged; its redelivery (BROKER_VISIBILITY_TIMEOUT) finds the run by the
+    message id and sends it, instead of leaving it queued forever and making a second one.
+    """
     target = Target.objects.filter(name=target_name, enabled=True).first()
     if target is None:
         logger.warning("scheduled backup: target %s is missing or disabled", target_name)
         return None
-    run = backup.start_backup(target, trigger=BackupRun.Trigger.SCHEDULE)
-    if backup_type and target.engine == "pgbackrest":
-        from .services import pgbackrest
+    sent_as = self.request.id or ""
+    run = BackupRun.objects.filter(sent_as=sent_as).first() if sent_as else None
+    if run is None:
+        try:
+            run = BackupRun.enqueue(target, trigger=BackupRun.Trigger.SCHEDULE, sent_as=sent_as)
+        except IntegrityError:  # another delivery of the same message made it a moment ago
+            return BackupRun.objects.get(sent_as=sent_as).pk
+        if backup_type and target.engine == "pgbackrest":
+            from .services import pgbackrest
 
-        pgbackrest.request_type(run, backup_type)
-    run_backup.delay(run.pk)
+            pgbackrest.request_type(run, backup_type)
+    if run.status == BackupRun.Status.QUEUED:
+        enqueue_backup(run)  # a second message for a run already sent is a no-op for the worker
     return run.pk
 
 
@@ -88,6 +141,14 @@ def run_restore(restore_id: int) -> str:
 
 
 @shared_task
+def watch_queues() -> dict[str, bool]:
+    """Every minute: alert on queues with targets and no live worker; fail runs that waited too long."""
+    from .services import queues
+
+    return queues.watch()
+
+
+@shared_task
 def evaluate_objectives() -> dict[str, str]:
     from .services import rpo
 
@@ -115,6 +176,6 @@ def monthly_restore_tests() -> list[int]:
         verification = verify.start_verification(
             run, kind=Verification.Kind.RESTORE_TEST, trigger=BackupRun.Trigger.SCHEDULE
         )
-        verify_backup.delay(verification.pk)
+        enqueue_verification(verification)
         queued.append(verification.pk)
     return queued

@@ -76,7 +76,8 @@ class ProbeChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(Heartbeat)
 class HeartbeatAdmin(ReadOnlyAdmin):
-    list_display = ("name", "seen_at")
+    list_display = ("name", "kind", "host", "queues", "env_names", "holder", "seen_at")
+    list_filter = ("kind",)
 
 
 def _superusers_only(model_admin_class: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:

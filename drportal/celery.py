@@ -21,7 +21,12 @@ HEARTBEAT_SECONDS = 10.0
 
 
 class PortalHeartbeat(bootsteps.StartStopStep):
-    """Every worker writes a heartbeat row, so /health can tell a live worker from a dead one."""
+    """Every worker writes a heartbeat row, so /health can tell a live worker from a dead one.
+
+    The row also says where the worker runs, which queues it consumes (``-Q``) and which
+    targets' ``env:`` names it can see, so the portal can tell "queue X has nobody" apart
+    from "queue X's worker lacks the variable target Y needs".
+    """
 
     requires = {"celery.worker.components:Timer"}
 
@@ -30,13 +35,12 @@ class PortalHeartbeat(bootsteps.StartStopStep):
         self.tref = None
 
     def start(self, worker):
-        from drportal.health import record_heartbeat
+        from drportal.workers import record_worker
 
-        # The queues it consumes (-Q, or every configured queue): /health asks per queue whether one is served.
-        queues = list(worker.app.amqp.queues.consume_from)
-        record_heartbeat(worker.hostname, queues)
+        queues = sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
+        record_worker(worker.hostname, queues)
         self.tref = worker.timer.call_repeatedly(
-            HEARTBEAT_SECONDS, record_heartbeat, (worker.hostname, queues), priority=10
+            HEARTBEAT_SECONDS, record_worker, (worker.hostname, queues), priority=10
         )
 
     def stop(self, worker):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Avg, F, OuterRef, Subquery
 from django.db.models.functions import TruncDay
 from django.urls import reverse
@@ -39,6 +40,7 @@ def dashboard_context(request) -> dict:
         context["running"] = running_jobs()
         # Refresh the page only while something runs, so a finished job shows without a manual reload.
         context["refresh_seconds"] = 15 if any(context["running"].values()) else None
+        context["fleet"] = fleet(now)
     if user.has_perm("incidents.view_incident"):
         context["incidents"] = open_incidents(now)
         context["overdue_reports"] = verdict.overdue_reports(now)
@@ -180,11 +182,44 @@ def running_jobs() -> dict:
     )
     restores = Restore.objects.filter(status__in=["queued", "running"]).order_by("queued_at")[:20]
     checks = Verification.objects.filter(status__in=["queued", "running"]).select_related("run__target")[:20]
+    from backups.services.queues import waiting_message
+
+    from .workers import live_workers_per_queue
+
+    served = live_workers_per_queue()
     return {
-        "runs": [{"run": r, "bar": progress_bar(r)} for r in runs],
+        "runs": [
+            {
+                "run": r,
+                "bar": progress_bar(r),
+                "waiting": waiting_message(r.queue) if r.status == "queued" and r.queue not in served else "",
+            }
+            for r in runs
+        ],
         "restores": [{"restore": r, "bar": restore_progress_bar(r)} for r in restores],
         "verifications": list(checks),
     }
+
+
+def fleet(now: datetime) -> dict:
+    """Each queue with its targets and live workers, and which beat schedules (and which stand by)."""
+    from backups.services.queues import states
+
+    from .workers import beat_state
+
+    rows = []
+    for state in states(now):
+        rows.append(
+            {
+                "queue": state.queue,
+                "targets": state.targets[:12],
+                "more_targets": max(0, len(state.targets) - 12),
+                "workers": state.workers,
+                "problem": state.problem if state.targets or state.queue == settings.CELERY_TASK_DEFAULT_QUEUE else "",
+                "shared": state.queue == settings.CELERY_TASK_DEFAULT_QUEUE,
+            }
+        )
+    return {"queues": rows, "beat": beat_state(now)}
 
 
 # --- incidents, drills, reviews -----------------------------------------------------------

@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from .workers import beat_state
+
 logger = logging.getLogger(__name__)
 
 BEAT = "beat"
@@ -42,8 +44,9 @@ def record_heartbeat(name: str, queues: Iterable[str] = ()) -> None:
 
     try:
         close_old_connections()
+        kind = Heartbeat.Kind.BEAT if name == BEAT else Heartbeat.Kind.WORKER
         Heartbeat.objects.update_or_create(
-            name=name[:200], defaults={"seen_at": timezone.now(), "queues": sorted(set(queues))}
+            name=name[:200], defaults={"seen_at": timezone.now(), "queues": sorted(set(queues)), "kind": kind}
         )
     except Exception as exc:  # a database hiccup must not take the worker down
         logger.warning("heartbeat of %s not recorded: %s", name, type(exc).__name__)
@@ -111,13 +114,10 @@ def default_queue() -> str:
 
 
 def queues_for_targets(targets: Iterable) -> dict[str, list[str]]:
-    """Queue name → the names of the targets whose jobs go there.
-
-    Today every job goes to the default queue; a per-target queue slots in here.
-    """
+    """Queue name → the names of the targets whose jobs go there (each target's ``queue``)."""
     queues: dict[str, list[str]] = {}
     for target in targets:
-        queues.setdefault(default_queue(), []).append(target.name)
+        queues.setdefault(target.queue or default_queue(), []).append(target.name)
     return queues
 
 
@@ -201,9 +201,11 @@ def check_workers(now: datetime) -> dict:
     from .models import Heartbeat
 
     silence = settings.HEALTH_WORKER_MAX_SILENCE
-    beats = list(Heartbeat.objects.exclude(name=BEAT).values_list("seen_at", "queues"))
+    # Workers only: not the beat's row (the scheduler lease) nor standby beats' rows.
+    workers = Heartbeat.objects.filter(kind=Heartbeat.Kind.WORKER).exclude(name=BEAT)
+    beats = list(workers.values_list("seen_at", "queues"))
     live = [queues for seen, queues in beats if (now - seen).total_seconds() <= silence]
-    needed = queues_for_targets(Target.objects.filter(enabled=True).only("name"))
+    needed = queues_for_targets(Target.objects.filter(enabled=True).only("name", "queue"))
     needed.setdefault(default_queue(), [])
     queues = {}
     for queue, targets in sorted(needed.items()):
@@ -233,6 +235,7 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
         checks["beat"] = {
             "ok": beat_age is not None and beat_age <= settings.HEALTH_BEAT_MAX_SILENCE,
             "last_tick_seconds": beat_age,
+            "standby": len(beat_state(now)["standby"]),  # beats idling because another holds the lease
         }
         checks["objectives"] = check_objectives(now)
         checks["targets"] = check_targets()

@@ -12,11 +12,30 @@ from django.utils import timezone
 
 
 class Heartbeat(models.Model):
-    """A worker's "I am alive", written every few seconds by a bootstep in each worker."""
+    """A worker's or beat's "I am alive", written every few seconds.
+
+    Workers say where they run and what they serve (host, queues, the ``env:`` names of
+    targets' sources they can see, never the values). The row named ``beat`` is also the
+    scheduler lease: ``holder`` is the one beat allowed to schedule; other beats write a
+    ``standby-beat`` row of their own and idle.
+    """
+
+    class Kind(models.TextChoices):
+        WORKER = "worker"
+        BEAT = "beat"
+        STANDBY_BEAT = "standby-beat", "standby beat"
 
     name = models.CharField(max_length=200, unique=True, help_text="worker@host")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.WORKER, db_index=True)
     seen_at = models.DateTimeField()
-    queues = models.JSONField(default=list, blank=True, help_text="The queues this worker consumes.")
+    host = models.CharField(max_length=200, blank=True, help_text="The machine it runs on.")
+    queues = models.JSONField(default=list, blank=True, help_text="Queues this worker consumes.")
+    env_names = models.JSONField(
+        default=list, blank=True, help_text="env: names of targets' sources set on this worker (names only)."
+    )
+    holder = models.CharField(
+        max_length=200, blank=True, help_text="Beat: host:pid of the beat that holds the scheduler lease."
+    )
 
     class Meta:
         ordering = ["-seen_at"]

@@ -7,6 +7,7 @@ sets DATABASE_URL, REDIS_URL, DJANGO_SECRET_KEY and the age keys; see README.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -186,7 +187,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_folder / "control"),
         "store_processed": False,
     }
-elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A job whose worker died before acknowledging it (SIGKILL, power loss) goes back to its queue
+    # after this many seconds, for another worker of that queue. Jobs are claimed atomically, so a
+    # second delivery of one that is running or finished is a no-op; shorter than Celery's default
+    # hour so a killed worker's reserved jobs are not held back for long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 900, minimum=30)}
+elif not CELERY_BROKER_URL.startswith(("amqp://", "memory://")):
     raise ImproperlyConfigured(
         "CELERY_BROKER_URL/REDIS_URL must start with redis://, rediss://, amqp:// or filesystem:// (one machine only)"
     )
@@ -197,6 +204,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "drportal.beat:PortalScheduler"
+# Beat saves each entry's last run after every send (not every 3 minutes), so a standby beat
+# that takes over the scheduler lease starts from what the previous one really sent.
+CELERY_BEAT_SYNC_EVERY = 1
+# The shared queue: system jobs (RPO checks, probes, reaping, pruning, beat's entry points) and
+# every target that names no queue of its own. At least one worker must consume it.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", CELERY_TASK_DEFAULT_QUEUE):
+    raise ImproperlyConfigured("CELERY_TASK_DEFAULT_QUEUE: use letters, digits, '.', '_' and '-' (at most 100)")
+# A backup queued on a queue that no live worker consumes says "waiting for a worker on queue X";
+# after this many seconds in the queue it fails with that reason instead of waiting silently.
+BACKUP_QUEUE_WAIT_SECONDS = envint("BACKUP_QUEUE_WAIT_SECONDS", 900, minimum=0)
+# Only one beat schedules: it holds a lease in the portal's database, renewed at every tick.
+# Another beat stays on standby and takes over once the lease is this old (the holder died).
+BEAT_LEASE_SECONDS = envint("BEAT_LEASE_SECONDS", 30, minimum=5)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Backups ----------------------------------------------------------------

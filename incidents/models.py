@@ -27,6 +27,8 @@ EVENTS = [
     ("review_overdue", "a plan review is overdue"),
     ("probe_down", "a health probe fails"),
     ("probe_up", "a health probe recovers"),
+    ("queue_unserved", "a queue with targets has no live worker"),
+    ("queue_served", "a queue has a live worker again"),
 ]
 
 

@@ -11,6 +11,7 @@ from backups.signals import (
     backup_finished,
     backup_started,
     objective_changed,
+    queue_changed,
     restore_finished,
     restore_started,
     verification_finished,
@@ -98,6 +99,27 @@ def alert_on_objective(sender, objective: Objective, from_state: str, to_state: 
         f"{_link('admin:backups_objective_change', objective.pk)}",
         object_ref=f"objective:{objective.pk}",
     )
+
+
+@receiver(queue_changed, dispatch_uid="incidents.alert_on_queue")
+def alert_on_queue(sender, queue: str, served: bool, targets: list[str], **kwargs):
+    names = ", ".join(targets)
+    if served:
+        notify.send(
+            "queue_served",
+            f"[DR Portal] Queue {queue} has a live worker again",
+            f"A worker consumes queue {queue} again; backups of {names} run.",
+            object_ref=f"queue:{queue}"[:100],
+        )
+    else:
+        notify.send(
+            "queue_unserved",
+            f"[DR Portal] No live worker on queue {queue}",
+            f"No live worker consumes queue {queue}, so backups of {names} are not running: they wait, then "
+            f"fail after BACKUP_QUEUE_WAIT_SECONDS ({settings.BACKUP_QUEUE_WAIT_SECONDS} s). Start "
+            f"`celery -A drportal worker -Q {queue}` on a host that can reach them.\n\n{settings.PORTAL_URL}/admin/",
+            object_ref=f"queue:{queue}"[:100],
+        )
 
 
 # --- Linked jobs on incident timelines -------------------------------------------------------

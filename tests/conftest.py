@@ -301,7 +301,14 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-def start_worker(log_path: Path, extra_env: dict | None = None, concurrency: int = 2) -> Worker:
+def start_worker(
+    log_path: Path,
+    extra_env: dict | None = None,
+    concurrency: int = 2,
+    queues: list[str] | None = None,
+    name: str | None = None,
+) -> Worker:
+    """A real `celery worker`; ``queues`` become its ``-Q`` (default: the shared queue only)."""
     from django.db import connection
 
     env = {
@@ -324,7 +331,8 @@ def start_worker(log_path: Path, extra_env: dict | None = None, concurrency: int
             "--without-gossip",
             "--without-mingle",
             "-n",
-            f"test-{secrets.token_hex(3)}@%h",
+            f"{name or 'test-' + secrets.token_hex(3)}@%h",
+            *(["-Q", ",".join(queues)] if queues else []),
         ],
         cwd=ROOT,
         env=env,

@@ -119,6 +119,11 @@ def test_targets_take_the_configured_compression_unless_they_name_one(tmp_path, 
             'locations = ["a"]\ncompression_level = "max"\n',
             "key 'compression_level': must be a whole number",
         ),
+        (
+            '[locations.a]\nurl = "file:///x"\n[targets.t]\nengine = "postgresql"\nsource = "env:X"\n'
+            'locations = ["a"]\nqueue = "db-eu,db-us"\n',
+            "key 'queue': A queue name uses letters, digits",
+        ),
         ("[widgets.a]\nx = 1\n", "unknown section [widgets]"),
         ("[locations.a\n", "not valid TOML"),
     ],
@@ -136,3 +141,26 @@ def test_plan_mistakes_name_file_table_and_key(tmp_path, body, message):
 def test_missing_plan_file(tmp_path):
     with pytest.raises(CommandError, match="no such file"):
         apply(tmp_path / "missing.toml")
+
+
+def test_a_target_names_its_queue_or_takes_the_shared_one(tmp_path, settings):
+    path = write_plan(
+        tmp_path,
+        """
+        [locations.a]
+        url = "file:///x"
+        [targets.near]
+        engine = "postgresql"
+        source = "env:X"
+        locations = ["a"]
+        queue = "db-eu"
+        [targets.anywhere]
+        engine = "postgresql"
+        source = "env:X"
+        locations = ["a"]
+        """,
+    )
+    apply(path)
+
+    assert Target.objects.get(name="near").queue == "db-eu"
+    assert Target.objects.get(name="anywhere").queue == settings.CELERY_TASK_DEFAULT_QUEUE == "celery"

@@ -130,23 +130,3 @@ def start_verification(run: BackupRun, *, kind: str, trigger: str, user=None, co
     return Verification.objects.create(
         run=run, kind=kind, trigger=trigger, triggered_by=user, command_user=command_user
     )
-
-
-def queue_after_backup(run: BackupRun, *, trigger: str, user=None, command_user: str = "") -> Verification | None:
-    """Every backup is proven straight away: hand an integrity check of its copies to the workers.
-
-    Returns None (and removes the row) when the broker cannot take the job, so a check that
-    will never run is not left looking queued.
-    """
-    from ..tasks import verify_backup
-
-    verification = start_verification(
-        run, kind=Verification.Kind.INTEGRITY, trigger=trigger, user=user, command_user=command_user
-    )
-    try:
-        verify_backup.apply_async((verification.pk,), retry=False)
-    except Exception as exc:  # kombu raises transport-specific errors
-        logger.warning("verification of run %s not queued: %s", run.pk, type(exc).__name__)
-        verification.delete()
-        return None
-    return verification

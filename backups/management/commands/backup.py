@@ -48,9 +48,9 @@ class Command(BaseCommand):
 
             pgbackrest.request_type(run, backup_type)
         if queue:
-            from backups.tasks import run_backup
+            from backups.tasks import enqueue_backup
 
-            run_backup.delay(run.pk)
+            enqueue_backup(run)
             run = self._wait(run, timeout)
         else:
             try:
@@ -72,6 +72,7 @@ class Command(BaseCommand):
         """Objectives count only verified copies, so a backup is checked unless asked not to."""
         from backups.models import Verification
         from backups.services import verify as verification
+        from backups.tasks import queue_verification_after_backup
 
         if how == "now":
             result = verification.verify(
@@ -82,7 +83,7 @@ class Command(BaseCommand):
             self.stderr.write(f"verification #{result.pk}: {result.status}")
         elif (
             how == "queue"
-            and verification.queue_after_backup(run, trigger=BackupRun.Trigger.COMMAND, command_user=person) is None
+            and queue_verification_after_backup(run, trigger=BackupRun.Trigger.COMMAND, command_user=person) is None
         ):
             self.stderr.write(f"could not queue the verification; run: manage.py verify {run.pk}")
 

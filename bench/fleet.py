@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""Fleet benchmark: many targets, several workers over several queues, beat every minute.
+
+    .venv/bin/python bench/fleet.py                         # 20 targets, 3 workers, 2 queues, 2 minutes
+    .venv/bin/python bench/fleet.py --targets 200 --workers 3 --queues 2 --minutes 10
+
+The portal runs on a fresh PostgreSQL database (PG_ADMIN_URL's server) and a Redis server of its
+own (started here on a free port, so its command counts are this run's alone). Each target is a
+small SQLite file backed up to one local folder, scheduled "* * * * *". Worker k consumes the
+shared queue (beat's entry points, housekeeping) and queue fleet-(k mod Q). Halfway through, one
+worker is killed with SIGKILL (its process group: no cleanup runs); a queue keeps another worker
+whenever W > Q. After the last minute beat is stopped and the runs are left to finish
+(``--drain`` seconds; the bench runs the stale-run reaper every 10 s meanwhile, as beat's
+"jobs: reap dead workers' jobs" entry would every 5 minutes; BACKUP_STALE_SECONDS is 30 here).
+
+Printed: runs started, succeeded, failed; schedule-to-start latency (beat's "Sending due task"
+log line to the run's started_at) p50/p95/max; overlapping runs of one target; runs lost
+(a send with no run, or a run never started or never finished); portal SQL queries and broker
+messages (Redis LPUSH: each is one task message) per run. JSON goes to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = str(ROOT / ".venv" / "bin" / "python")
+PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SEND_RE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task backup (\S+) "
+)
+
+
+def say(message: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S} {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pg_url(dbname: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def make_sources(folder: Path, count: int, rows: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"t{index:04d}.sqlite3"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, body TEXT)")
+            db.executemany(
+                "INSERT INTO events (body) VALUES (?)", [(f"event {index}-{n} " + "x" * 40,) for n in range(rows)]
+            )
+        paths.append(path)
+    return paths
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--queues", type=int, default=2)
+    parser.add_argument("--minutes", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
+    parser.add_argument("--rows", type=int, default=2000, help="rows in each target's SQLite source")
+    parser.add_argument("--no-kill", action="store_true", help="do not SIGKILL a worker halfway")
+    parser.add_argument("--drain", type=int, default=240, help="seconds to wait for runs after the last minute")
+    parser.add_argument("--keep", action="store_true", help="keep the database and folder afterwards")
+    args = parser.parse_args()
+
+    import psycopg
+
+    tag = secrets.token_hex(3)
+    dbname = f"drp_fleet_{tag}"
+    work = Path(tempfile.mkdtemp(prefix="drp-fleet-"))
+    redis_port = free_port()
+    processes: dict[str, subprocess.Popen] = {}
+    logs: dict[str, Path] = {}
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    redis_server = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    broker = f"redis://127.0.0.1:{redis_port}/0"
+    env = {
+        **os.environ,
+        "TZ": "UTC",
+        "DJANGO_SETTINGS_MODULE": "bench.fleet_settings",
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": pg_url(dbname),
+        "REDIS_URL": broker,
+        "DRPORTAL_HOME": str(work / "home"),
+        "BACKUP_STALE_SECONDS": "30",
+        # A message the killed worker had taken (unacknowledged) comes back after this long; the
+        # default 900 s would land after a 10-minute run's drain.
+        "BROKER_VISIBILITY_TIMEOUT": "60",
+        "LOG_LEVEL": "INFO",
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    try:
+        from cryptography.fernet import Fernet
+
+        env["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+        os.environ.update({k: v for k, v in env.items() if k != "FLEET_COUNTER_URL"})
+        sys.path.insert(0, str(ROOT))
+        say(f"portal database {dbname}, broker {broker}, folder {work}")
+        subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+
+        import django
+
+        from backups.keys import generate_identity_file  # noqa: E402  (needs no app registry)
+
+        identity = work / "identity.txt"
+        env["BACKUP_AGE_RECIPIENTS"] = generate_identity_file(identity)
+        env["BACKUP_AGE_IDENTITY_FILE"] = str(identity)
+        os.environ.update(BACKUP_AGE_RECIPIENTS=env["BACKUP_AGE_RECIPIENTS"], BACKUP_AGE_IDENTITY_FILE=str(identity))
+        django.setup()
+        from backups.models import BackupRun, Location, Target
+        from backups.services.backup import reap_stale_runs
+
+        sources = make_sources(work / "sources", args.targets, args.rows)
+        location = Location.objects.create(name="local", url=f"file://{work / 'backups'}")
+        for index, path in enumerate(sources):
+            target = Target(
+                name=f"fleet-{index:04d}",
+                engine="sqlite",
+                source=f"sqlite:///{path}",
+                schedule="* * * * *",
+                queue=f"fleet-{index % args.queues}",
+            )
+            target.save()
+            target.locations.set([location])
+        say(f"{args.targets} targets over {args.queues} queues; starting {args.workers} workers")
+
+        env["FLEET_COUNTER_URL"] = f"redis://127.0.0.1:{redis_port}/1"
+
+        def start(name: str, argv: list[str]) -> None:
+            logs[name] = work / f"{name}.log"
+            processes[name] = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=open(logs[name], "wb"), stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+        celery = str(ROOT / ".venv" / "bin" / "celery")
+        for k in range(args.workers):
+            start(
+                f"w{k}",
+                [celery, "-A", "drportal", "worker", "-Q", f"celery,fleet-{k % args.queues}", "-n", f"fleet-w{k}@%h",
+                 f"--concurrency={args.concurrency}", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            )  # fmt: skip
+        from drportal.models import Heartbeat
+
+        deadline = time.monotonic() + 120
+        while Heartbeat.objects.filter(kind="worker", name__startswith="fleet-w").count() < args.workers:
+            if time.monotonic() > deadline:
+                raise SystemExit("workers did not start; see " + str(work))
+            time.sleep(0.5)
+        start("beat", [celery, "-A", "drportal", "beat", "--loglevel=INFO", "--pidfile="])
+        now = datetime.now(UTC)
+        first = (now + timedelta(seconds=5)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        end = first + timedelta(minutes=args.minutes) - timedelta(seconds=5)
+        # Halfway: the first minute tick past the middle; the worker dies as soon as it is running a backup.
+        kill_at = first + timedelta(minutes=args.minutes // 2)
+        say(f"beat started; first tick {first:%H:%M:%S}, last before {end:%H:%M:%S}, kill from {kill_at:%H:%M:%S}")
+        victim = "w0"
+        killed = None
+        while datetime.now(UTC) < end:
+            if not args.no_kill and killed is None and datetime.now(UTC) >= kill_at:
+                running = BackupRun.objects.filter(status="running", worker__startswith="fleet-w0@").count()
+                if running or datetime.now(UTC) >= kill_at + timedelta(seconds=20):
+                    os.killpg(processes[victim].pid, signal.SIGKILL)
+                    processes[victim].wait(10)
+                    killed = datetime.now(UTC)
+                    say(f"SIGKILL {victim} (fleet-w0, queue fleet-0) with {running} backup(s) running on it")
+                time.sleep(0.02)
+                continue
+            time.sleep(0.5)
+        os.killpg(processes["beat"].pid, signal.SIGTERM)
+        processes["beat"].wait(30)
+        say("beat stopped; draining")
+
+        sends: dict[str, list[datetime]] = {}
+        for line in logs["beat"].read_text(errors="replace").splitlines():
+            if m := SEND_RE.match(line):
+                at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+                sends.setdefault(m.group(2), []).append(at)
+        expected = sum(len(v) for v in sends.values())
+
+        drain_end = time.monotonic() + args.drain
+        while time.monotonic() < drain_end:
+            reap_stale_runs()
+            created = BackupRun.objects.count()
+            unfinished = BackupRun.objects.filter(status__in=["queued", "running"]).count()
+            if created >= expected and unfinished == 0:
+                break
+            time.sleep(10)
+
+        runs = list(
+            BackupRun.objects.select_related("target")
+            .order_by("target__name", "queued_at")
+            .values_list("target__name", "status", "queued_at", "started_at", "finished_at", "worker", "queue", "error")
+        )
+        by_target: dict[str, list[tuple]] = {}
+        for row in runs:
+            by_target.setdefault(row[0], []).append(row)
+        latencies, lost_no_run, overlaps = [], 0, 0
+        for name, times in sends.items():
+            rows = by_target.get(name, [])
+            lost_no_run += max(0, len(times) - len(rows))
+            for sent, row in zip(times, rows, strict=False):
+                if row[3] is not None:
+                    latencies.append((row[3] - sent).total_seconds())
+            spans = sorted((r[3], r[4] or datetime.max.replace(tzinfo=UTC)) for r in rows if r[3])
+            overlaps += sum(1 for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1])
+        started = sum(1 for r in runs if r[3] is not None)
+        succeeded = sum(1 for r in runs if r[1] == "succeeded")
+        failed = sum(1 for r in runs if r[1] == "failed")
+        never_started = sum(1 for r in runs if r[1] == "queued")
+        never_finished = sum(1 for r in runs if r[1] == "running")
+        # The runs the kill took down, and whether each target's next run succeeded elsewhere on its queue.
+        reaped, followed, recovered = 0, 0, 0
+        for rows in by_target.values():
+            for index, row in enumerate(rows):
+                if row[1] == "failed" and "presumed dead" in row[7]:
+                    reaped += 1
+                    following = rows[index + 1] if index + 1 < len(rows) else None
+                    followed += following is not None
+                    if following and following[1] == "succeeded" and following[5] != row[5]:
+                        recovered += following[6] == row[6]
+        failures: dict[str, int] = {}
+        for r in runs:
+            if r[1] == "failed":
+                reason = re.sub(r"\d+", "N", r[7])[:90]
+                failures[reason] = failures.get(reason, 0) + 1
+
+        import redis
+
+        counter = redis.Redis.from_url(env["FLEET_COUNTER_URL"])
+        time.sleep(1.5)  # the counters' last flush
+        queries = int(counter.get("fleet:queries") or 0)
+        stats = redis.Redis.from_url(broker).info("commandstats")
+        lpush = stats.get("cmdstat_lpush", {}).get("calls", 0)
+        total_commands = sum(v.get("calls", 0) for k, v in stats.items() if k.startswith("cmdstat_"))
+        incr = stats.get("cmdstat_incrby", {}).get("calls", 0)
+        per_run = max(1, len(runs))
+        result = {
+            "targets": args.targets,
+            "workers": args.workers,
+            "queues": args.queues,
+            "minutes": args.minutes,
+            "concurrency": args.concurrency,
+            "killed_worker": bool(killed),
+            "scheduled": expected,
+            "runs_created": len(runs),
+            "started": started,
+            "succeeded": succeeded,
+            "failed": failed,
+            "failures": failures,
+            "latency_p50_s": percentile(latencies, 0.5),
+            "latency_p95_s": percentile(latencies, 0.95),
+            "latency_max_s": max(latencies, default=None),
+            "latency_mean_s": statistics.fmean(latencies) if latencies else None,
+            "overlapping_runs": overlaps,
+            "reaped_after_kill": reaped,
+            "reaped_with_a_later_run": followed,
+            "next_run_succeeded_on_another_worker_of_the_queue": recovered,
+            "lost_no_run": lost_no_run,
+            "lost_never_started": never_started,
+            "lost_never_finished": never_finished,
+            "lost": lost_no_run + never_started + never_finished,
+            "db_queries": queries,
+            "db_queries_per_run": round(queries / per_run, 1),
+            "broker_messages": lpush,
+            "broker_messages_per_run": round(lpush / per_run, 2),
+            "broker_commands_per_run": round((total_commands - incr) / per_run, 1),
+        }
+        print()
+        print(f"fleet: {args.targets} targets, {args.workers} workers x {args.concurrency} over {args.queues} queues, "
+              f"{args.minutes} min, {'one worker SIGKILLed halfway' if killed else 'no worker killed'}")  # fmt: skip
+        print(f"  scheduled (beat sends)      {expected}")
+        print(f"  runs started                {started}")
+        print(f"  runs succeeded              {succeeded}")
+        print(f"  runs failed                 {failed}  {failures or ''}")
+        print(
+            f"  schedule-to-start           p50 {result['latency_p50_s']:.2f} s, p95 {result['latency_p95_s']:.2f} s, "
+            f"max {result['latency_max_s']:.2f} s"
+            if latencies
+            else "  schedule-to-start           (no run started)"
+        )
+        print(f"  overlapping runs of a target {overlaps}")
+        print(
+            f"  killed mid-run               {reaped} run(s) reaped as failed; {followed} had a later run, which "
+            f"succeeded on another worker of the same queue for {recovered} of them"
+        )
+        print(
+            f"  runs lost                   {result['lost']} (no run for a send: {lost_no_run}, never started: "
+            f"{never_started}, never finished: {never_finished})"
+        )
+        print(f"  portal DB queries per run   {result['db_queries_per_run']} ({queries} in all)")
+        print(f"  broker messages per run     {result['broker_messages_per_run']} ({lpush} LPUSH; "
+              f"{result['broker_commands_per_run']} Redis commands per run in all)")  # fmt: skip
+        out = ROOT / "bench" / "results"
+        out.mkdir(exist_ok=True)
+        path = out / f"fleet-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"  -> {path.relative_to(ROOT)}")
+        return 0 if overlaps == 0 and result["lost"] == 0 else 1
+    finally:
+        for proc in processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in processes.values():
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        redis_server.terminate()
+        redis_server.wait(10)
+        if not args.keep:
+            from django.db import connections
+
+            connections.close_all()
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
