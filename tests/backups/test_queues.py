@@ -215,6 +215,8 @@ def test_the_admin_takes_a_queue_refuses_a_bad_one_and_blank_means_the_shared_qu
         "enabled": "on",
         "timezone": "UTC",
         "compression": "zstd",
+        "pgbackrest-TOTAL_FORMS": "0",  # the (empty) pgBackRest settings inline
+        "pgbackrest-INITIAL_FORMS": "0",
     }
     url = reverse("admin:backups_target_add")
     page = admin_client.post(url, {**form, "queue": "db-eu,db-us"}).content.decode()
