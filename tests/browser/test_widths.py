@@ -1,0 +1,73 @@
+"""No page of the portal scrolls sideways: every admin changelist and change page, the dashboard and
+/status/, at a desktop width and on a phone, with one object of every model so no list is empty.
+
+A document wider than the viewport means the operator has to scroll sideways to read a row or
+press a button; wide tables scroll inside their own container instead.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from tests.portal.test_role_crawl import one_of_everything  # noqa: F401  (the fixture, reused)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+VIEWPORTS = {"desktop": (1400, 1000), "phone": (390, 844)}
+
+
+def crawl_urls() -> list[str]:
+    urls = [reverse("admin:index"), "/status/"]
+    for model in admin.site._registry:
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        urls.append(reverse(f"{prefix}_changelist"))
+        obj = model._default_manager.order_by("pk").first()
+        if obj is not None:
+            urls.append(reverse(f"{prefix}_change", args=[obj.pk]))
+    return urls
+
+
+def too_wide(page, url: str) -> str | None:
+    """`None` if `url` fits the viewport, else a line naming it, its width and what sticks out."""
+    response = page.goto(url)
+    assert response is not None and response.status < 400, f"{url}: {response and response.status}"
+    width = page.evaluate(
+        """() => {
+          const doc = document.documentElement.scrollWidth, view = window.innerWidth;
+          if (doc <= view) return null;
+          // The deepest elements whose right edge passes the viewport: what to fix.
+          const out = [...document.querySelectorAll('body *')].filter(e => {
+            const r = e.getBoundingClientRect();
+            return r.right > view + 1 && r.width > 0 && ![...e.children].some(c => c.getBoundingClientRect().right > view + 1);
+          }).slice(0, 3).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : ''));
+          return {doc, view, out};
+        }"""
+    )
+    if width is None:
+        return None
+    return f"{url}: {width['doc']}px > {width['view']}px ({', '.join(width['out'])})"
+
+
+@pytest.fixture
+def role_groups(transactional_db) -> None:
+    """The role groups come from a data migration, which a transactional test's flush removes."""
+    from django.contrib.auth.models import Group
+
+    from drportal import roles
+
+    for role in roles.ROLES:
+        Group.objects.get_or_create(name=role)
+    roles.sync_role_permissions()
+
+
+def test_no_admin_page_is_wider_than_the_viewport(role_groups, admin_page, one_of_everything):  # noqa: F811
+    page = admin_page
+    urls = crawl_urls()
+    assert len(urls) > 40
+    offenders = []
+    for name, (width, height) in VIEWPORTS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        offenders += [f"{name} {line}" for url in urls if (line := too_wide(page, url))]
+    assert offenders == [], f"{len(offenders)} pages of {len(urls)} scroll sideways:\n" + "\n".join(offenders)
