@@ -40,8 +40,10 @@ def too_wide(page, url: str) -> str | None:
           // The deepest elements whose right edge passes the viewport: what to fix.
           const out = [...document.querySelectorAll('body *')].filter(e => {
             const r = e.getBoundingClientRect();
-            return r.right > view + 1 && r.width > 0 && ![...e.children].some(c => c.getBoundingClientRect().right > view + 1);
-          }).slice(0, 3).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : ''));
+            const past = el => el.getBoundingClientRect().right > view + 1;
+            return past(e) && r.width > 0 && ![...e.children].some(past);
+          }).slice(0, 3).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+            + (typeof e.className === 'string' && e.className ? '.' + e.className.trim().split(/\\s+/).join('.') : ''));
           return {doc, view, out};
         }"""
     )
