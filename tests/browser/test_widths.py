@@ -11,6 +11,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from tests.browser.conftest import screenshot
 from tests.portal.test_role_crawl import one_of_everything  # noqa: F401  (the fixture, reused)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -72,4 +73,6 @@ def test_no_admin_page_is_wider_than_the_viewport(role_groups, admin_page, one_o
     for name, (width, height) in VIEWPORTS.items():
         page.set_viewport_size({"width": width, "height": height})
         offenders += [f"{name} {line}" for url in urls if (line := too_wide(page, url))]
+        page.goto(reverse("admin:index"))
+        screenshot(page, f"dashboard-{name}.png")  # kept as a test artefact, to look at
     assert offenders == [], f"{len(offenders)} pages of {len(urls)} scroll sideways:\n" + "\n".join(offenders)
