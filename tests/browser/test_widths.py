@@ -20,7 +20,18 @@ VIEWPORTS = {"desktop": (1400, 1000), "phone": (390, 844)}
 
 
 def crawl_urls() -> list[str]:
-    urls = [reverse("admin:index"), "/status/"]
+    from backups.models import BackupRun, Restore
+
+    run, record = BackupRun.objects.first(), Restore.objects.get()
+    # The dashboard, the public status page and the portal's own views beside the model pages.
+    urls = [
+        reverse("admin:index"),
+        "/status/",
+        reverse("admin:drills_drill_upcoming"),
+        reverse("admin:backups_backuprun_progress", args=[run.pk]),
+        reverse("admin:backups_backuprun_restore", args=[run.pk]),
+        reverse("admin:backups_restore_progress", args=[record.pk]),
+    ]
     for model in admin.site._registry:
         prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         urls.append(reverse(f"{prefix}_changelist"))
