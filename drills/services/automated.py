@@ -152,9 +152,13 @@ def _record(drill, outcomes, error, started, finished, user, now) -> Drill:
         for o in outcomes
         if o.passed
     ]
-    badly = [f"{o.target.name}: {o.problem}" for o in outcomes if not o.passed]
+    badly = [_named(o) for o in outcomes if not o.passed]
     if error:
         badly.insert(0, error)
+    # A drill that did not pass says why in its error field (the admin's first line), not only
+    # in the after-action notes further down: an empty error next to "fail" reads as "no idea".
+    if result != Drill.Result.PASS:
+        error = "; ".join(badly) or "no restore test passed"
     report = _report(drill, outcomes, result, error, started, finished)
     linked = next((o.verification for o in outcomes if o.verification and not o.passed), None) or next(
         (o.verification for o in outcomes if o.verification), None
@@ -183,6 +187,13 @@ def _record(drill, outcomes, error, started, finished, user, now) -> Drill:
         evidence.file.save(name, ContentFile(body.encode()), save=True)
     logger.info("automated drill %s (%s): %s", drill.pk, drill.activity.key, result)
     return drill
+
+
+def _named(outcome: Outcome) -> str:
+    """The outcome's problem, prefixed with its target's name unless the problem already starts with it."""
+    if outcome.problem.startswith(f"{outcome.target.name} "):
+        return outcome.problem
+    return f"{outcome.target.name}: {outcome.problem}"
 
 
 def _report(drill, outcomes, result, error, started, finished) -> dict:
@@ -224,9 +235,16 @@ def _markdown(report: dict) -> str:
         lines.append(f"- Error: {report['error']}")
     for item in report["targets"]:
         lines += ["", f"## {item['target']}", ""]
-        lines.append(f"- Backup run: #{item['backup_run']} taken {item['backup_started_at']}")
+        if item["backup_run"] is None:
+            lines.append("- Backup run: no backup run")
+        else:
+            taken = f" taken {item['backup_started_at']}" if item["backup_started_at"] else ""
+            lines.append(f"- Backup run: #{item['backup_run']}{taken}")
         reused = " (the schedule's restore test of that morning, reused)" if item["reused"] else ""
-        lines.append(f"- Restore test: verification #{item['verification']}: {item['status']}{reused}")
+        if item["verification"] is None:
+            lines.append("- Restore test: not run")
+        else:
+            lines.append(f"- Restore test: verification #{item['verification']}: {item['status']}{reused}")
         if item["duration_seconds"] is not None:
             lines.append(f"- Restore duration: {item['duration_seconds']:.1f} s")
         if item["problem"]:

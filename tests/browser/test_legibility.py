@@ -42,3 +42,25 @@ def test_a_passed_verification_badge_is_visible(admin_page, run):
     expect(badge).to_have_text("Passed")
     style = colours(badge)
     assert style["background"] != TRANSPARENT and style["background"] != style["color"], style
+
+
+def test_a_badge_in_a_narrow_column_stays_on_one_line(admin_page, run):
+    """Once "Passe/d": the admin breaks long words anywhere in table cells, badges included."""
+    page = admin_page
+    verification = verify.start_verification(run, kind=Verification.Kind.INTEGRITY, trigger="command")
+    Verification.objects.filter(pk=verification.pk).update(status=Verification.Status.PASSED)
+    page.goto(f"/admin/backups/backuprun/{run.pk}/change/")
+    badge = page.locator("#verifications-group td.field-status_badge .run-status")
+    expect(badge).to_have_text("Passed")
+    one_line = badge.evaluate("e => e.getBoundingClientRect().height")
+    # Squeeze the badge's cell to a column narrower than the word, as a phone or a crowded list does.
+    narrow = badge.evaluate(
+        """e => {
+          const box = document.createElement('div');
+          box.style.width = '24px';
+          e.parentElement.appendChild(box);
+          box.appendChild(e);
+          return {height: e.getBoundingClientRect().height, lines: e.getClientRects().length};
+        }"""
+    )
+    assert narrow == {"height": one_line, "lines": 1}, (one_line, narrow)

@@ -225,3 +225,43 @@ def test_no_change_and_changes_needed_reviews(document, django_user_model):
 
     with pytest.raises(ValidationError, match="what changed"):
         reviews.sign_off(PlanReview.objects.create(document=document, outcome="approved"), user=bob)
+
+
+def evidence_markdown(drill) -> str:
+    evidence = drill.evidence.get(file__endswith=".md")
+    with evidence.file.open("rb") as fh:
+        return fh.read().decode()
+
+
+def test_a_failed_automated_drill_names_its_cause_on_the_drill_its_page_and_its_evidence(
+    verification_activity, admin_client
+):
+    """Once shown as error "-" and evidence "Backup run: #None taken None"."""
+    from django.urls import reverse
+
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    drill = automated.perform(drill)
+    drill.refresh_from_db()
+    assert drill.result == "fail"
+    assert drill.error == "botflow-db has no succeeded backup to restore"
+    page = admin_client.get(reverse("admin:drills_drill_change", args=[drill.pk])).content.decode()
+    field = page.split('class="form-row field-error', 1)[1].split('<div class="form-row', 1)[0]
+    assert "botflow-db has no succeeded backup to restore" in field
+    report = evidence_markdown(drill)
+    assert "None" not in report
+    assert "- Backup run: no backup run" in report
+    assert "- Problem: botflow-db has no succeeded backup to restore" in report
+
+
+def test_a_drill_whose_restore_test_fails_names_the_failed_check(verification_activity, source_db):
+    run = backup.execute(backup.start_backup(verification_activity.target, trigger="command"))
+    path = run.artifacts.get().url.removeprefix("file://")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 1
+    open(path, "wb").write(bytes(data))
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    drill = automated.perform(drill)
+    drill.refresh_from_db()
+    assert drill.result == "fail"
+    assert drill.error.startswith("botflow-db: ") and "checksum" in drill.error
+    assert f"- Backup run: #{run.pk} taken " in evidence_markdown(drill)
