@@ -17,16 +17,7 @@ class PgBackRestStanzaForm(forms.ModelForm):
     class Meta:
         model = PgBackRestStanza
         # The passphrase is generated once and never shown or typed: it is escrowed with age instead.
-        fields = (
-            "pg_path",
-            "pg_port",
-            "pg_socket",
-            "pg_host",
-            "os_user",
-            "schedule_diff",
-            "schedule_incr",
-            "verify_tls",
-        )
+        fields = PgBackRestStanza.SETTINGS
 
 
 class PgBackRestStanzaInline(admin.StackedInline):

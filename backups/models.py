@@ -998,6 +998,9 @@ class PgBackRestStanza(models.Model):
     repositories, in name order (repo1, repo2...).
     """
 
+    # What a person sets (plan keys and admin fields); the passphrase is generated, escrowed, never typed.
+    SETTINGS = ("pg_path", "pg_port", "pg_socket", "pg_host", "os_user", "schedule_diff", "schedule_incr", "verify_tls")
+
     target = models.OneToOneField(Target, on_delete=models.CASCADE, related_name="pgbackrest")
     pg_path = models.CharField(
         "data directory", max_length=500, help_text="The cluster's data directory, e.g. /var/lib/postgresql/15/main."

@@ -102,16 +102,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
 
 
 # Keys of a pgbackrest target (its stanza); the target's own `schedule` is the full backups'.
-PGBACKREST_KEYS = (
-    "pg_path",
-    "pg_port",
-    "pg_socket",
-    "pg_host",
-    "os_user",
-    "schedule_diff",
-    "schedule_incr",
-    "verify_tls",
-)
+PGBACKREST_KEYS = PgBackRestStanza.SETTINGS
 
 
 def _pgbackrest_keys(table: Table, engine: str) -> dict | None:
