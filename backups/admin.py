@@ -23,8 +23,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixin, RecordAdminMixin
+from drportal.cron import next_cron
 
-from . import schedules
 from .admin_pgbackrest import PgBackRestBackupInline, PgBackRestStanzaInline
 from .engines import SourceError
 from .locations import LocationError
@@ -49,7 +49,7 @@ KEPT_MAX_AGE = 3600  # seconds: a form re-posted within the hour
 def seal_secret(value: str) -> str:
     """The secret encrypted (Fernet, FIELD_ENCRYPTION_KEYS) for a hidden input: the page never holds its text.
     A purpose prefix keeps other Fernet tokens (e.g. stored sources) from being accepted in its place."""
-    from .fields import field_fernet
+    from drportal.fields import field_fernet
 
     return field_fernet().encrypt(KEPT_PURPOSE + value.encode()).decode()
 
@@ -58,7 +58,7 @@ def unseal_secret(token: str) -> str:
     """The secret back from ``seal_secret``'s token, or "" when it is not one, expired or forged."""
     from cryptography.fernet import InvalidToken
 
-    from .fields import field_fernet
+    from drportal.fields import field_fernet
 
     if not token:
         return ""
@@ -324,7 +324,7 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         if not obj.enabled:
             return "disabled"
         try:
-            when = schedules.next_cron(obj.schedule, timezone.now(), obj.timezone or "UTC")
+            when = next_cron(obj.schedule, timezone.now(), obj.timezone or "UTC")
         except (ValidationError, ValueError, zoneinfo.ZoneInfoNotFoundError):
             return f"invalid schedule {obj.schedule!r}"
         local = when.astimezone(zoneinfo.ZoneInfo(obj.timezone or "UTC"))

@@ -14,19 +14,14 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .fields import EncryptedTextField
+from drportal.cron import validate_cron, validate_timezone
+from drportal.fields import EncryptedTextField
+from drportal.validators import validate_name  # also imported from here by migrations: keep this name
+
 from .leases import LeaseLost, silence_limit, this_process
 from .locations import backend_for, local_location_problem, overlap
 from .pipeline import DEFAULT_GZIP_LEVEL, check_level
 from .querysets import BackupRunQuerySet
-from .schedules import validate_cron, validate_timezone
-
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def validate_name(value: str) -> None:
-    if not NAME_RE.match(value):
-        raise ValidationError("Use lowercase letters, digits, '-' and '_' (at most 63 characters).")
 
 
 def _target_source_paths():

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from drportal.cron import validate_cron, validate_timezone
 from drportal.plan import PlanContext, Table, section, upsert
+from drportal.validators import validate_name
 
 from .engines import ENGINES
 from .engines.base import redact
@@ -16,11 +18,9 @@ from .models import (
     Target,
     check_location_url,
     check_source_clear_of_locations,
-    validate_name,
     validate_queue,
 )
 from .pipeline import check_level
-from .schedules import validate_cron, validate_timezone
 
 
 def _check(table: Table, key: str, validator, value, **kwargs) -> None:

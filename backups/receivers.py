@@ -31,10 +31,6 @@ def sync_pgbackrest_schedules(sender, instance: PgBackRestStanza, raw=False, **k
         schedules.sync_target(instance.target)  # its full schedule now carries the type
 
 
-def ensure_housekeeping(sender, **kwargs):
-    schedules.ensure_system_schedules()
-
-
 @receiver(backup_finished, dispatch_uid="backups.record_outcome_in_indexes")
 def record_outcome_in_indexes(sender, run: BackupRun, **kwargs):
     """However a run ends (its worker, or the stale-run cleanup in another process), its copies'

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from dateutil.relativedelta import relativedelta
 from django.db import models
 
+from drportal.cron import next_cron
+
 
 class Cadence(models.TextChoices):
     MONTHLY = "monthly"
@@ -43,13 +45,6 @@ def occurrence(cadence: str, anchor: datetime, *, after: datetime, cron: str = "
         if candidate > after:
             return candidate
         k += 1
-
-
-def next_cron(expression: str, after: datetime) -> datetime:
-    """The first minute strictly after ``after`` (UTC) that the five-field cron expression fires."""
-    from backups.schedules import next_cron as next_cron_in
-
-    return next_cron_in(expression, after, "UTC")
 
 
 def step_label(cadence: str) -> str:

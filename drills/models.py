@@ -10,8 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from backups.models import validate_name
-from backups.schedules import validate_cron
+from drportal.cron import validate_cron
+from drportal.validators import validate_name
 
 from .cadence import Cadence, occurrence
 

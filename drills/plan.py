@@ -17,8 +17,9 @@ from datetime import UTC, date, datetime, time
 
 from django.core.exceptions import ValidationError
 
-from backups.models import Target, validate_name
+from backups.models import Target
 from drportal.plan import PlanContext, Table, section, upsert
+from drportal.validators import validate_name
 from incidents.models import Scenario
 
 from .cadence import Cadence

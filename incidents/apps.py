@@ -8,6 +8,7 @@ class IncidentsConfig(AppConfig):
     def ready(self) -> None:
         from backups.services.restore import register_requester
         from drportal.health import register_read_only_source
+        from drportal.schedules import register_system_schedule
 
         from . import plan, receivers  # noqa: F401  plan sections; alerts on backup events
         from .services.security import read_only_on, restore_requested_via_incident
@@ -17,3 +18,9 @@ class IncidentsConfig(AppConfig):
         # "Restore before T" sends people to the backups restore page with ?incident=ID: the restore
         # service asks this app whether that incident exists, is open, and may be acted on by them.
         register_requester("incident", restore_requested_via_incident)
+        register_system_schedule(
+            "incidents: remind overdue reports",
+            "incidents.tasks.remind_overdue_reports",
+            "*/15 * * * *",
+            "Remind while a post-incident report is overdue (once per ALERT_REMINDER_SECONDS).",
+        )

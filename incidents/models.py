@@ -10,8 +10,8 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from backups.fields import EncryptedTextField
-from backups.models import validate_name
+from drportal.fields import EncryptedTextField
+from drportal.validators import validate_name
 
 EVENTS = [
     ("backup_failed", "a backup failed"),

@@ -117,7 +117,7 @@ def next_type(stanza: PgBackRestStanza, now: datetime | None = None) -> str:
     """The type of the soonest scheduled backup (full wins a tie); full when nothing is scheduled."""
     from celery.schedules import crontab
 
-    from ..schedules import cron_fields
+    from drportal.cron import cron_fields
 
     now = now or timezone.now()
     best = None

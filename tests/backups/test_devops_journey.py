@@ -241,7 +241,7 @@ def test_env_and_real_postgresql_sources_are_accepted(devops, local_location, so
 def test_next_cron_reads_the_schedule_in_the_targets_time_zone_across_a_dst_change():
     from datetime import UTC, datetime
 
-    from backups.schedules import next_cron
+    from drportal.cron import next_cron
 
     # New York moves to daylight time on Sunday 2026-03-08: 09:00 is 14:00 UTC before, 13:00 UTC after.
     assert next_cron("0 9 * * *", datetime(2026, 3, 7, 12, 0, tzinfo=UTC), "America/New_York") == datetime(

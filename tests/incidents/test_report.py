@@ -134,7 +134,7 @@ def test_an_overdue_report_sends_a_reminder_once_per_interval(settings, incident
 
 
 def test_the_reminder_task_is_in_the_beat_schedule(db):
-    from backups.schedules import SYSTEM_SCHEDULES
+    from drportal.schedules import SYSTEM_SCHEDULES
 
     task, cron, _ = SYSTEM_SCHEDULES["incidents: remind overdue reports"]
     assert (task, cron) == ("incidents.tasks.remind_overdue_reports", "*/15 * * * *")
