@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
 from drportal.cron import validate_cron, validate_timezone
 from drportal.plan import PlanContext, Table, section, upsert
@@ -23,17 +22,10 @@ from .models import (
 from .pipeline import check_level
 
 
-def _check(table: Table, key: str, validator, value, **kwargs) -> None:
-    try:
-        validator(value, **kwargs)
-    except ValidationError as exc:
-        raise table.error(key, " ".join(exc.messages)) from None
-
-
 @section("locations", order=10)
 def apply_locations(tables: dict[str, Table], ctx: PlanContext) -> None:
     for name, table in tables.items():
-        _check(table, None, validate_name, name)
+        table.check(None, validate_name, name)
         values = {
             "url": table.str("url", required=True),
             "endpoint_url": table.str("endpoint_url"),
@@ -46,9 +38,7 @@ def apply_locations(tables: dict[str, Table], ctx: PlanContext) -> None:
         }
         table.done()
         existing = Location.objects.filter(name=name).values_list("pk", flat=True).first()
-        _check(
-            table, "url", check_location_url, values["url"], endpoint_url=values["endpoint_url"], exclude_pk=existing
-        )
+        table.check("url", check_location_url, values["url"], endpoint_url=values["endpoint_url"], exclude_pk=existing)
         if values["url"].startswith("file:") and (values["endpoint_url"] or values["storage_class"]):
             raise table.error("url", "endpoint_url and storage_class only apply to s3:// locations")
         upsert(Location, {"name": name}, values, ctx, f"location {name}")
@@ -57,7 +47,7 @@ def apply_locations(tables: dict[str, Table], ctx: PlanContext) -> None:
 @section("targets", order=20)
 def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
     for name, table in tables.items():
-        _check(table, None, validate_name, name)
+        table.check(None, validate_name, name)
         engine = table.str("engine", required=True, choices=sorted(ENGINES))
         values = {
             "engine": engine,
@@ -76,10 +66,10 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
         table.done()
         if values["source"] and redact(values["source"]) != values["source"]:
             raise table.error("source", "holds a password; use env:NAME and set the variable on the workers instead")
-        _check(table, "source", check_source_clear_of_locations, values["source"], engine_name=engine)
-        _check(table, "schedule", validate_cron, values["schedule"])
-        _check(table, "queue", validate_queue, values["queue"])
-        _check(table, "timezone", validate_timezone, values["timezone"])
+        table.check("source", check_source_clear_of_locations, values["source"], engine_name=engine)
+        table.check("schedule", validate_cron, values["schedule"])
+        table.check("queue", validate_queue, values["queue"])
+        table.check("timezone", validate_timezone, values["timezone"])
         if values["compression_level"] is not None:
             try:
                 check_level(values["compression"], values["compression_level"])
@@ -124,7 +114,7 @@ def _pgbackrest_keys(table: Table, engine: str) -> dict | None:
     if not values["pg_path"].startswith("/"):
         raise table.error("pg_path", "must be an absolute path to the cluster's data directory")
     for key in ("schedule_diff", "schedule_incr"):
-        _check(table, key, validate_cron, values[key])
+        table.check(key, validate_cron, values[key])
     return values
 
 
@@ -132,7 +122,7 @@ def _pgbackrest_keys(table: Table, engine: str) -> dict | None:
 def apply_objectives(tables: dict[str, Table], ctx: PlanContext) -> None:
     """[objectives.NAME]: rpo = "1h", targets = [...] or ping = true, optional grace."""
     for name, table in tables.items():
-        _check(table, None, validate_name, name)
+        table.check(None, validate_name, name)
         rpo = table.duration("rpo", required=True)
         values = {
             "rpo": rpo,

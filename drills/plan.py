@@ -13,12 +13,8 @@ Reviews signed off in the portal move a document forward; applying an older plan
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
-
-from django.core.exceptions import ValidationError
-
 from backups.models import Target
-from drportal.plan import PlanContext, Table, section, upsert
+from drportal.plan import PlanContext, Table, section
 from drportal.validators import validate_name
 from incidents.models import Scenario
 
@@ -26,63 +22,13 @@ from .cadence import Cadence
 from .models import ChangeLogEntry, PlanDocument, TestActivity, version_key
 
 
-def _check(table: Table, key: str | None, validator, value) -> None:
-    try:
-        validator(value)
-    except ValidationError as exc:
-        raise table.error(key, " ".join(exc.messages)) from None
-
-
-def _upsert(table: Table, model, lookup: dict, values: dict, ctx: PlanContext, label: str):
-    try:
-        return upsert(model, lookup, values, ctx, label)
-    except ValidationError as exc:
-        raise table.error(None, " ".join(exc.messages)) from None
-
-
-def _date(table: Table, key: str, *, required: bool = False) -> date | None:
-    value = table.raw(key)
-    if value is None:
-        if required:
-            raise table.error(key, "is required")
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise table.error(key, f"must be a date like 2026-04-17, got {value!r}")
-
-
-def _moment(table: Table, key: str, *, required: bool = False) -> datetime | None:
-    value = table.raw(key)
-    if value is None:
-        if required:
-            raise table.error(key, "is required")
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise table.error(key, f"must be a date or date-time like 2026-02-01T04:00:00Z, got {value!r}") from None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time(9, 0), tzinfo=UTC)
-    raise table.error(key, f"must be a date or date-time, got {value!r}")
-
-
 @section("tests", order=80)
 def apply_tests(tables: dict[str, Table], ctx: PlanContext) -> None:
     for position, (key, table) in enumerate(tables.items(), start=1):
-        _check(table, None, validate_name, key)
+        table.check(None, validate_name, key)
         cadence = table.str("cadence", required=True, choices=Cadence.values)
         cron = table.str("cron")
-        starts_at = _moment(table, "start", required=True)
+        starts_at = table.moment("start", required=True)
         scenario_key = table.str("scenario")
         automated = table.bool("automated", False)
         target_name = table.str("target")
@@ -113,16 +59,16 @@ def apply_tests(tables: dict[str, Table], ctx: PlanContext) -> None:
             values["target"] = Target.objects.filter(name=target_name).first()
             if values["target"] is None:
                 raise table.error("target", f"unknown target {target_name!r}")
-        _upsert(table, TestActivity, {"key": key}, values, ctx, f"test {key}")
+        table.upsert(TestActivity, {"key": key}, values, ctx, f"test {key}")
 
 
 @section("document", order=90)
 def apply_documents(tables: dict[str, Table], ctx: PlanContext) -> None:
     for key, table in tables.items():
-        _check(table, None, validate_name, key)
+        table.check(None, validate_name, key)
         version = table.str("version", "1.0")
-        last_reviewed = _date(table, "last_reviewed")
-        next_review = _date(table, "next_review")
+        last_reviewed = table.date("last_reviewed")
+        next_review = table.date("next_review")
         values = {
             "title": table.str("title", required=True),
             "owner": table.str("owner", required=True),
@@ -146,7 +92,7 @@ def apply_documents(tables: dict[str, Table], ctx: PlanContext) -> None:
             values["last_reviewed_at"] = last_reviewed
             probe = PlanDocument(review_cadence=values["review_cadence"])
             values["next_review_at"] = next_review or probe.next_review_after(last_reviewed)
-        document, _ = _upsert(table, PlanDocument, {"key": key}, values, ctx, f"document {key}")
+        document, _ = table.upsert(PlanDocument, {"key": key}, values, ctx, f"document {key}")
         existing = set(document.change_log.values_list("version", flat=True))
         for entry in change_log:
             if entry["version"] not in existing:
@@ -156,13 +102,10 @@ def apply_documents(tables: dict[str, Table], ctx: PlanContext) -> None:
 
 def _change_log(table: Table) -> list[dict]:
     entries = []
-    for number, raw in enumerate(table.list("change_log"), start=1):
-        if not isinstance(raw, dict):
-            raise table.error("change_log", f"entry {number} must be a table with date, version, changes and author")
-        entry = Table(table.file, f"{table.section}.{table.name}.change_log", str(number), raw)
+    for entry in table.tables("change_log", item="entry", fields="date, version, changes and author"):
         entries.append(
             {
-                "date": _date(entry, "date", required=True),
+                "date": entry.date("date", required=True),
                 "version": entry.str("version", required=True),
                 "changes": entry.str("changes", required=True),
                 "author": entry.str("author", required=True),

@@ -14,10 +14,11 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 
@@ -194,14 +195,76 @@ class Table:
             raise self.error(key, "must be a list of strings")
         return value
 
-    def duration(self, key: str, default: str | None = None, *, required: bool = False) -> timedelta | None:
-        value = self._get(key, default, required)
-        if value is None:
+    def duration(
+        self, key: str, default: str | None = None, *, required: bool = False, immediate: bool = False
+    ) -> timedelta | None:
+        """A duration like "45 min" or "1h30"; with ``immediate``, the word "immediate" is accepted too (None)."""
+        value = self.str(key, default, required=required) if immediate else self._get(key, default, required)
+        if value is None or (immediate and value.strip().lower() == "immediate"):
             return None
         try:
             return parse_duration(value)
         except ValueError as exc:
-            raise self.error(key, str(exc)) from None
+            raise self.error(key, f'{exc}, or "immediate"' if immediate else str(exc)) from None
+
+    def date(self, key: str, *, required: bool = False) -> date | None:
+        """A TOML date (or the date of a date-time), or a string like 2026-04-17."""
+        value = self._get(key, None, required)
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise self.error(key, f"must be a date like 2026-04-17, got {value!r}")
+
+    def moment(self, key: str, *, required: bool = False) -> datetime | None:
+        """A TOML date-time or date (09:00), or an ISO string; naive values are UTC; returned in UTC."""
+        value = self._get(key, None, required)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise self.error(key, f"must be a date or date-time like 2026-02-01T04:00:00Z, got {value!r}") from None
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if isinstance(value, date):
+            return datetime.combine(value, time(9, 0), tzinfo=UTC)
+        raise self.error(key, f"must be a date or date-time, got {value!r}")
+
+    def tables(self, key: str, *, item: str, fields: str) -> list[Table]:
+        """A list of inline tables (a scenario's steps, a document's change log), each read as a Table of its own.
+
+        ``item`` and ``fields`` word the error for an entry that is not a table: "step 2 must be a table with ..."
+        """
+        entries = []
+        for number, raw in enumerate(self.list(key), start=1):
+            if not isinstance(raw, dict):
+                raise self.error(key, f"{item} {number} must be a table with {fields}")
+            entries.append(Table(self.file, f"{self.section}.{self.name}.{key}", str(number), raw))
+        return entries
+
+    def check(self, key: str | None, validator: Callable[..., None], value, **kwargs) -> None:
+        """Run a model validator on a value; its ValidationError becomes this table's PlanError (``key`` None:
+        the table's own name)."""
+        try:
+            validator(value, **kwargs)
+        except ValidationError as exc:
+            raise self.error(key, " ".join(exc.messages)) from None
+
+    def upsert(self, model, lookup: dict, values: dict, ctx: PlanContext, label: str) -> tuple[Any, bool]:
+        """:func:`upsert`, with the model's own validation errors reported against this table."""
+        try:
+            return upsert(model, lookup, values, ctx, label)
+        except ValidationError as exc:
+            raise self.error(None, " ".join(exc.messages)) from None
 
     def raw(self, key: str, default=None):
         return self._get(key, default, False)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
-
-from drportal.plan import PlanContext, Table, parse_duration, section, upsert
+from drportal.plan import PlanContext, Table, section
 
 from . import runbook
 from .models import (
@@ -44,31 +42,10 @@ def apply_channels(tables: dict[str, Table], ctx: PlanContext) -> None:
         if kind == "webhook" and not values["webhook_url"]:
             # An unset ${VAR:-} leaves the channel configured but off, rather than failing the whole plan.
             values["enabled"] = False
-        try:
-            upsert(NotificationChannel, {"name": name}, values, ctx, f"channel {name}")
-        except ValidationError as exc:
-            raise table.error(None, " ".join(exc.messages)) from None
+        table.upsert(NotificationChannel, {"name": name}, values, ctx, f"channel {name}")
 
 
 # --- Incident response: severities, scenarios (runbooks), checklist, roles, contacts ------------------
-
-
-def _duration_or_immediate(table: Table, key: str, *, required: bool = False) -> timedelta | None:
-    """A duration like "1h" or "7d", or "immediate" (stored as empty)."""
-    value = table.str(key, None, required=required)
-    if value is None or value.strip().lower() == "immediate":
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise table.error(key, f'{exc}, or "immediate"') from None
-
-
-def _upsert(table: Table, model, lookup: dict, values: dict, ctx: PlanContext, label: str):
-    try:
-        return upsert(model, lookup, values, ctx, label)
-    except ValidationError as exc:
-        raise table.error(None, " ".join(exc.messages)) from None
 
 
 @section("severities", order=41)
@@ -76,12 +53,12 @@ def apply_severities(tables: dict[str, Table], ctx: PlanContext) -> None:
     """[severities.P1]: name, description, examples, response_time ("immediate" or "1h"), target_rto, report_due,
     color, order, public_impact (the status page's banner while such an incident is open: major, partial, degraded)."""
     for key, table in tables.items():
-        target_rto = _duration_or_immediate(table, "target_rto", required=True)
+        target_rto = table.duration("target_rto", immediate=True, required=True)
         values = {
             "name": table.str("name", required=True),
             "description": table.str("description"),
             "examples": table.str("examples"),
-            "response_time": _duration_or_immediate(table, "response_time"),
+            "response_time": table.duration("response_time", immediate=True),
             "target_rto": target_rto or timedelta(0),
             "report_due": table.duration("report_due", "24h"),
             "color": table.str("color", "#7a7a7a"),
@@ -89,15 +66,12 @@ def apply_severities(tables: dict[str, Table], ctx: PlanContext) -> None:
             "public_impact": table.str("public_impact", "major", choices=[k for k, _ in PUBLIC_IMPACTS]),
         }
         table.done()
-        _upsert(table, Severity, {"key": key}, values, ctx, f"severity {key}")
+        table.upsert(Severity, {"key": key}, values, ctx, f"severity {key}")
 
 
 def _steps(table: Table) -> list[dict]:
     steps = []
-    for number, raw in enumerate(table.list("steps"), start=1):
-        if not isinstance(raw, dict):
-            raise table.error("steps", f"step {number} must be a table with text, command and expected")
-        step = Table(table.file, f"{table.section}.{table.name}.steps", str(number), raw)
+    for number, step in enumerate(table.tables("steps", item="step", fields="text, command and expected"), start=1):
         command = (step.str("command") or "").strip()
         unknown = runbook.unknown_placeholders(command)
         if unknown:
@@ -133,8 +107,8 @@ def apply_scenarios(tables: dict[str, Table], ctx: PlanContext) -> None:
             "number": table.int("number", 0, minimum=0),
             "title": table.str("title", required=True),
             "severity": severity,
-            "target_rto": _duration_or_immediate(table, "target_rto"),
-            "target_rpo": _duration_or_immediate(table, "target_rpo"),
+            "target_rto": table.duration("target_rto", immediate=True),
+            "target_rpo": table.duration("target_rpo", immediate=True),
             "impact": table.str("impact"),
             "description": table.str("description"),
             "estimated_recovery": table.str("estimated_recovery"),
@@ -146,7 +120,7 @@ def apply_scenarios(tables: dict[str, Table], ctx: PlanContext) -> None:
         missing = sorted(set(target_names) - {t.name for t in targets})
         if missing:
             raise table.error("targets", f"unknown target(s): {', '.join(missing)} (define them under [targets.*])")
-        scenario, created = _upsert(table, Scenario, {"key": key}, values, ctx, f"scenario {key}")
+        scenario, created = table.upsert(Scenario, {"key": key}, values, ctx, f"scenario {key}")
         if set(scenario.targets.values_list("name", flat=True)) != set(target_names):
             scenario.targets.set(targets)
             if not created:
@@ -170,7 +144,7 @@ def apply_checklist(tables: dict[str, Table], ctx: PlanContext) -> None:
             "requires_evidence": table.bool("requires_evidence", False),
         }
         table.done()
-        _upsert(table, ChecklistItemTemplate, {"key": key}, values, ctx, f"checklist item {key}")
+        table.upsert(ChecklistItemTemplate, {"key": key}, values, ctx, f"checklist item {key}")
 
 
 @section("roles", order=44)
@@ -180,7 +154,7 @@ def apply_roles(tables: dict[str, Table], ctx: PlanContext) -> None:
         name = table.str("name", required=True)
         values = {"responsibilities": table.str("responsibilities"), "order": table.int("order", 0, minimum=0)}
         table.done()
-        _upsert(table, ResponseRole, {"name": name}, values, ctx, f"role {slug}")
+        table.upsert(ResponseRole, {"name": name}, values, ctx, f"role {slug}")
 
 
 @section("contacts", order=45)
@@ -203,7 +177,7 @@ def apply_contacts(tables: dict[str, Table], ctx: PlanContext) -> None:
             "notes": table.str("notes"),
         }
         table.done()
-        _upsert(table, Contact, {"key": key}, values, ctx, f"contact {key}")
+        table.upsert(Contact, {"key": key}, values, ctx, f"contact {key}")
 
 
 @section("providers", order=46)
@@ -218,7 +192,7 @@ def apply_providers(tables: dict[str, Table], ctx: PlanContext) -> None:
             "status_url": table.str("status_url"),
         }
         table.done()
-        _upsert(table, ServiceProvider, {"name": name}, values, ctx, f"provider {key}")
+        table.upsert(ServiceProvider, {"name": name}, values, ctx, f"provider {key}")
 
 
 @section("components", order=47)
@@ -228,4 +202,4 @@ def apply_components(tables: dict[str, Table], ctx: PlanContext) -> None:
         name = table.str("name", required=True)
         values = {"description": table.str("description"), "order": table.int("order", 0, minimum=0)}
         table.done()
-        _upsert(table, StatusComponent, {"name": name}, values, ctx, f"status component {key}")
+        table.upsert(StatusComponent, {"name": name}, values, ctx, f"status component {key}")
