@@ -15,13 +15,13 @@ from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from drportal import humanize
 from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixin, RecordAdminMixin
 from drportal.cron import next_cron
 
@@ -376,12 +376,10 @@ def button_permissions(request) -> dict[str, bool]:
 
 def _relative(when) -> str:
     """ "5 min ago" / "in 2 h", in the portal's one way of writing durations."""
-    from .services.rpo import human_duration
-
     if when is None:
         return ""
     seconds = (when - timezone.now()).total_seconds()
-    return f"in {human_duration(seconds)}" if seconds >= 0 else f"{human_duration(-seconds)} ago"
+    return f"in {humanize.duration(seconds)}" if seconds >= 0 else f"{humanize.duration(-seconds)} ago"
 
 
 def _post_button(url: str, label: str, *, kind: str = "") -> str:
@@ -443,7 +441,7 @@ class ArtifactInline(RecordAdminMixin, admin.TabularInline):
 
     @admin.display(description="size")
     def size_display(self, obj):
-        return filesizeformat(obj.size)
+        return humanize.size(obj.size)
 
 
 def _bar(url: str, status: str, percent: int | None, text: str) -> str:
@@ -465,7 +463,7 @@ def progress_bar(run: BackupRun) -> str:
     if run.status == BackupRun.Status.RUNNING and kind == "copy":
         sent = (run.copied or {}).get(where, 0)
         percent = min(99, int(100 * sent / run.bytes_out)) if run.bytes_out else None
-        text = f"copying to {where}: {filesizeformat(sent)} of {filesizeformat(run.bytes_out)} sent"
+        text = f"copying to {where}: {humanize.size(sent)} of {humanize.size(run.bytes_out)} sent"
     elif run.status == BackupRun.Status.RUNNING and kind == "manifest":
         percent, text = 99, f"writing the manifest in {where}"
     elif run.status == BackupRun.Status.RUNNING:
@@ -477,11 +475,11 @@ def progress_bar(run: BackupRun) -> str:
             .first()
         )
         percent = min(99, int(100 * run.bytes_in / expected)) if expected else None
-        text = f"dumping: {filesizeformat(run.bytes_in)} read"
+        text = f"dumping: {humanize.size(run.bytes_in)} read"
     elif run.status in BackupRun.WITH_ARTIFACT:
         percent = 100
     elif run.status == BackupRun.Status.QUEUED:
-        percent, text = None, f"{filesizeformat(run.bytes_in)} read"
+        percent, text = None, f"{humanize.size(run.bytes_in)} read"
     else:
         percent = 0
     return _bar(reverse("admin:backups_backuprun_progress", args=[run.pk]), run.status, percent, text)
@@ -495,7 +493,7 @@ def restore_progress_bar(record: Restore) -> str:
     else:
         percent = None if record.status in (Restore.Status.QUEUED, Restore.Status.RUNNING) else 0
     text = (
-        f"{filesizeformat(record.bytes_done)} of {filesizeformat(record.bytes_total)}"
+        f"{humanize.size(record.bytes_done)} of {humanize.size(record.bytes_total)}"
         if record.status == Restore.Status.RUNNING
         else record.status
     )
@@ -504,13 +502,6 @@ def restore_progress_bar(record: Restore) -> str:
 
 def _status_badge(obj) -> str:
     return format_html('<span class="run-status run-status-{}">{}</span>', obj.status, obj.get_status_display())
-
-
-def _seconds(duration) -> str:
-    if duration is None:
-        return "-"
-    seconds = duration.total_seconds()
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 class ReadOnlyInline(RecordAdminMixin, admin.TabularInline):
@@ -599,7 +590,7 @@ class JobColumns(StatusColumn):
 
     @admin.display(description="duration")
     def duration_display(self, obj):
-        return _seconds(obj.duration)
+        return humanize.duration(obj.duration)
 
 
 @admin.register(BackupRun)
@@ -842,7 +833,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
             run__in=[obj.pk for obj in objs], status=Artifact.Status.STORED
         ).select_related("location")
         deleted.extend(
-            f"File in location {copy.location.name}: {copy.key} ({filesizeformat(copy.size)}) and its manifest"
+            f"File in location {copy.location.name}: {copy.key} ({humanize.size(copy.size)}) and its manifest"
             for copy in copies
         )
         return deleted, model_count, perms_needed, protected
@@ -907,7 +898,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
 
     @admin.display(description="size", ordering="bytes_out")
     def size_display(self, obj):
-        return filesizeformat(obj.bytes_out) if obj.bytes_out else "-"
+        return humanize.size(obj.bytes_out) if obj.bytes_out else "-"
 
     @admin.display(description="tables (rows at backup time)")
     def tables_display(self, obj):
@@ -1031,12 +1022,6 @@ class ObjectiveChangeInline(ReadOnlyInline):
         return super().get_queryset(request).order_by("-at")
 
 
-def _duration(seconds: float | None) -> str:
-    from .services.rpo import human_duration
-
-    return "never backed up" if seconds is None else human_duration(seconds)
-
-
 @admin.register(Objective)
 class ObjectiveAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     # The ping URL holds the token: anyone who has it can mark the objective safe.
@@ -1064,7 +1049,7 @@ class ObjectiveAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
 
     @admin.display(description="exposure (data-loss window now)", ordering="exposure_seconds")
     def exposure(self, obj):
-        return _duration(obj.exposure_seconds)
+        return humanize.duration(obj.exposure_seconds, "never backed up")
 
     @admin.display(description="fed by")
     def fed_by(self, obj):

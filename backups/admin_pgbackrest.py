@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
+from drportal import humanize
 from drportal.admin_base import RecordAdminMixin
 
 from .engines import pgbackrest as pgbr
@@ -92,8 +92,8 @@ class PgBackRestBackupInline(RecordAdminMixin, admin.StackedInline):
 
     @admin.display(description="database size")
     def database_size_display(self, obj):
-        return filesizeformat(obj.database_size) if obj.database_size is not None else "-"
+        return humanize.size(obj.database_size)
 
     @admin.display(description="repository size")
     def repository_size_display(self, obj):
-        return filesizeformat(obj.repository_size) if obj.repository_size is not None else "-"
+        return humanize.size(obj.repository_size)

@@ -14,12 +14,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from drportal import humanize
 from drportal.forms import HumanDurationField
 
 from .models import ChangeLogEntry, Drill, DrillEvidence, Finding, PlanDocument, PlanReview, TestActivity
 from .services import reviews, schedule
 from .services.calendar import upcoming_items
-from .services.export import duration
 
 UPCOMING_DAYS = 90
 
@@ -187,7 +187,7 @@ class DrillAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _vs(measured, target, met):
-        text = f"{duration(measured)} / {duration(target)}"
+        text = f"{humanize.duration_words(measured)} / {humanize.duration_words(target)}"
         if met is False:
             return format_html('<strong style="color:#ba2121">{} ✗</strong>', text)
         return f"{text} ✓" if met else text

@@ -17,10 +17,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backups.models import BackupRun, Objective, Restore, Target, Verification
-from backups.services.rpo import human_duration
 
 from . import charts, verdict
 from .health import objective_label, objective_verdict
+from .humanize import duration as human_duration
 from .models import Probe
 
 CHART_DAYS = 30

@@ -100,8 +100,7 @@ def compute(now: datetime | None = None) -> Verdict:
 
 def soft_risks(objectives: list, drills: list[dict]) -> list[str]:
     """What does not fail /health but should not be called safe: late objectives, probes down, failed drills."""
-    from backups.services.rpo import human_duration
-
+    from .humanize import duration as human_duration
     from .models import Probe
 
     risks = [

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from backups.models import BackupRun, Restore, Target, Verification
+from drportal import humanize
 from drportal.admin_base import HiddenFromViewersMixin, RecordAdminMixin
 
 from .models import (
@@ -557,7 +558,7 @@ class IncidentAdmin(admin.ModelAdmin):
     @admin.display(description="age", ordering="detected_at")
     def age(self, obj):
         end = obj.resolved_at or timezone.now()
-        return measure.human(end - obj.detected_at)
+        return humanize.duration(end - obj.detected_at)
 
     @admin.display(description="RTO")
     def rto_display(self, obj):
@@ -566,7 +567,7 @@ class IncidentAdmin(admin.ModelAdmin):
             '<span class="rpo-state rpo-state-{}" title="target {}">{} · {}</span>',
             RTO_STATE_CLASSES[state],
             measure.target_label(obj.target_rto),
-            measure.human(obj.time_since_impact),
+            humanize.duration(obj.time_since_impact),
             state,
         )
 
@@ -778,7 +779,7 @@ class IncidentAdmin(admin.ModelAdmin):
             "rto_state": incident.rto_state,
             "rto_state_class": RTO_STATE_CLASSES[incident.rto_state],
             "target_rto_label": measure.target_label(incident.target_rto),
-            "elapsed_label": measure.human(incident.time_since_impact),
+            "elapsed_label": humanize.duration(incident.time_since_impact),
             "timeline": incident.timeline.select_related("author").order_by("-pinned", "-at", "-id")[:500],
             "jobs": jobs,
             "status_updates": incident.status_updates.select_related("author")[:50],

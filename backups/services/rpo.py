@@ -138,14 +138,3 @@ def describe(objective: Objective) -> dict:
         "ping": objective.ping,
         "targets": [t.name for t in objective.targets.all()],
     }
-
-
-def human_duration(seconds: float) -> str:
-    """30 s, 45 min, 3.5 h, 2.0 days: how exposures and targets are shown to people."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun, Target, Verification
 from backups.services import verify
+from drportal import markdown
 
 from ..models import Drill, DrillEvidence, TestActivity
 from . import schedule
@@ -250,7 +251,12 @@ def _markdown(report: dict) -> str:
         if item["problem"]:
             lines.append(f"- Problem: {item['problem']}")
         if item["tables"]:
-            lines += ["", "| Table | Rows in backup | Rows restored |", "| --- | ---: | ---: |"]
-            for table in item["tables"]:
-                lines.append(f"| {table.get('name')} | {table.get('expected')} | {table.get('restored')} |")
+            lines += [
+                "",
+                *markdown.table(
+                    ["Table", "Rows in backup", "Rows restored"],
+                    ((t.get("name"), t.get("expected"), t.get("restored")) for t in item["tables"]),
+                    align="lrr",
+                ),
+            ]
     return "\n".join(lines) + "\n"

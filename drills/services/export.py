@@ -7,16 +7,16 @@ next due date. Reading only: nothing is evaluated into the database or sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db.models import Prefetch
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from backups.models import BackupRun, Location, Objective, Target, Verification
 from backups.services import rpo
 from drportal.health import objective_label
+from drportal.humanize import duration_words, size
+from drportal.markdown import table
 from incidents import runbook
 from incidents.models import (
     ChecklistItemTemplate,
@@ -32,37 +32,6 @@ from incidents.models import (
 
 from ..cadence import Cadence, step_label
 from ..models import Drill, PlanDocument, TestActivity
-
-
-def duration(value: timedelta | None, empty: str = "-") -> str:
-    """1 hour, 4 hours, 7 days, 5 minutes: the plan's way of writing durations."""
-    if value is None:
-        return empty
-    seconds = int(value.total_seconds())
-    if seconds == 0:
-        return "immediate"
-    # "24 hours" as the plan writes it, "7 days" from two days up.
-    for unit, size, least in (("day", 86400, 2 * 86400), ("hour", 3600, 3600), ("minute", 60, 60)):
-        if seconds >= least and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} hours"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} minutes"
-    return f"{value.total_seconds():.1f} seconds"
-
-
-def _cell(value) -> str:
-    return str(value if value not in (None, "") else "-").replace("|", "\\|").replace("\n", " ")
-
-
-def table(headers: list[str], rows: Iterable[Iterable]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    if len(lines) == 2:
-        lines.append("| " + " | ".join(["(none)"] + ["" for _ in headers[1:]]) + " |")
-    return lines
 
 
 def _when(moment: datetime | None) -> str:
@@ -113,7 +82,7 @@ def _objectives(now: datetime) -> list[str]:
     out = ["", "## Recovery Objectives", "", "### RTO (Recovery Time Objective)", ""]
     out += table(
         ["Severity", "Target RTO", "Description"],
-        ((f"**{s.name}** ({s.key})", duration(s.target_rto), s.description) for s in Severity.objects.all()),
+        ((f"**{s.name}** ({s.key})", duration_words(s.target_rto), s.description) for s in Severity.objects.all()),
     )
     out += ["", "### RPO (Recovery Point Objective)", ""]
     rows = []
@@ -129,12 +98,12 @@ def _objectives(now: datetime) -> list[str]:
             targets = list(objective.targets.all())
             frequency = ", ".join(f"{t.name}: {t.schedule or 'not scheduled'}" for t in targets)
             newest = _newest_good_backup(targets)
-        exposure_text = duration(exposure.exposure) if exposure.exposure is not None else "no good copy"
+        exposure_text = duration_words(exposure.exposure) if exposure.exposure is not None else "no good copy"
         rows.append(
             (
                 f"**{objective.name}**",
                 objective.description,
-                duration(objective.rpo),
+                duration_words(objective.rpo),
                 frequency,
                 f"{state} (data at risk now: {exposure_text})",
                 newest,
@@ -162,7 +131,7 @@ def _newest_good_backup(targets: list[Target]) -> str:
         if run is None:
             parts.append(f"{target.name}: none verified")
         else:
-            parts.append(f"{target.name}: run #{run.pk} at {_when(run.started_at)} ({filesizeformat(run.bytes_out)})")
+            parts.append(f"{target.name}: run #{run.pk} at {_when(run.started_at)} ({size(run.bytes_out)})")
     return "; ".join(parts) or "-"
 
 
@@ -220,9 +189,9 @@ def _scenarios() -> list[str]:
     for scenario in scenarios:
         out += ["", f"### {scenario}", ""]
         out.append(f"**Severity:** {scenario.severity.name} ({scenario.severity.key})")
-        out.append(f"**Target RTO:** {duration(scenario.target_rto, 'immediate')}")
+        out.append(f"**Target RTO:** {duration_words(scenario.target_rto, 'immediate')}")
         if scenario.target_rpo is not None:
-            out.append(f"**Target RPO:** {duration(scenario.target_rpo)}")
+            out.append(f"**Target RPO:** {duration_words(scenario.target_rpo)}")
         if scenario.impact:
             out.append(f"**Impact:** {scenario.impact}")
         targets = sorted(scenario.targets.all(), key=lambda t: t.name)
@@ -252,7 +221,13 @@ def _incident_response() -> list[str]:
     out += table(
         ["Level", "Description", "Response Time", "Target RTO", "Examples"],
         (
-            (f"**{s.key} - {s.name}**", s.description, s.response_time_display, duration(s.target_rto), s.examples)
+            (
+                f"**{s.key} - {s.name}**",
+                s.description,
+                s.response_time_display,
+                duration_words(s.target_rto),
+                s.examples,
+            )
             for s in Severity.objects.all()
         ),
     )
@@ -288,7 +263,7 @@ def _communication() -> list[str]:
         out.append(
             "- **Status page** components: " + ", ".join(f"{c.name} ({c.get_state_display()})" for c in components)
         )
-    reports = sorted({duration(s.report_due) for s in Severity.objects.all()})
+    reports = sorted({duration_words(s.report_due) for s in Severity.objects.all()})
     if reports:
         out.append(f"- **Post-incident:** full incident report within {' / '.join(reports)} of resolution")
     if len(out) == 3:
@@ -327,7 +302,7 @@ def _testing_schedule(now: datetime) -> list[str]:
             if last:
                 last_text = f"{last.get_result_display()} on {last.performed_at:%Y-%m-%d}"
                 if last.measured_rto is not None:
-                    last_text += f" (RTO {duration(last.measured_rto)})"
+                    last_text += f" (RTO {duration_words(last.measured_rto)})"
             next_text = "-"
             if upcoming:
                 next_text = f"{upcoming.due_at:%Y-%m-%d}"

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from drportal import humanize
 from incidents import notify
 
 from ..models import Drill, Finding, PlanDocument, TestActivity
@@ -102,11 +103,6 @@ def _claim(model, pk: int, now: datetime, due_filter: Q) -> bool:
         )
 
 
-def _overdue_for(due: timedelta) -> str:
-    hours = due.total_seconds() / 3600
-    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
-
-
 def remind_overdue(now: datetime | None = None) -> Reminders:
     """Flag what is past due and send the reminders that are due; returns what was reminded."""
     now = now or timezone.now()
@@ -120,7 +116,7 @@ def remind_overdue(now: datetime | None = None) -> Reminders:
                 "drill_overdue",
                 f"[DR Portal] Drill overdue: {drill.activity.name} (due {drill.due_at:%Y-%m-%d})",
                 f'The {drill.activity.cadence_display} drill "{drill.activity.name}" was due '
-                f"{drill.due_at:%Y-%m-%d %H:%M} UTC and is {_overdue_for(now - drill.due_at)} overdue.\n\n"
+                f"{drill.due_at:%Y-%m-%d %H:%M} UTC and is {humanize.duration(now - drill.due_at)} overdue.\n\n"
                 f"{_link('admin:drills_drill_change', drill.pk)}",
                 object_ref=f"drill:{drill.pk}",
             )

@@ -18,27 +18,13 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from backups.models import BackupRun
+from drportal import humanize
 
 from ..models import Incident
 
 
-def human(delta: timedelta | None) -> str:
-    """'45 min', '2 h 05 min', '3 d 4 h'; 'immediate' for a zero target."""
-    if delta is None:
-        return "-"
-    seconds = int(delta.total_seconds())
-    if seconds <= 0:
-        return "0 min"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 3600:
-        return f"{max(minutes, 1)} min" if seconds >= 60 else f"{seconds} s"
-    if seconds < 86400:
-        return f"{hours} h {minutes % 60:02d} min"
-    return f"{days} d {hours % 24} h"
-
-
 def target_label(target: timedelta | None, unset: str = "immediate") -> str:
-    return unset if not target else human(target)
+    return unset if not target else humanize.duration(target)
 
 
 @dataclass
@@ -78,11 +64,11 @@ class Measures:
 
     @property
     def rto_text(self) -> str:
-        return human(self.rto)
+        return humanize.duration(self.rto)
 
     @property
     def rpo_text(self) -> str:
-        return human(self.rpo) if self.rpo is not None else f"unknown ({self.rpo_unknown_reason})"
+        return humanize.duration(self.rpo) if self.rpo is not None else f"unknown ({self.rpo_unknown_reason})"
 
     @property
     def rpo_source(self) -> str:

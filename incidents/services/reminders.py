@@ -10,9 +10,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from drportal import humanize
+
 from .. import notify
 from ..models import Incident
-from .measure import human
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def remind_overdue_reports(now: datetime | None = None) -> int:
         subject = f"[DR Portal] Post-incident report for #{incident.pk} {incident.title} is overdue"
         body = (
             f"The report for incident #{incident.pk} ({incident.severity}) was due "
-            f"{incident.report_due_at:%Y-%m-%d %H:%M} UTC ({human(late)} ago).\n\n{url}"
+            f"{incident.report_due_at:%Y-%m-%d %H:%M} UTC ({humanize.duration(late)} ago).\n\n{url}"
         )
         ref = f"incident:{incident.pk}"
         notify.send("incident_report_overdue", subject, body, object_ref=ref)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from drportal import humanize, markdown
+
 from ..models import Incident
-from .measure import human, measure, target_label
+from .measure import measure, target_label
 
 
 def _when(at: datetime | None) -> str:
@@ -16,11 +18,6 @@ def _who(user) -> str:
     if user is None:
         return "system"
     return user.get_full_name() or user.get_username()
-
-
-def _cell(text: str) -> str:
-    # One table cell: no newlines, no stray pipes.
-    return " ".join(str(text).split()).replace("|", "\\|") or "-"
 
 
 def _section(title: str, body: str) -> list[str]:
@@ -54,15 +51,25 @@ def render(incident: Incident) -> str:
     out += _section("Summary", incident.summary)
 
     if m.rto_running:
-        rto = f"{human(m.rto)} (clock still running: recovery not verified)"
+        rto = f"{humanize.duration(m.rto)} (clock still running: recovery not verified)"
     else:
-        rto = f"{human(m.rto)} (stopped at {m.rto_end}, {_when(incident.rto_stopped_at)})"
+        rto = f"{humanize.duration(m.rto)} (stopped at {m.rto_end}, {_when(incident.rto_stopped_at)})"
     lines = [
-        "| measure | measured | against targets |",
-        "| --- | --- | --- |",
-        f"| RTO (impact → recovery verified or resolved) | {rto} | {'; '.join(c.text for c in m.rto_comparisons)} |",
-        f"| RPO (data-loss window) | {_cell(m.rpo_text)} | "
-        f"{'; '.join(c.text for c in m.rpo_comparisons) or 'no target set'} |",
+        *markdown.table(
+            ["measure", "measured", "against targets"],
+            [
+                (
+                    "RTO (impact → recovery verified or resolved)",
+                    rto,
+                    "; ".join(c.text for c in m.rto_comparisons),
+                ),
+                (
+                    "RPO (data-loss window)",
+                    m.rpo_text,
+                    "; ".join(c.text for c in m.rpo_comparisons) or "no target set",
+                ),
+            ],
+        ),
         "",
         m.loss_statement,
     ]
@@ -77,53 +84,68 @@ def render(incident: Incident) -> str:
             for p in m.per_target
         ]
     if incident.resolved_without_recovery:
-        lines.append(f"\nResolved without verified recovery: {_cell(incident.resolved_without_recovery)}")
+        lines.append(f"\nResolved without verified recovery: {markdown.cell(incident.resolved_without_recovery)}")
     out += _section("Recovery time and data loss (RTO / RPO)", "\n".join(lines))
 
     entries = incident.timeline.select_related("author").order_by("at", "id")
-    rows = ["| time (UTC) | kind | entry | by |", "| --- | --- | --- | --- |"]
-    rows += [
-        f"| {e.at:%Y-%m-%d %H:%M:%S} | {e.get_kind_display()}{' 📌' if e.pinned else ''} | {_cell(e.text)} | "
-        f"{_who(e.author)} |"
-        for e in entries
-    ]
+    rows = markdown.table(
+        ["time (UTC)", "kind", "entry", "by"],
+        (
+            (f"{e.at:%Y-%m-%d %H:%M:%S}", f"{e.get_kind_display()}{' 📌' if e.pinned else ''}", e.text, _who(e.author))
+            for e in entries
+        ),
+    )
     out += _section("Timeline", "\n".join(rows))
 
-    rows = ["| | item | done at | by | evidence |", "| --- | --- | --- | --- | --- |"]
-    for item in incident.checklist.select_related("done_by"):
-        rows.append(
-            f"| {'[x]' if item.done_at else '[ ]'} | {_cell(item.text)} | {_when(item.done_at)} | "
-            f"{_who(item.done_by) if item.done_at else '-'} | {_cell(item.evidence_display)} |"
-        )
+    rows = markdown.table(
+        ["", "item", "done at", "by", "evidence"],
+        (
+            (
+                "[x]" if item.done_at else "[ ]",
+                item.text,
+                _when(item.done_at),
+                _who(item.done_by) if item.done_at else "-",
+                item.evidence_display,
+            )
+            for item in incident.checklist.select_related("done_by")
+        ),
+    )
     out += _section("Response checklist", "\n".join(rows))
 
     steps = list(incident.steps.select_related("done_by"))
     if steps:
-        rows = ["| step | done at | by |", "| --- | --- | --- |"]
-        rows += [
-            f"| {s.order}. {_cell(s.text.splitlines()[0])} | {_when(s.done_at)} | "
-            f"{_who(s.done_by) if s.done_at else '-'} |"
-            for s in steps
-        ]
+        rows = markdown.table(
+            ["step", "done at", "by"],
+            (
+                (f"{s.order}. {s.text.splitlines()[0]}", _when(s.done_at), _who(s.done_by) if s.done_at else "-")
+                for s in steps
+            ),
+        )
         out += _section("Runbook steps", "\n".join(rows))
 
-    rows = ["| role | held by | from | until |", "| --- | --- | --- | --- |"]
-    for a in incident.role_assignments.select_related("role", "contact", "user").order_by("role__order", "started_at"):
-        rows.append(
-            f"| {a.role} | {_cell(a.holder)} | {_when(a.started_at)} | {_when(a.ended_at) if a.ended_at else 'now'} |"
-        )
+    assignments = incident.role_assignments.select_related("role", "contact", "user").order_by(
+        "role__order", "started_at"
+    )
+    rows = markdown.table(
+        ["role", "held by", "from", "until"],
+        ((a.role, a.holder, _when(a.started_at), _when(a.ended_at) if a.ended_at else "now") for a in assignments),
+    )
     out += _section("Roles", "\n".join(rows))
 
-    rows = ["| job | status | started | finished |", "| --- | --- | --- | --- |"]
-    for job in incident.jobs.select_related("run__target", "verification", "restore"):
-        obj = job.run or job.verification or job.restore
-        rows.append(f"| {job} | {obj.status} | {_when(obj.started_at)} | {_when(obj.finished_at)} |")
+    jobs = [
+        (job, job.run or job.verification or job.restore)
+        for job in incident.jobs.select_related("run__target", "verification", "restore")
+    ]
+    rows = markdown.table(
+        ["job", "status", "started", "finished"],
+        ((job, obj.status, _when(obj.started_at), _when(obj.finished_at)) for job, obj in jobs),
+    )
     out += _section("Linked backups, verifications and restores", "\n".join(rows))
 
     updates = incident.status_updates.order_by("at")
     out += _section(
         "Status-page updates",
-        "\n".join(f"- {_when(u.at)} ({u.get_phase_display()}): {_cell(u.message)}" for u in updates),
+        "\n".join(f"- {_when(u.at)} ({u.get_phase_display()}): {markdown.cell(u.message)}" for u in updates),
     )
     out += _section("Root cause", incident.root_cause)
     out += _section("Follow-up actions", incident.follow_up_actions)

@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from backups.models import BackupRun, Restore, Target
 from backups.services.restore import RestoreNotAllowed
+from drportal import humanize
 
 from ..models import Incident, PortalSwitch, TimelineEntry
-from .measure import human
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def restore_before_url(incident: Incident, target: Target, before: datetime, use
             f"Incident #{incident.pk} is {incident.get_status_display().lower()}; restores start only from an open one."
         )
     run = newest_good_run_before(target, before)
-    incident.propose_restore(target, run, before, user, expires=human(RESTORE_PROPOSAL_TTL))
+    incident.propose_restore(target, run, before, user, expires=humanize.duration(RESTORE_PROPOSAL_TTL))
     return f"{reverse('admin:backups_backuprun_restore', args=[run.pk])}?incident={incident.pk}"
 
 
@@ -102,7 +102,9 @@ def expire_restore_proposals(now: datetime | None = None) -> int:
     expired = 0
     for incident in Incident.objects.filter(pk__in=stale.values("incident_id")):
         expired += incident.close_restore_proposals(
-            TimelineEntry.Proposal.EXPIRED, f"not confirmed within {human(RESTORE_PROPOSAL_TTL)}", before=cutoff
+            TimelineEntry.Proposal.EXPIRED,
+            f"not confirmed within {humanize.duration(RESTORE_PROPOSAL_TTL)}",
+            before=cutoff,
         )
     return expired
 

@@ -120,7 +120,7 @@ def test_targets_list_shows_last_result_and_next_scheduled_time_in_the_targets_z
     html = devops.get(reverse("admin:backups_target_changelist")).content.decode()
     assert 'run-status-failed">Failed</span></a> 45 min ago' in html
     # 14:30 in Johannesburg (UTC+2) is 12:30 UTC: two and a half hours away, shown in the target's zone.
-    assert "in 2.5 h" in html and "2026-03-02 14:30 SAST" in html
+    assert "in 2 h 30 min" in html and "2026-03-02 14:30 SAST" in html
     assert "never run" in html and "not scheduled" in html
 
 

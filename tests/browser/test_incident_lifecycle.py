@@ -32,8 +32,8 @@ def banner_colour(page) -> str:
 
 
 def test_open_update_resolve_with_recovery_verified_and_the_status_page_follows(plan, admin_page, browser, tmp_path):
+    from drportal.humanize import duration as human
     from incidents.models import Incident, StatusComponent
-    from incidents.services.measure import human
 
     page = admin_page
     page.goto("/admin/incidents/incident/add/")

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from backups.models import Objective
 from backups.services import rpo
+from drportal import humanize
 
 
 class Command(BaseCommand):
@@ -19,7 +20,6 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(objectives, indent=2))
             return
         for o in objectives:
-            seconds = o["exposure_seconds"]
-            exposure = "never backed up" if seconds is None else rpo.human_duration(seconds)
-            target = rpo.human_duration(o["target_seconds"])
+            exposure = humanize.duration(o["exposure_seconds"], "never backed up")
+            target = humanize.duration(o["target_seconds"])
             self.stdout.write(f"{o['name']:<20} {o['state']:<9} exposure {exposure:<16} target {target}")
