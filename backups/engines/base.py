@@ -8,7 +8,6 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -217,6 +216,3 @@ class StreamingProcess:
                 except OSError:
                     pass
         self.wait()
-
-
-ProgressCallback = Callable[[int, int], None]

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from django.conf import settings
-
 from ..keys import key_id, load_identities
 from ..locations import TEMP_PREFIX, LocationError, ObjectNotFound, is_temporary
 from ..models import Artifact, BackupRun, Location
@@ -312,8 +310,3 @@ def full_pass(ref: ArtifactRef, identities: list) -> tuple[str, str]:
     if result.sha256 != ref.sha256:
         return "fail", "checksum changed while reading"
     return "pass", f"decrypted and decompressed {result.bytes_out} bytes"
-
-
-def spool_dir() -> Path:
-    settings.BACKUP_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    return settings.BACKUP_SPOOL_DIR

@@ -63,10 +63,6 @@ class Measures:
     per_target: list[RecoveryPoint] = field(default_factory=list)
 
     @property
-    def rto_text(self) -> str:
-        return humanize.duration(self.rto)
-
-    @property
     def rpo_text(self) -> str:
         return humanize.duration(self.rpo) if self.rpo is not None else f"unknown ({self.rpo_unknown_reason})"
 
