@@ -411,7 +411,7 @@ class LeasedJob(FinishingJob, models.Model):
 
     def held(self) -> models.QuerySet:
         """This job's row, as long as this object's process still holds it."""
-        return type(self)._default_manager.filter(pk=self.pk, status="running", lease_owner=self.lease_owner)
+        return type(self)._default_manager.filter(pk=self.pk, status=self.Status.RUNNING, lease_owner=self.lease_owner)
 
     def write_held(self, **fields) -> None:
         """Save ``fields`` if the lease is still held (one conditional UPDATE); else raise ``LeaseLost``."""
@@ -444,7 +444,7 @@ class LeasedJob(FinishingJob, models.Model):
             type(self)
             ._default_manager.filter(
                 pk=self.pk,
-                status="running",
+                status=self.Status.RUNNING,
                 lease_owner=self.lease_owner,
                 lease_expires_at=self.lease_expires_at,
                 heartbeat_at=self.heartbeat_at,

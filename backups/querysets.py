@@ -11,7 +11,7 @@ from .leases import PHASE_LIMITS, silence_limit
 
 class BackupRunQuerySet(models.QuerySet):
     def succeeded(self):
-        return self.filter(status="succeeded")
+        return self.filter(status=self.model.Status.SUCCEEDED)
 
     def with_artifact(self):
         """Succeeded or partial: the artifact is complete and landed in at least one location.
@@ -19,17 +19,17 @@ class BackupRunQuerySet(models.QuerySet):
         What verification, restore choices and RPO credit accept; a partial run's copies that
         landed are as good as a succeeded run's.
         """
-        return self.filter(status__in=("succeeded", "partial"))
+        return self.filter(status__in=(self.model.Status.SUCCEEDED, self.model.Status.PARTIAL))
 
     def verified(self):
         """Runs with a passed verification: a copy known to restore, whatever else the run did."""
         from .models import Verification
 
-        passed = Verification.objects.filter(run=models.OuterRef("pk"), status="passed")
+        passed = Verification.objects.filter(run=models.OuterRef("pk"), status=Verification.Status.PASSED)
         return self.filter(models.Exists(passed))
 
     def active(self):
-        return self.filter(status__in=("queued", "running"))
+        return self.filter(status__in=(self.model.Status.QUEUED, self.model.Status.RUNNING))
 
     def stale(self, now: datetime | None = None):
         """Running runs silent for longer than their phase allows (``leases.PHASE_LIMITS``).
@@ -46,4 +46,4 @@ class BackupRunQuerySet(models.QuerySet):
             other_phases |= in_phase
             silent |= in_phase & Q(heartbeat_at__lt=now - timedelta(seconds=silence_limit(kind)))
         silent |= ~other_phases & Q(heartbeat_at__lt=now - timedelta(seconds=silence_limit("dump")))
-        return self.filter(silent, status="running")
+        return self.filter(silent, status=self.model.Status.RUNNING)

@@ -634,7 +634,7 @@ class Incident(models.Model):
                 self.log(TimelineEntry.Kind.SYSTEM, f"Linked {job} ({obj.status}).", user=user)
         if created and restore is not None and restore.run_id:
             self.close_restore_proposals(TimelineEntry.Proposal.CONFIRMED, "confirmed", run_id=restore.run_id)
-        if created and restore is not None and restore.status == "succeeded":
+        if created and restore is not None and restore.status == restore.Status.SUCCEEDED:
             self.job_finished(restore=restore)
         return job
 
@@ -643,7 +643,7 @@ class Incident(models.Model):
 
     def job_finished(self, *, restore=None) -> None:
         """A linked restore succeeded: that is evidence of recovery (row counts matched the backup)."""
-        if restore is None or restore.status != "succeeded":
+        if restore is None or restore.status != restore.Status.SUCCEEDED:
             return
         item = self.checklist.filter(key=RECOVERY_VERIFIED, done_at__isnull=True).first()
         if item is not None:
@@ -720,9 +720,9 @@ COMMANDER_ROLE = "Incident Commander"
 
 def check_evidence(item, note: str, restore, verification) -> None:
     """Refuse ticking an evidence-requiring item without a successful restore/verification or a note."""
-    if restore is not None and restore.status != "succeeded":
+    if restore is not None and restore.status != restore.Status.SUCCEEDED:
         raise ValidationError(f"Restore #{restore.pk} has not succeeded ({restore.status}); it is no evidence.")
-    if verification is not None and verification.status != "passed":
+    if verification is not None and verification.status != verification.Status.PASSED:
         raise ValidationError(
             f"Verification #{verification.pk} has not passed ({verification.status}); it is no evidence."
         )

@@ -29,7 +29,9 @@ def _link(viewname: str, pk: int) -> str:
 def alert_on_backup(sender, run: BackupRun, **kwargs):
     previous = (
         BackupRun.objects.filter(
-            target_id=run.target_id, status__in=["succeeded", "partial", "failed"], queued_at__lt=run.queued_at
+            target_id=run.target_id,
+            status__in=[BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL, BackupRun.Status.FAILED],
+            queued_at__lt=run.queued_at,
         )
         .order_by("-queued_at")
         .values_list("status", flat=True)
@@ -132,9 +134,9 @@ def _linked(**lookup) -> list:
 
 
 def _outcome(obj) -> str:
-    if obj.status in ("succeeded", "passed"):
+    if obj.status in (BackupRun.Status.SUCCEEDED, Verification.Status.PASSED):
         return obj.status
-    if obj.status == "partial":  # a backup run with a copy stored and a location failed
+    if obj.status == BackupRun.Status.PARTIAL:  # a backup run with a copy stored and a location failed
         return f"partial: {obj.error}"
     return f"FAILED: {obj.error}" if obj.error else obj.status.upper()
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from backups.models import BackupRun, Restore, Target
+from backups.models import Artifact, BackupRun, Restore, Target
 from backups.services.restore import RestoreNotAllowed
 from drportal import humanize
 
@@ -66,7 +66,7 @@ def set_read_only(incident: Incident, on: bool, user) -> PortalSwitch:
 def newest_good_run_before(target: Target, before: datetime) -> BackupRun:
     run = (
         BackupRun.objects.with_artifact()  # a partial run's landed copy restores like any other
-        .filter(target=target, started_at__lt=before, artifacts__status="stored")
+        .filter(target=target, started_at__lt=before, artifacts__status=Artifact.Status.STORED)
         .order_by("-started_at")
         .distinct()
         .first()

@@ -25,7 +25,7 @@ class Command(BaseCommand):
             return
         for run in runs:
             when = (run.started_at or run.queued_at).strftime("%Y-%m-%d %H:%M:%S")
-            copies = ", ".join(a.location.name for a in run.artifacts.all() if a.status == "stored") or "-"
+            copies = ", ".join(a.location.name for a in run.artifacts.all() if a.status == a.Status.STORED) or "-"
             self.stdout.write(
                 f"#{run.pk:<6} {when}  {run.target.name:<20} {run.status:<9} {run.bytes_out:>12}  {copies}"
             )
