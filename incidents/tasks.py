@@ -11,7 +11,7 @@ from .services import reminders, security
 def remind_overdue_reports() -> int:
     """Beat, every 15 minutes: remind once per ALERT_REMINDER_SECONDS while a report is overdue.
 
-    The same beat entry (owned by the backups app's system schedules) closes restore proposals left
+    The same beat entry (registered in incidents.apps) closes restore proposals left
     unconfirmed for longer than security.RESTORE_PROPOSAL_TTL, so none stays "awaiting confirmation" forever.
     """
     security.expire_restore_proposals()
