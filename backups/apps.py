@@ -8,7 +8,9 @@ class BackupsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import plan, receivers  # noqa: F401  plan sections; schedule sync
+        from . import alerting, plan, receivers  # noqa: F401  plan sections; schedule sync; alerts on its signals
+
+        alerting.register_events()
 
         post_migrate.connect(receivers.ensure_housekeeping, sender=self, dispatch_uid="backups.housekeeping")
 

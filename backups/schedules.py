@@ -61,6 +61,7 @@ SYSTEM_SCHEDULES = {
         "20 * * * *",
         "Perform due drills the portal does itself (Backup Verification: a real restore test).",
     ),
+    "alerts: deliver due notifications": ("alerts.tasks.sweep", "* * * * *", "Queue alerts due (again)."),
     "incidents: remind overdue reports": (
         "incidents.tasks.remind_overdue_reports",
         "*/15 * * * *",

@@ -7,15 +7,15 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 
+from alerts import events
+from alerts.models import Channel
 from drportal.plan import PlanContext, Table, parse_duration, section, upsert
 
 from . import runbook
 from .models import (
-    EVENTS,
     PUBLIC_IMPACTS,
     ChecklistItemTemplate,
     Contact,
-    NotificationChannel,
     ResponseRole,
     Scenario,
     ScenarioStep,
@@ -38,14 +38,14 @@ def apply_channels(tables: dict[str, Table], ctx: PlanContext) -> None:
             "enabled": table.bool("enabled", True),
         }
         table.done()
-        unknown = set(values["events"]) - {key for key, _ in EVENTS}
+        unknown = events.unknown(values["events"])
         if unknown:
-            raise table.error("events", f"unknown event(s) {', '.join(sorted(unknown))}")
+            raise table.error("events", f"unknown event(s) {', '.join(unknown)}")
         if kind == "webhook" and not values["webhook_url"]:
             # An unset ${VAR:-} leaves the channel configured but off, rather than failing the whole plan.
             values["enabled"] = False
         try:
-            upsert(NotificationChannel, {"name": name}, values, ctx, f"channel {name}")
+            upsert(Channel, {"name": name}, values, ctx, f"channel {name}")
         except ValidationError as exc:
             raise table.error(None, " ".join(exc.messages)) from None
 
