@@ -30,8 +30,9 @@ class ChannelForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        known = ", ".join(e.name for e in events.registered())
-        self.fields["events"].help_text += f" Known events: {known}."
+        if "events" in self.fields:  # absent from a viewer's read-only form
+            known = ", ".join(e.name for e in events.registered())
+            self.fields["events"].help_text += f" Known events: {known}."
 
     def clean_webhook_url(self):
         value = self.cleaned_data.get("webhook_url")
