@@ -42,7 +42,9 @@ class BackupsConfig(AppConfig):
     def ready(self) -> None:
         from drportal.schedules import register_system_schedule
 
-        from . import plan, receivers  # noqa: F401  plan sections; schedule sync
+        from . import alerting, plan, receivers  # noqa: F401  plan sections; schedule sync; alerts on its signals
+
+        alerting.register_events()
 
         for name, task, cron, description in HOUSEKEEPING:
             register_system_schedule(name, task, cron, description)

@@ -6,6 +6,7 @@ class DrillsConfig(AppConfig):
     verbose_name = "Drills and plan reviews"
 
     def ready(self) -> None:
+        from alerts import events
         from drportal.schedules import register_system_schedule
 
         from . import plan  # noqa: F401  plan sections [tests.*] and [document.*]
@@ -22,3 +23,6 @@ class DrillsConfig(AppConfig):
             "20 * * * *",
             "Perform due drills the portal does itself (Backup Verification: a real restore test).",
         )
+        events.register("drill_overdue", "a drill is overdue")
+        events.register("finding_overdue", "a drill finding is overdue")
+        events.register("review_overdue", "a plan review is overdue")

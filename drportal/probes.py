@@ -65,7 +65,7 @@ def check(probe: Probe, now: datetime | None = None) -> Probe:
 
 def _announce(probe: Probe, old: str, new: str, error: str) -> None:
     """Alert (unless it is the first result and it is good) and move the status-page component."""
-    from incidents import notify
+    import alerts
     from incidents.models import StatusComponent
 
     if probe.component_id:
@@ -74,14 +74,14 @@ def _announce(probe: Probe, old: str, new: str, error: str) -> None:
     if old == Probe.State.UNKNOWN and new == Probe.State.UP:
         return
     if new == Probe.State.DOWN:
-        notify.send(
+        alerts.emit(
             "probe_down",
             f"[DR Portal] {probe.name} is DOWN",
             f"Health check {probe.name} ({probe.url}) failed: {error}",
             object_ref=f"probe:{probe.pk}",
         )
     else:
-        notify.send(
+        alerts.emit(
             "probe_up",
             f"[DR Portal] {probe.name} is up again",
             f"Health check {probe.name} ({probe.url}) answers as expected again.",

@@ -21,7 +21,7 @@ ROLES: dict[str, dict[str, list[str]]] = {
             "drills.*",
             "drportal.*",
             "incidents.view_*",
-            "incidents.*_notificationchannel",
+            "alerts.*",
             "admin.view_logentry",
         ],
         "deny": [],
@@ -29,6 +29,8 @@ ROLES: dict[str, dict[str, list[str]]] = {
     INCIDENT_COMMANDER: {
         "allow": [
             "incidents.*",
+            "alerts.view_notification",
+            "alerts.retry_notification",
             "backups.view_*",
             "drills.view_*",
             "drills.add_*",
@@ -38,7 +40,7 @@ ROLES: dict[str, dict[str, list[str]]] = {
             "admin.view_logentry",
         ],
         # A commander restores only through an incident (incidents.restore_via_incident).
-        "deny": ["incidents.delete_*", "incidents.*_notificationchannel"],
+        "deny": ["incidents.delete_*"],
     },
     VIEWER: {
         "allow": ["*.view_*"],

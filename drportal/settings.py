@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "drportal",
+    "alerts",
     "backups",
     "incidents",
     "drills",
@@ -301,6 +302,10 @@ ALERT_REMINDER_SECONDS = envint("ALERT_REMINDER_SECONDS", 3600, minimum=60)
 # reminder), and a new plan document's overdue review is shown but not reminded by alert until then.
 FIRST_ALERT_GRACE_SECONDS = envint("FIRST_ALERT_GRACE_SECONDS", 26 * 3600, minimum=0)
 ALERT_WEBHOOK_TIMEOUT = envint("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Alerts are delivered by a worker with retries: wait ALERT_RETRY_SECONDS, doubled per attempt (at most an hour),
+# and give up after ALERT_DELIVERY_ATTEMPTS (the defaults keep trying for about five hours).
+ALERT_RETRY_SECONDS = envint("ALERT_RETRY_SECONDS", 30, minimum=1)
+ALERT_DELIVERY_ATTEMPTS = envint("ALERT_DELIVERY_ATTEMPTS", 12, minimum=1)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "dr-portal@localhost")
 # SMTP when EMAIL_HOST is set; otherwise mail is written to the log (embedded default).
 EMAIL_HOST = env("EMAIL_HOST")

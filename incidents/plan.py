@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from alerts import events
+from alerts.models import Channel
 from drportal.plan import PlanContext, Table, section
 
 from . import runbook
 from .models import (
-    EVENTS,
     PUBLIC_IMPACTS,
     ChecklistItemTemplate,
     Contact,
-    NotificationChannel,
     ResponseRole,
     Scenario,
     ScenarioStep,
@@ -36,13 +36,13 @@ def apply_channels(tables: dict[str, Table], ctx: PlanContext) -> None:
             "enabled": table.bool("enabled", True),
         }
         table.done()
-        unknown = set(values["events"]) - {key for key, _ in EVENTS}
+        unknown = events.unknown(values["events"])
         if unknown:
-            raise table.error("events", f"unknown event(s) {', '.join(sorted(unknown))}")
+            raise table.error("events", f"unknown event(s) {', '.join(unknown)}")
         if kind == "webhook" and not values["webhook_url"]:
             # An unset ${VAR:-} leaves the channel configured but off, rather than failing the whole plan.
             values["enabled"] = False
-        table.upsert(NotificationChannel, {"name": name}, values, ctx, f"channel {name}")
+        table.upsert(Channel, {"name": name}, values, ctx, f"channel {name}")
 
 
 # --- Incident response: severities, scenarios (runbooks), checklist, roles, contacts ------------------

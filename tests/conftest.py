@@ -456,3 +456,17 @@ def kill_restore_midway(args: list[str], *, until, message: str, too_fast: str) 
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- alerts: the outbox delivered by the test ------------------------------------------
+
+
+@pytest.fixture
+def deliver_alerts(monkeypatch):
+    """Alerts stay in the outbox (no worker is asked to send them) until the test calls the returned
+    function, which makes every due delivery here and now, as a worker would (tests/alerts covers the
+    worker, retries and the sweep); mail then lands in ``mail.outbox`` of the test's process."""
+    from alerts import delivery, outbox
+
+    monkeypatch.setattr(outbox, "_enqueue", lambda ids: None)
+    return delivery.deliver_due

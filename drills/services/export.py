@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from alerts.models import Channel
 from backups.models import BackupRun, Location, Objective, Target, Verification
 from backups.services import rpo
 from drportal.health import objective_label
@@ -21,7 +22,6 @@ from incidents import runbook
 from incidents.models import (
     ChecklistItemTemplate,
     Contact,
-    NotificationChannel,
     ResponseRole,
     Scenario,
     ScenarioStep,
@@ -250,7 +250,7 @@ def _incident_response() -> list[str]:
 
 def _communication() -> list[str]:
     out = ["", "### Communication Protocol", ""]
-    for channel in NotificationChannel.objects.all():
+    for channel in Channel.objects.all():
         target = ", ".join(channel.recipients) if channel.kind == "email" else "Slack-compatible webhook"
         events = ", ".join(channel.events) if channel.events else "every alert"
         state = "" if channel.enabled else " (disabled)"

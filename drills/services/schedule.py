@@ -18,8 +18,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+import alerts
 from drportal import humanize
-from incidents import notify
 
 from ..models import Drill, Finding, PlanDocument, TestActivity
 
@@ -112,7 +112,7 @@ def remind_overdue(now: datetime | None = None) -> Reminders:
     open_drill = Q(status__in=Drill.OPEN_STATUSES, due_at__lt=now)
     for drill in Drill.objects.filter(open_drill).select_related("activity"):
         if _claim(Drill, drill.pk, now, open_drill):
-            notify.send(
+            alerts.emit(
                 "drill_overdue",
                 f"[DR Portal] Drill overdue: {drill.activity.name} (due {drill.due_at:%Y-%m-%d})",
                 f'The {drill.activity.cadence_display} drill "{drill.activity.name}" was due '
@@ -125,7 +125,7 @@ def remind_overdue(now: datetime | None = None) -> Reminders:
     open_finding = Q(status__in=Finding.OPEN_STATUSES, due_at__lt=now)
     for finding in Finding.objects.filter(open_finding).select_related("drill__activity", "owner", "owner_contact"):
         if _claim(Finding, finding.pk, now, open_finding):
-            notify.send(
+            alerts.emit(
                 "finding_overdue",
                 f"[DR Portal] Drill finding overdue: {finding.title}",
                 f'Finding "{finding.title}" from {finding.drill} (owner: {finding.owner_display}) was due '
@@ -142,7 +142,7 @@ def remind_overdue(now: datetime | None = None) -> Reminders:
     settled = Q(created_at__lte=now - timedelta(seconds=grace)) if grace else Q()
     for document in PlanDocument.objects.filter(due_review & settled):
         if _claim(PlanDocument, document.pk, now, due_review):
-            notify.send(
+            alerts.emit(
                 "review_overdue",
                 f"[DR Portal] Plan review overdue: {document.title}",
                 f'The {document.get_review_cadence_display()} review of "{document.title}" v{document.version} '

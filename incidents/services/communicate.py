@@ -1,7 +1,8 @@
 """Status-page updates: saved (public), component states changed, stakeholders emailed, channels told.
 
-Every delivery is recorded as a Notification (sent or failed, with the error) tied to the incident
-by ``object_ref = "incident:<id>"``, so the incident page shows what went out and what did not.
+Every delivery is a Notification in the alerts outbox (delivered by a worker, with retries) tied to
+the incident by ``object_ref = "incident:<id>"``, so the incident page shows what went out and what
+did not; a failed attempt is also written on the timeline (incidents.receivers).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 
-from .. import notify
-from ..models import STATUS_PAGE_UPDATED, Contact, Incident, Notification, StatusComponent, StatusUpdate, TimelineEntry
+import alerts
+from alerts.models import Notification
+
+from ..models import STATUS_PAGE_UPDATED, Contact, Incident, StatusComponent, StatusUpdate, TimelineEntry
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ def object_ref(incident: Incident) -> str:
 
 def _email_stakeholders(subject: str, body: str, ref: str) -> list[Notification]:
     return [
-        notify.email("status_update", f"stakeholder:{contact.email}", contact.email, subject, body, ref)
+        alerts.email("status_update", f"stakeholder:{contact.email}", contact.email, subject, body, ref)
         for contact in Contact.objects.filter(stakeholder=True).exclude(email="")
     ]
 
@@ -39,7 +42,7 @@ def post_update(
     user=None,
     without_recovery: str = "",
 ) -> tuple[StatusUpdate, list[Notification]]:
-    """Publish a status update; returns it with the delivery records (email and webhook).
+    """Publish a status update; returns it with its queued deliveries (email and webhook).
 
     An update in phase "Resolved" on an open incident resolves it, with the same requirements as
     any resolution (recovery verified, or ``without_recovery``, a reason); when it may not be
@@ -84,7 +87,7 @@ def post_update(
             f"Status update ({update.get_phase_display()}): {message}" + (f" [{states}]" if states else ""),
             user=user,
         )
-    # Slow I/O after the transaction: mail servers and webhooks may take seconds.
+    # Queued after the transaction (the outbox's rows); a worker delivers them, with retries.
     title = incident.public_title or incident.title
     subject = f"[{incident.severity.key}] {title}: {update.get_phase_display()}"
     body = f"{message}\n"
@@ -93,11 +96,8 @@ def post_update(
     body += f"\nStatus page: {settings.PORTAL_URL}{reverse('status_page')}\n"
     ref = object_ref(incident)
     records = _email_stakeholders(subject, body, ref)
-    records += notify.send("status_update", subject, body, object_ref=ref)
-    failed = [r for r in records if r.status == Notification.Status.FAILED]
+    records += alerts.emit("status_update", subject, body, object_ref=ref)
     if records:
-        summary = f"Update sent: {len(records) - len(failed)} delivered"
-        if failed:
-            summary += ", " + ", ".join(f"{r.channel} FAILED ({r.error})" for r in failed)
-        incident.log(TimelineEntry.Kind.COMMUNICATION, summary + ".")
+        names = ", ".join(r.channel for r in records)
+        incident.log(TimelineEntry.Kind.COMMUNICATION, f"Update queued for {len(records)} deliveries: {names}.")
     return update, records

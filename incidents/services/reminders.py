@@ -1,4 +1,4 @@
-"""Reminders for overdue post-incident reports (sent by email and webhook through notify)."""
+"""Reminders for overdue post-incident reports (queued for email and webhook through alerts)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+import alerts
 from drportal import humanize
 
-from .. import notify
 from ..models import Incident
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,10 @@ def remind_overdue_reports(now: datetime | None = None) -> int:
             f"{incident.report_due_at:%Y-%m-%d %H:%M} UTC ({humanize.duration(late)} ago).\n\n{url}"
         )
         ref = f"incident:{incident.pk}"
-        notify.send("incident_report_overdue", subject, body, object_ref=ref)
+        alerts.emit("incident_report_overdue", subject, body, object_ref=ref)
         # The commander owns the report: they hear it themselves, not only through the team's channel.
         address = incident.commander_email()
         if address:
-            notify.email("incident_report_overdue", f"commander:{address}", address, subject, body, ref)
+            alerts.email("incident_report_overdue", f"commander:{address}", address, subject, body, ref)
         sent += 1
     return sent

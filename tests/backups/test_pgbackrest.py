@@ -263,17 +263,20 @@ def rpo_json() -> dict:
     return {o["name"]: o for o in json.loads(out.getvalue())}
 
 
-def test_rpo_in_seconds_from_archived_wal_then_late_and_breached_when_a_repository_is_unreachable(pg_cluster):  # noqa: F811
+def test_rpo_in_seconds_from_archived_wal_then_late_and_breached_when_a_repository_is_unreachable(
+    pg_cluster,  # noqa: F811
+    deliver_alerts,
+):
     from datetime import timedelta
 
     from django.core import mail
     from django.utils import timezone
 
+    from alerts.models import Channel, Notification
     from backups.models import Objective
     from backups.services import rpo
-    from incidents.models import Notification, NotificationChannel
 
-    NotificationChannel.objects.create(name="ops", kind="email", email_to="oncall@example.com")
+    Channel.objects.create(name="ops", kind="email", email_to="oncall@example.com")
     cluster = pg_cluster("maindb", archive_timeout=60)
     second = posix_location(cluster, "second")
     target = make_pgbr_target(cluster, [posix_location(cluster), second])
@@ -320,6 +323,7 @@ def test_rpo_in_seconds_from_archived_wal_then_late_and_breached_when_a_reposito
     assert objective.state == "breached" and objective.exposure_seconds == 160
     events = list(Notification.objects.values_list("event", flat=True))
     assert "objective_late" in events and "objective_breached" in events
+    deliver_alerts()
     assert any("RPO db-wal is BREACHED" in m.subject for m in mail.outbox)
 
 

@@ -74,7 +74,7 @@ def test_each_target_runs_only_on_the_worker_of_its_queue(
 
 
 def test_a_queue_without_a_worker_says_so_then_fails_its_runs(
-    admin_client, client, settings, tmp_path, source_db, local_location, make_target, _flush_test_broker
+    admin_client, client, settings, tmp_path, source_db, local_location, make_target, _flush_test_broker, deliver_alerts
 ):
     tag = secrets.token_hex(3)
     nobody = f"nobody-{tag}"
@@ -108,6 +108,7 @@ def test_a_queue_without_a_worker_says_so_then_fails_its_runs(
     settings.BACKUP_QUEUE_WAIT_SECONDS = 3600
     assert watch_queues()[nobody] is False
     watch_queues()
+    deliver_alerts()
     alerts = [m for m in mail.outbox if f"No live worker on queue {nobody}" in m.subject]
     assert len(alerts) == 1 and "db-far" in alerts[0].body
     run.refresh_from_db()
@@ -118,6 +119,7 @@ def test_a_queue_without_a_worker_says_so_then_fails_its_runs(
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error.startswith(f"waiting for a worker on queue {nobody}: no live worker consumed it")
+    deliver_alerts()
     assert any(f"Backup of db-far FAILED (run #{run.pk})" in m.subject for m in mail.outbox)
 
     # A worker for the queue turns up later: the old message is a no-op, a new run succeeds, all clear.
@@ -131,6 +133,7 @@ def test_a_queue_without_a_worker_says_so_then_fails_its_runs(
         assert run.status == "failed"
         assert watch_queues()[nobody] is True
         assert WatchedQueue.objects.get(queue=nobody).served is True
+        deliver_alerts()
         assert any(f"Queue {nobody} has a live worker again" in m.subject for m in mail.outbox)
     finally:
         stop_worker(worker)

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core import mail
 
+from alerts import delivery
+from alerts.models import Channel, Notification
 from drills.cadence import next_cron, occurrence
 from drills.models import Drill, Finding, PlanDocument, TestActivity
 from drills.services import schedule
-from incidents.models import Notification, NotificationChannel
 
 
 def utc(*args) -> datetime:
@@ -107,13 +108,19 @@ def test_disabled_activities_get_nothing(activity):
     assert schedule.ensure_next_occurrences(utc(2026, 2, 10)) == []
 
 
+def outbox() -> list:
+    """The mail sent, once the alerts outbox is delivered here as a worker would (see ``deliver_alerts``)."""
+    delivery.deliver_due()
+    return mail.outbox
+
+
 @pytest.fixture
-def ops_channel(db, settings):
+def ops_channel(db, settings, deliver_alerts):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.ALERT_REMINDER_SECONDS = 3600
     settings.ALERT_EMAIL_TO = []
     settings.ALERT_WEBHOOK_URL = ""
-    return NotificationChannel.objects.create(name="ops", kind="email", email_to="devops@example.com")
+    return Channel.objects.create(name="ops", kind="email", email_to="devops@example.com")
 
 
 @pytest.mark.django_db
@@ -127,19 +134,19 @@ def test_overdue_drill_flips_and_reminds_once_per_interval(activity, ops_channel
     drill.refresh_from_db()
     assert first.drills == [drill.pk]
     assert drill.overdue_since == utc(2026, 2, 28, 10) and drill.is_overdue(utc(2026, 2, 28, 10))
-    assert len(mail.outbox) == 1
-    assert "Drill overdue: Security Test (due 2026-02-28)" in mail.outbox[0].subject
-    assert mail.outbox[0].to == ["devops@example.com"]
+    assert len(outbox()) == 1
+    assert "Drill overdue: Security Test (due 2026-02-28)" in outbox()[0].subject
+    assert outbox()[0].to == ["devops@example.com"]
     assert Notification.objects.get().event == "drill_overdue"
 
     assert schedule.remind_overdue(utc(2026, 2, 28, 10, 30)).drills == []  # within the interval
     assert schedule.remind_overdue(utc(2026, 2, 28, 11, 1)).drills == [drill.pk]
-    assert len(mail.outbox) == 2
+    assert len(outbox()) == 2
 
     schedule.complete(drill, "partial", now=utc(2026, 2, 28, 12), performed_at=utc(2026, 2, 28, 12))
     assert schedule.remind_overdue(utc(2026, 3, 1)).drills == []
     drill.refresh_from_db()
-    assert drill.overdue_since is None and len(mail.outbox) == 2
+    assert drill.overdue_since is None and len(outbox()) == 2
 
 
 @pytest.mark.django_db
@@ -160,7 +167,7 @@ def test_overdue_findings_and_reviews_remind(activity, ops_channel):
     assert sent["reminded_documents"] == [document.pk]
     events = sorted(Notification.objects.values_list("event", flat=True))
     assert events.count("finding_overdue") == 1 and events.count("review_overdue") == 1
-    assert any("Plan review overdue: DR Plan" in m.subject for m in mail.outbox)
+    assert any("Plan review overdue: DR Plan" in m.subject for m in outbox())
 
     finding.status = Finding.Status.DONE
     finding.save()

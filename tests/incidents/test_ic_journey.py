@@ -162,28 +162,31 @@ def test_the_submit_url_refuses_an_open_incident_or_an_empty_report(client, inci
     assert incident.report_submitted_at is None
 
 
-def test_the_overdue_reminder_goes_to_the_commander_and_the_channel(settings, incident, commander):
+def test_the_overdue_reminder_goes_to_the_commander_and_the_channel(settings, incident, commander, deliver_alerts):
     from django.contrib.auth.models import User
     from django.core import mail
 
-    from incidents.models import Contact, Notification, NotificationChannel, ResponseRole
+    from alerts.models import Channel, Notification
+    from incidents.models import Contact, ResponseRole
     from incidents.services import reminders
 
-    NotificationChannel.objects.create(name="ops", kind="email", email_to="ops@example.com")
+    Channel.objects.create(name="ops", kind="email", email_to="ops@example.com")
     ic = ResponseRole.objects.get(name="Incident Commander")
     incident.assign_role(ic, contact=Contact.objects.create(name="Ann", email="ann@example.com"), by=commander)
     resolve(incident, commander)
     assert reminders.remind_overdue_reports(now=incident.report_due_at + timedelta(minutes=5)) == 1
+    deliver_alerts()
     to = [m.to for m in mail.outbox]
     assert ["ann@example.com"] in to and ["ops@example.com"] in to  # the commander and the channel
     record = Notification.objects.get(event="incident_report_overdue", channel="commander:ann@example.com")
-    assert record.status == "sent" and record.object_ref == f"incident:{incident.pk}"
+    assert record.status == "delivered" and record.object_ref == f"incident:{incident.pk}"
 
     # Handed over to a portal user without a contact: their user email.
     bob = User.objects.create_user("bob", "bob@example.com", "pw")
     incident.assign_role(ic, person=bob, by=commander)
     mail.outbox.clear()
     assert reminders.remind_overdue_reports(now=incident.report_due_at + timedelta(hours=5)) == 1
+    deliver_alerts()
     to = [m.to for m in mail.outbox]
     assert ["bob@example.com"] in to and ["ops@example.com"] in to and ["ann@example.com"] not in to
 

@@ -10,8 +10,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from alerts.models import Channel, Notification
 from backups.models import BackupRun, Target, Verification
-from incidents.models import Incident, Notification, NotificationChannel, ResponseRole
+from incidents.models import Incident, ResponseRole
 from incidents.services import measure, reminders, report
 
 pytestmark = pytest.mark.django_db
@@ -112,8 +113,8 @@ def test_admin_download_of_the_report(client, incident, commander):
     assert b"## Timeline" in response.content
 
 
-def test_an_overdue_report_sends_a_reminder_once_per_interval(settings, incident, commander):
-    NotificationChannel.objects.create(name="ops", kind="email", email_to="ops@example.com")
+def test_an_overdue_report_sends_a_reminder_once_per_interval(settings, incident, commander, deliver_alerts):
+    Channel.objects.create(name="ops", kind="email", email_to="ops@example.com")
     settings.ALERT_REMINDER_SECONDS = 3600
     incident.change_status("resolved", commander, without_recovery="false alarm")
     assert reminders.remind_overdue_reports() == 0  # due in 24 hours
@@ -122,8 +123,9 @@ def test_an_overdue_report_sends_a_reminder_once_per_interval(settings, incident
     assert reminders.remind_overdue_reports(now=later) == 1
     assert reminders.remind_overdue_reports(now=later + timedelta(minutes=15)) == 0  # within the interval
     assert reminders.remind_overdue_reports(now=later + timedelta(minutes=65)) == 1
+    deliver_alerts()
     sent = Notification.objects.filter(event="incident_report_overdue", channel="ops")
-    assert sent.count() == 2 and {n.status for n in sent} == {"sent"}
+    assert sent.count() == 2 and {n.status for n in sent} == {"delivered"}
     assert any(m.to == ["ops@example.com"] and "is overdue" in m.subject for m in mail.outbox)
 
     # Submitting needs the report's summary and root cause (issue #14: an empty report is refused).

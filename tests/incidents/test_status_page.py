@@ -6,10 +6,10 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from incidents.models import Incident, Notification, Severity, StatusComponent
+from alerts.models import Notification
+from incidents.models import Incident, Severity, StatusComponent
 from incidents.services import communicate
-
-from .test_alerts import WebhookServer
+from tests.alerts.test_alerts import WebhookServer
 
 pytestmark = pytest.mark.django_db
 
@@ -54,28 +54,34 @@ def test_resolved_incidents_move_to_the_history(client, incident, commander):
     assert "Messages table corrupted" not in page  # the public title replaces the internal one
 
 
-def test_an_update_emails_stakeholders_and_posts_to_the_webhook_with_results_recorded(incident, commander, webhook):
-    from incidents.models import NotificationChannel
+def test_an_update_emails_stakeholders_and_posts_to_the_webhook_with_results_recorded(
+    incident, commander, webhook, deliver_alerts
+):
+    from alerts.models import Channel
 
-    NotificationChannel.objects.filter(name="incidents-slack").update(enabled=True)
-    channel = NotificationChannel.objects.get(name="incidents-slack")
+    Channel.objects.filter(name="incidents-slack").update(enabled=True)
+    channel = Channel.objects.get(name="incidents-slack")
     channel.webhook_url = webhook.url
     channel.save()
     update, records = communicate.post_update(
         incident, "Investigating slow message delivery.", components={"WhatsApp bots": "degraded"}, user=commander
     )
     assert StatusComponent.objects.get(name="WhatsApp bots").state == "degraded"
+    assert {r.status for r in records} == {"pending"}  # queued: the commander does not wait for mail servers
+    deliver_alerts()
+    records = list(Notification.objects.filter(pk__in=[r.pk for r in records]))
     assert update.component_states == {"WhatsApp bots": "degraded"}
     stakeholders = sorted(m.to[0] for m in mail.outbox if "Investigating slow" in m.body)
     assert "ceo@botflow.co.za" in stakeholders and "cto@botflow.co.za" in stakeholders
     assert webhook.received and "Investigating slow message delivery." in webhook.received[0]["text"]
     assert {r.channel for r in records} >= {"stakeholder:ceo@botflow.co.za", "incidents-slack"}
-    assert all(r.status == "sent" and r.object_ref == f"incident:{incident.pk}" for r in records)
+    assert all(r.status == "delivered" and r.object_ref == f"incident:{incident.pk}" for r in records)
 
     webhook.status = 500
     _update, records = communicate.post_update(incident, "Still investigating.", user=commander)
-    failed = [r for r in records if r.status == Notification.Status.FAILED]
-    assert [r.channel for r in failed] == ["incidents-slack"] and "HTTP 500" in failed[0].error
+    deliver_alerts()
+    failed = list(Notification.objects.filter(pk__in=[r.pk for r in records], status=Notification.Status.RETRYING))
+    assert [r.channel for r in failed] == ["incidents-slack"] and "HTTP 500" in failed[0].last_error
     assert "incidents-slack FAILED (webhook answered HTTP 500)" in incident.timeline.first().text
 
 

@@ -13,9 +13,11 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from alerts import delivery
+from alerts.models import Channel, Notification
 from drportal import probes
 from drportal.models import Probe, ProbeChange, ProbeResult
-from incidents.models import Notification, NotificationChannel, StatusComponent
+from incidents.models import StatusComponent
 
 pytestmark = pytest.mark.django_db
 
@@ -55,9 +57,15 @@ def service():
     s.close()
 
 
+def outbox() -> list:
+    """The mail sent, once the alerts outbox is delivered here as a worker would (see ``deliver_alerts``)."""
+    delivery.deliver_due()
+    return mail.outbox
+
+
 @pytest.fixture
-def probe(service):
-    NotificationChannel.objects.create(name="ops", kind="email", email_to="ops@example.com")
+def probe(service, deliver_alerts):
+    Channel.objects.create(name="ops", kind="email", email_to="ops@example.com")
     component = StatusComponent.objects.create(name="API")
     return Probe.objects.create(
         name="backend", url=service.url, json_field="redis", component=component, timeout=timedelta(seconds=2)
@@ -67,26 +75,26 @@ def probe(service):
 def test_probe_flips_alerts_and_recovers(service, probe):
     assert probe.failures_before_down == 2  # the default: one blip pages nobody
     assert probes.check(probe).state == "up"
-    assert mail.outbox == []  # first good result is not news
+    assert outbox() == []  # first good result is not news
 
     service.redis = False
     blip = probes.check(probe)
     assert blip.state == "up" and blip.last_error == '"redis" is false, expected true'
-    assert mail.outbox == []
+    assert outbox() == []
 
     service.redis, service.status = True, 500
     down = probes.check(probe)
     assert down.state == "down" and down.last_error == "HTTP 500, expected 200"
     assert StatusComponent.objects.get().state == "major"
-    assert mail.outbox[-1].subject == "[DR Portal] backend is DOWN"
-    assert "HTTP 500, expected 200" in mail.outbox[-1].body
+    assert outbox()[-1].subject == "[DR Portal] backend is DOWN"
+    assert "HTTP 500, expected 200" in outbox()[-1].body
 
     assert probes.check(probe).state == "down"
-    assert len(mail.outbox) == 1  # still down: no second alert
+    assert len(outbox()) == 1  # still down: no second alert
 
     service.status = 200
     assert probes.check(probe).state == "up"
-    assert mail.outbox[-1].subject == "[DR Portal] backend is up again"
+    assert outbox()[-1].subject == "[DR Portal] backend is up again"
     assert StatusComponent.objects.get().state == "operational"
     assert [(c.from_state, c.to_state) for c in ProbeChange.objects.order_by("pk")] == [
         ("unknown", "up"),
@@ -115,7 +123,7 @@ def test_failures_below_the_threshold_neither_flip_nor_alert(service, probe):
     failing = check_many(probe, 2)
     assert (failing.state, failing.consecutive_failures) == ("up", 2)
     assert failing.last_error == "HTTP 503, expected 200"  # the blip is visible, just not an alert
-    assert mail.outbox == [] and not Notification.objects.filter(event="probe_down").exists()
+    assert outbox() == [] and not Notification.objects.filter(event="probe_down").exists()
     assert StatusComponent.objects.get().state == "operational"
     assert flips(probe) == [("unknown", "up")]
     # Every check is still on record, the failed ones included.
@@ -135,11 +143,11 @@ def test_reaching_the_threshold_flips_and_alerts_once(service, probe):
     down = check_many(probe, 3)
     assert (down.state, down.consecutive_failures) == ("down", 3)
     assert StatusComponent.objects.get().state == "major"
-    assert [m.subject for m in mail.outbox] == ["[DR Portal] backend is DOWN"]
+    assert [m.subject for m in outbox()] == ["[DR Portal] backend is DOWN"]
 
     down = check_many(probe, 2)
     assert (down.state, down.consecutive_failures) == ("down", 5)
-    assert len(mail.outbox) == 1
+    assert len(outbox()) == 1
     assert Notification.objects.filter(event="probe_down").count() == 1
     assert flips(probe) == [("unknown", "up"), ("up", "down")]
 
@@ -151,11 +159,11 @@ def test_a_success_in_between_resets_the_count(service, probe):
         probe = probes.check(probe)
         assert probe.state == "up"
     assert probe.consecutive_failures == 1
-    assert mail.outbox == [] and flips(probe) == [("unknown", "up")]
+    assert outbox() == [] and flips(probe) == [("unknown", "up")]
 
     service.status = 500
     assert probes.check(probe).state == "down"  # two in a row now
-    assert [m.subject for m in mail.outbox] == ["[DR Portal] backend is DOWN"]
+    assert [m.subject for m in outbox()] == ["[DR Portal] backend is DOWN"]
 
 
 def test_recovery_flips_back_up_on_one_success(service, probe):
@@ -169,7 +177,7 @@ def test_recovery_flips_back_up_on_one_success(service, probe):
     up = probes.check(probe)
     assert (up.state, up.consecutive_failures, up.last_error) == ("up", 0, "")
     assert StatusComponent.objects.get().state == "operational"
-    assert mail.outbox[-1].subject == "[DR Portal] backend is up again"
+    assert outbox()[-1].subject == "[DR Portal] backend is up again"
     assert flips(probe) == [("unknown", "up"), ("up", "down"), ("down", "up")]
 
 
@@ -179,7 +187,7 @@ def test_a_single_failure_is_enough_when_asked(service, probe):
     probes.check(probe)
     service.redis = False
     assert probes.check(probe).state == "down"
-    assert [m.subject for m in mail.outbox] == ["[DR Portal] backend is DOWN"]
+    assert [m.subject for m in outbox()] == ["[DR Portal] backend is DOWN"]
 
 
 def test_the_database_refuses_a_threshold_below_one(probe):

@@ -32,12 +32,13 @@ def one_of_everything(monkeypatch, tmp_path, people, local_location, make_target
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django_celery_beat.models import ClockedSchedule, IntervalSchedule, SolarSchedule
 
+    from alerts.models import Channel, Notification
     from backups.models import BackupRun, Location, Objective, ObjectiveChange, Restore, Target
     from backups.services import backup, verify
     from drills.models import Drill, Finding, PlanDocument, PlanReview, TestActivity
     from drportal.models import Heartbeat, Probe, ProbeChange
     from drportal.plan import apply_plan
-    from incidents.models import Incident, Notification, NotificationChannel, Scenario, Severity, StatusUpdate
+    from incidents.models import Incident, Scenario, Severity, StatusUpdate
 
     monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
     apply_plan(ROOT / "plans" / "botflow.toml")
@@ -55,7 +56,7 @@ def one_of_everything(monkeypatch, tmp_path, people, local_location, make_target
     Location.objects.create(
         name="s3-keys", url="s3://bucket/x", access_key_id="AKIAEXAMPLE", secret_access_key=KEY_SECRET
     )
-    NotificationChannel.objects.create(
+    Channel.objects.create(
         name="hook", kind="webhook", webhook_url=f"https://hooks.example.com/services/{WEBHOOK_SECRET}"
     )
     objective = Objective.objects.filter(ping=True).first()
@@ -85,7 +86,15 @@ def one_of_everything(monkeypatch, tmp_path, people, local_location, make_target
         user=people["Incident Commander"],
     )
     StatusUpdate.objects.create(incident=incident, phase="investigating", message="Looking into it")
-    Notification.objects.create(event="x", channel="hook", kind="webhook", subject="s", body="b", status="sent")
+    Notification.objects.create(
+        event="x",
+        channel="hook",
+        kind="webhook",
+        subject="s",
+        body="b",
+        status="delivered",
+        delivered_at=timezone.now(),
+    )
     drill = Drill.objects.create(activity=TestActivity.objects.first(), due_at=timezone.now())
     Finding.objects.create(drill=drill, title="A gap")
     PlanReview.objects.create(document=PlanDocument.objects.first(), outcome=PlanReview.Outcome.choices[0][0])

@@ -15,10 +15,10 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from alerts.models import Notification
 from backups.models import BackupRun, Objective, Target
 from backups.services import rpo
 from drportal.models import Heartbeat, Probe
-from incidents.models import Notification
 from tests.portal.test_health_safety import alive, plan, record_heartbeat, run, safe_now  # noqa: F401
 
 pytestmark = pytest.mark.django_db
