@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
@@ -26,12 +26,10 @@ from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixi
 
 from . import schedules
 from .admin_pgbackrest import PgBackRestBackupInline, PgBackRestStanzaInline
-from .engines import SourceError
-from .locations import LocationError
 from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
 from .services import backup, queues, retention, verify
 from .services import restore as restores
-from .services.artifacts import ArtifactRefused
+from .tasks import enqueue_backup, enqueue_restore, enqueue_verification
 
 
 class SecretInput(forms.PasswordInput):
@@ -344,10 +342,8 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:backups_backuprun_change", args=[run.pk]))
 
     def _queue_backup(self, request, target: Target) -> BackupRun:
-        from .tasks import enqueue_backup
-
         run = backup.start_backup(target, trigger=BackupRun.Trigger.MANUAL, user=request.user)
-        transaction.on_commit(lambda run=run: enqueue_backup(run))
+        enqueue_backup(run)
         self.log_change(request, target, f"Started backup run #{run.pk}")
         url = reverse("admin:backups_backuprun_change", args=[run.pk])
         self.message_user(
@@ -768,29 +764,19 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         except restores.RestoreNotAllowed as exc:
             return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
         run = get_object_or_404(BackupRun.objects.select_related("target"), pk=run_id)
-        copies = list(run.artifacts.filter(status=Artifact.Status.STORED).select_related("location"))
+        copies = restores.stored_copies(run)
         form = RestoreForm(request.POST or None)
         form.fields["location"].choices = [(a.location.name, f"{a.location.name} — {a.url}") for a in copies]
-        proposal, problem = None, None
-        if not copies:
-            problem = "This run has no stored copy to restore from."
-        elif form.is_valid() or request.method == "GET":
-            data = form.cleaned_data if form.is_bound else {"location": copies[0].location.name, "to": ""}
-            try:
-                proposal = restores.propose(str(run.pk), to=data["to"] or None, location=data["location"])
-            except (ArtifactRefused, restores.RestoreFailed, SourceError, LocationError) as exc:
-                problem = str(exc)
+        proposal, problem = None, ""
+        if not copies or form.is_valid() or request.method == "GET":
+            data = form.cleaned_data if form.is_bound and copies else {}
+            proposal, problem = restores.offer(run, copies, to=data.get("to", ""), location=data.get("location", ""))
         if request.method == "POST" and proposal and request.POST.get("confirm") == "yes":
-            from .tasks import enqueue_restore
-
             try:
-                with transaction.atomic():
-                    record = restores.request_restore(
-                        run, proposal, to=form.cleaned_data["to"], user=request.user, via=via
-                    )
+                record = restores.request_restore(run, proposal, to=form.cleaned_data["to"], user=request.user, via=via)
             except restores.RestoreNotAllowed as exc:
                 return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
-            transaction.on_commit(lambda: enqueue_restore(record))
+            enqueue_restore(record)
             self.log_change(request, run, f"Started restore #{record.pk} into {proposal.plan.destination}")
             self.message_user(request, f"Restore #{record.pk} queued.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[record.pk]))
@@ -808,11 +794,9 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
 
     # --- actions ------------------------------------------------------------------------
     def _queue_verification(self, request, run, kind):
-        from .tasks import enqueue_verification
-
         verification = verify.start_verification(run, kind=kind, trigger=BackupRun.Trigger.MANUAL, user=request.user)
         self.log_change(request, run, f"Started {verification.get_kind_display()} #{verification.pk}")
-        transaction.on_commit(lambda: enqueue_verification(verification))
+        enqueue_verification(verification)
         label = "Restore test" if kind == Verification.Kind.RESTORE_TEST else "Verification"
         self.message_user(request, f"{label} of run #{run.pk} queued.", messages.SUCCESS)
 
