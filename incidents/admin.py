@@ -207,9 +207,18 @@ class StatusComponentAdmin(admin.ModelAdmin):
 
 
 class IncidentFormSet(forms.BaseInlineFormSet):
-    """Inline formsets whose saving goes through Incident's methods (see IncidentAdmin.save_formset)."""
+    """An inline whose rows are saved through Incident's methods, never by the formset itself
+    (IncidentAdmin.save_formset calls ``save_through``); each subclass says which in ``apply``."""
 
-    action = ""
+    def save_through(self, incident: Incident, user) -> None:
+        for form in self.forms:
+            if form.has_changed() and hasattr(form, "cleaned_data") and form.cleaned_data:
+                self.apply(incident, form.instance, form.cleaned_data, user)
+        # Nothing was saved by the formset: the admin's change message lists no inline rows.
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+
+    def apply(self, incident: Incident, row, data: dict, user) -> None:
+        raise NotImplementedError
 
 
 class RoleHistoryInline(RecordAdminMixin, admin.TabularInline):
@@ -238,7 +247,8 @@ class RoleHistoryInline(RecordAdminMixin, admin.TabularInline):
 
 
 class AssignRoleFormSet(IncidentFormSet):
-    action = "assign"
+    def apply(self, incident: Incident, row: RoleAssignment, data: dict, user) -> None:
+        incident.assign_role(data["role"], contact=data.get("contact"), person=data.get("user"), by=user)
 
 
 class AssignRoleForm(forms.ModelForm):
@@ -277,7 +287,17 @@ class AssignRoleInline(admin.TabularInline):
 
 
 class ChecklistFormSet(IncidentFormSet):
-    action = "checklist"
+    def apply(self, incident: Incident, row: IncidentChecklistItem, data: dict, user) -> None:
+        if data["done"] and not row.done_at:
+            incident.tick_checklist(
+                row,
+                user,
+                evidence_note=data.get("evidence_note", ""),
+                evidence_restore=data.get("evidence_restore"),
+                evidence_verification=data.get("evidence_verification"),
+            )
+        elif not data["done"] and row.done_at:
+            incident.untick_checklist(row, user)
 
 
 class ChecklistItemForm(forms.ModelForm):
@@ -353,7 +373,9 @@ def _done_info(obj) -> str:
 
 
 class StepFormSet(IncidentFormSet):
-    action = "steps"
+    def apply(self, incident: Incident, row: IncidentStep, data: dict, user) -> None:
+        if data["done"] and not row.done_at:
+            incident.complete_step(row, user)
 
 
 class StepForm(forms.ModelForm):
@@ -650,21 +672,8 @@ class IncidentAdmin(admin.ModelAdmin):
         if not change:
             Incident.open(user=request.user, incident=obj)
             return
-        # Status and severity go through the model's methods, which stamp times and write the timeline.
-        old = Incident.objects.get(pk=obj.pk)
-        new_status, new_severity = obj.status, obj.severity
-        obj.status, obj.severity = old.status, old.severity
-        obj.save()
         # changed_data, not !=: the form's time inputs drop microseconds, which is no correction.
-        if "impact_started_at" in form.changed_data:
-            obj.log(
-                TimelineEntry.Kind.NOTE,
-                f"Impact start corrected: {old.impact_started_at:%Y-%m-%d %H:%M} → "
-                f"{obj.impact_started_at:%Y-%m-%d %H:%M} UTC.",
-                user=request.user,
-            )
-        obj.change_severity(new_severity, request.user)
-        obj.change_status(new_status, request.user, without_recovery=obj.resolved_without_recovery)
+        lifecycle.save_edit(obj, request.user, changed=form.changed_data)
 
     def save_related(self, request, form, formsets, change):
         """After the incident and its inlines: the working area's timeline entry and public update."""
@@ -702,33 +711,10 @@ class IncidentAdmin(admin.ModelAdmin):
         self.message_user(request, text, messages.WARNING if failed else messages.SUCCESS)
 
     def save_formset(self, request, form, formset, change):
-        action = getattr(formset, "action", "")
-        incident = form.instance
-        if not action:
-            return super().save_formset(request, form, formset, change)
-        for f in formset.forms:
-            if not f.has_changed() or not hasattr(f, "cleaned_data") or not f.cleaned_data:
-                continue
-            data = f.cleaned_data
-            if action == "assign":
-                incident.assign_role(
-                    data["role"], contact=data.get("contact"), person=data.get("user"), by=request.user
-                )
-            elif action == "checklist":
-                item = f.instance
-                if data["done"] and not item.done_at:
-                    incident.tick_checklist(
-                        item,
-                        request.user,
-                        evidence_note=data.get("evidence_note", ""),
-                        evidence_restore=data.get("evidence_restore"),
-                        evidence_verification=data.get("evidence_verification"),
-                    )
-                elif not data["done"] and item.done_at:
-                    incident.untick_checklist(item, request.user)
-            elif action == "steps" and data["done"] and not f.instance.done_at:
-                incident.complete_step(f.instance, request.user)
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if isinstance(formset, IncidentFormSet):
+            formset.save_through(form.instance, request.user)
+        else:
+            super().save_formset(request, form, formset, change)
 
     # --- the commander's page ------------------------------------------------------------------
     def get_urls(self):
