@@ -8,7 +8,9 @@ from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError
 
-from .models import BackupRun, Target
+from drportal.enqueue import enqueue
+
+from .models import BackupRun, Restore, Target, Verification
 from .services import backup
 
 logger = logging.getLogger(__name__)
@@ -38,45 +40,50 @@ def run_backup(self, run_id: int) -> str:
     return run.status
 
 
-# --- every enqueue of a target's job: to the target's queue ---------------------------------
+# --- every enqueue of the app's jobs: here, through drportal.enqueue's one policy --------------
+# On commit, one quick try, and the row says so when the broker cannot take it (see drportal/enqueue.py).
 # A target's jobs go where its queue's workers sit (near its data), never to whichever worker is
 # free. Celery's retries keep the queue they were delivered on, so a waiting backup stays there.
 
 
 def enqueue_backup(run: BackupRun) -> None:
     """Hand a queued run to the workers of its target's queue."""
-    run_backup.apply_async((run.pk,), queue=run.queue or run.target.queue)
+    enqueue(run_backup, (run.pk,), queue=run.queue or run.target.queue, on_failure=run.give_up)
 
 
-def enqueue_verification(verification) -> None:
-    verify_backup.apply_async((verification.pk,), queue=verification.run.target.queue)
+def enqueue_verification(verification: Verification) -> None:
+    enqueue(verify_backup, (verification.pk,), queue=verification.run.target.queue, on_failure=verification.give_up)
 
 
-def enqueue_restore(record) -> None:
+def enqueue_restore(record: Restore) -> None:
     """A restore from a run goes to its target's queue; one without a run to the shared queue."""
     queue = record.run.target.queue if record.run_id else settings.CELERY_TASK_DEFAULT_QUEUE
-    run_restore.apply_async((record.pk,), queue=queue)
+    enqueue(run_restore, (record.pk,), queue=queue, on_failure=record.give_up)
 
 
-def queue_verification_after_backup(run: BackupRun, *, trigger: str, user=None, command_user: str = ""):
+def queue_verification_after_backup(
+    run: BackupRun, *, trigger: str, user=None, command_user: str = ""
+) -> Verification | None:
     """Every backup is proven straight away: hand an integrity check of its copies to the workers.
 
-    Returns None (and removes the row) when the broker cannot take the job, so a check that
-    will never run is not left looking queued.
+    Returns None (and removes the row) when the broker cannot take the job, so a check that will
+    never run is not left looking queued, nor counted as a failed check of a good backup; the
+    caller says so (the backup command prints how to verify by hand). Inside a transaction the
+    job is sent at commit, and the verification is returned.
     """
-    from .models import Verification
     from .services import verify
 
     verification = verify.start_verification(
         run, kind=Verification.Kind.INTEGRITY, trigger=trigger, user=user, command_user=command_user
     )
-    try:
-        verify_backup.apply_async((verification.pk,), queue=run.target.queue, retry=False)
-    except Exception as exc:  # kombu raises transport-specific errors
-        logger.warning("verification of run %s not queued: %s", run.pk, type(exc).__name__)
+    refused = []
+
+    def forget(reason: str) -> None:
+        refused.append(reason)
         verification.delete()
-        return None
-    return verification
+
+    enqueue(verify_backup, (verification.pk,), queue=run.target.queue, on_failure=forget)
+    return None if refused else verification
 
 
 @shared_task(bind=True)
@@ -120,7 +127,6 @@ def reap_stale_jobs() -> int:
 
 @shared_task(acks_late=True)
 def verify_backup(verification_id: int) -> str:
-    from .models import Verification
     from .services import verify
 
     verification = Verification.objects.select_related("run__target").filter(pk=verification_id).first()
@@ -131,7 +137,6 @@ def verify_backup(verification_id: int) -> str:
 
 @shared_task(acks_late=True)
 def run_restore(restore_id: int) -> str:
-    from .models import Restore
     from .services import restore
 
     record = Restore.objects.filter(pk=restore_id).first()
@@ -165,7 +170,6 @@ def prune_expired() -> int:
 @shared_task
 def monthly_restore_tests() -> list[int]:
     """The plan's monthly "restore backup to test environment": every enabled target's newest backup."""
-    from .models import Verification
     from .services import verify
 
     queued = []

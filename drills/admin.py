@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,6 +19,7 @@ from drportal.forms import HumanDurationField
 from .models import ChangeLogEntry, Drill, DrillEvidence, Finding, PlanDocument, PlanReview, TestActivity
 from .services import reviews, schedule
 from .services.calendar import upcoming_items
+from .tasks import enqueue_drill
 
 UPCOMING_DAYS = 90
 
@@ -233,11 +233,9 @@ class DrillAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run now (automated drills: a real restore test)", permissions=["perform"])
     def run_now(self, request, queryset):
-        from .tasks import perform_automated_drill
-
         queued = 0
         for drill in queryset.filter(status=Drill.Status.SCHEDULED).exclude(activity__automation=""):
-            transaction.on_commit(lambda pk=drill.pk: perform_automated_drill.delay(pk, request.user.pk))
+            enqueue_drill(drill, request.user.pk)
             queued += 1
         if queued:
             self.message_user(request, f"{queued} automated drill(s) queued; results appear here when done.")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
+
+from drportal.enqueue import enqueue
 
 from .models import Drill
 
@@ -26,9 +29,23 @@ def run_due_automated_drills() -> list[int]:
 
     queued = []
     for drill in schedule.due_automated_drills():
-        perform_automated_drill.delay(drill.pk)
+        enqueue_drill(drill)
         queued.append(drill.pk)
     return queued
+
+
+def enqueue_drill(drill: Drill, user_id: int | None = None) -> None:
+    """Hand an automated drill to the workers (drportal.enqueue's policy: on commit, one quick try).
+
+    When the broker cannot take it the drill stays scheduled (the hourly task tries again) and its
+    ``error`` says why, for the admin to show.
+    """
+
+    def note(reason: str) -> None:
+        Drill.objects.filter(pk=drill.pk, status=Drill.Status.SCHEDULED).update(error=reason)
+
+    args = (drill.pk,) if user_id is None else (drill.pk, user_id)
+    enqueue(perform_automated_drill, args, queue=settings.CELERY_TASK_DEFAULT_QUEUE, on_failure=note)
 
 
 @shared_task(acks_late=True)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pyrage
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from ..engines import ENGINES, SourceError, resolve_source
@@ -32,7 +33,7 @@ from ..engines.portal import PortalEngine
 from ..engines.restorers import RestorePlan, Restorer, restorer_for
 from ..leases import LeaseLost, proof_of_death
 from ..locations import LocationError
-from ..models import BackupRun, Location, Restore, Target
+from ..models import Artifact, BackupRun, Location, Restore, Target
 from ..pipeline import decrypt_stream
 from . import artifacts
 from .artifacts import ArtifactRef, ArtifactRefused
@@ -86,21 +87,44 @@ def authorize(user, via: tuple[str, str] | None = None) -> Callable[[Restore], N
 def request_restore(
     run: BackupRun, proposal: Proposal, *, to: str, user, via: tuple[str, str] | None = None
 ) -> Restore:
-    """Queue a restore that ``user`` confirmed on a page showing ``proposal``; the caller enqueues it."""
+    """Queue a restore that ``user`` confirmed on a page showing ``proposal``; the caller enqueues it.
+
+    The row and its link (e.g. to an incident's timeline) are made together or not at all.
+    Raises RestoreNotAllowed.
+    """
     link = authorize(user, via)
-    record = Restore.objects.create(
-        run=run,
-        source=str(run.pk),
-        location=proposal.ref.location,
-        destination=to,
-        destination_display=proposal.plan.destination,
-        rollback_name=proposal.plan.rollback_name or "",  # what the confirmation page promised
-        triggered_by=user,
-        trigger=BackupRun.Trigger.MANUAL,
-    )
-    if link is not None:
-        link(record)
+    with transaction.atomic():
+        record = Restore.objects.create(
+            run=run,
+            source=str(run.pk),
+            location=proposal.ref.location,
+            destination=to,
+            destination_display=proposal.plan.destination,
+            rollback_name=proposal.plan.rollback_name or "",  # what the confirmation page promised
+            triggered_by=user,
+            trigger=BackupRun.Trigger.MANUAL,
+        )
+        if link is not None:
+            link(record)
     return record
+
+
+def stored_copies(run: BackupRun) -> list[Artifact]:
+    """The copies of ``run`` a restore can read, in the order the confirmation page offers them."""
+    return list(run.artifacts.filter(status=Artifact.Status.STORED).select_related("location"))
+
+
+def offer(run: BackupRun, copies: list[Artifact], *, to: str = "", location: str = "") -> tuple[Proposal | None, str]:
+    """What restoring ``run`` (from ``location``, default its first copy) into ``to`` would do, or why it cannot.
+
+    Changes nothing: the confirmation page shows the proposal; ``request_restore`` acts on it.
+    """
+    if not copies:
+        return None, "This run has no stored copy to restore from."
+    try:
+        return propose(str(run.pk), to=to or None, location=location or copies[0].location.name), ""
+    except (ArtifactRefused, RestoreFailed, SourceError, LocationError) as exc:
+        return None, str(exc)
 
 
 # --- destinations that are live data -------------------------------------------------------------

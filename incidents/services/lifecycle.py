@@ -1,4 +1,4 @@
-"""Resolving an incident: the clock stops, the public hears it, the status page's components come back.
+"""Editing and resolving an incident: the clock stops, the public hears it, the status page's components come back.
 
 The requirement itself (recovery verified, or a reason for resolving without it) is the model's
 (``Incident.change_status``), so it holds however the incident is resolved; this module adds what
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from ..models import Incident, StatusComponent, StatusUpdate
+from ..models import Incident, StatusComponent, StatusUpdate, TimelineEntry
 from . import communicate
 
 DEFAULT_RESOLUTION_MESSAGE = "This incident has been resolved. Thank you for your patience."
@@ -33,6 +33,25 @@ def component_offers(incident: Incident) -> list[ComponentOffer]:
         for c in StatusComponent.objects.exclude(state=StatusComponent.State.OPERATIONAL)
     ]
     return sorted(offers, key=lambda o: (not o.named_by_incident, o.component.order, o.component.name))
+
+
+def save_edit(incident: Incident, user, *, changed: list[str] | tuple[str, ...] = ()) -> None:
+    """Save an edit of an open incident's page: plain fields as typed; status and severity through the
+    model's methods, which stamp times and write the timeline. ``changed`` names the fields the person
+    changed (a corrected impact start goes on the timeline)."""
+    old = Incident.objects.get(pk=incident.pk)
+    new_status, new_severity = incident.status, incident.severity
+    incident.status, incident.severity = old.status, old.severity
+    incident.save()
+    if "impact_started_at" in changed:
+        incident.log(
+            TimelineEntry.Kind.NOTE,
+            f"Impact start corrected: {old.impact_started_at:%Y-%m-%d %H:%M} → "
+            f"{incident.impact_started_at:%Y-%m-%d %H:%M} UTC.",
+            user=user,
+        )
+    incident.change_severity(new_severity, user)
+    incident.change_status(new_status, user, without_recovery=incident.resolved_without_recovery)
 
 
 def resolution_published(incident: Incident) -> bool:

@@ -146,12 +146,34 @@ def test_an_older_restore_test_or_a_person_performing_the_drill_gets_a_fresh_one
     assert Verification.objects.filter(target=target, kind="restore_test").count() == 3
 
 
-def test_due_automated_drills_are_queued_by_the_beat_task(verification_activity, monkeypatch):
+def test_due_automated_drills_are_queued_by_the_beat_task(
+    verification_activity, monkeypatch, django_capture_on_commit_callbacks
+):
     queued = []
-    monkeypatch.setattr("drills.tasks.perform_automated_drill.delay", lambda pk: queued.append(pk))
+    # Sent when the beat task's transaction commits (drportal.enqueue's policy).
+    monkeypatch.setattr(
+        "drills.tasks.perform_automated_drill.apply_async", lambda args, **options: queued.append(args[0])
+    )
     drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
     Drill.objects.create(activity=verification_activity, due_at=datetime(2099, 1, 1, tzinfo=UTC))
-    assert run_due_automated_drills() == [drill.pk] and queued == [drill.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_due_automated_drills() == [drill.pk]
+    assert queued == [drill.pk]
+
+
+def test_with_the_broker_down_an_automated_drill_stays_scheduled_and_says_why(
+    verification_activity, monkeypatch, django_capture_on_commit_callbacks
+):
+    from drills.tasks import enqueue_drill
+    from drportal.celery import app
+    from tests.conftest import free_port
+
+    monkeypatch.setitem(app.conf, "broker_write_url", f"redis://127.0.0.1:{free_port()}/0")
+    drill, _ = schedule.create_occurrence(verification_activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_drill(drill)
+    drill.refresh_from_db()
+    assert drill.status == "scheduled" and drill.error.startswith("queue unreachable: ")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Admin for incidents: the commander works on the incident page; configuration comes from the plan."""
+"""The incident commander's page: the form, the working area and its views."""
 
 from __future__ import annotations
 
@@ -7,338 +7,30 @@ from datetime import UTC
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
-from django.db.models import Case, Count, F, IntegerField, When
+from django.db import transaction
+from django.db.models import Case, IntegerField, When
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from alerts.models import Notification
 from backups.models import BackupRun, Restore, Target, Verification
 from drportal import humanize
-from drportal.admin_base import RecordAdminMixin
 
-from .models import (
-    ChecklistItemTemplate,
-    Contact,
+from ..models import (
     Incident,
-    IncidentChecklistItem,
-    IncidentStep,
-    ResponseRole,
-    RoleAssignment,
     Scenario,
-    ScenarioStep,
-    ServiceProvider,
-    Severity,
     StatusComponent,
     StatusUpdate,
     TimelineEntry,
-    check_evidence,
 )
-from .services import communicate, lifecycle, measure, opening, report, security
-
-# --- The plan's incident-response configuration ----------------------------------------------
-
-
-def _badge(color: str, text: str) -> str:
-    return format_html('<span class="severity-badge" style="background:{}">{}</span>', color, text)
-
-
-@admin.register(Severity)
-class SeverityAdmin(admin.ModelAdmin):
-    list_display = ("key", "badge", "description", "response", "target_rto", "report_due", "public_impact", "order")
-    list_editable = ("order",)
-    ordering = ("order", "key")
-
-    @admin.display(description="name")
-    def badge(self, obj):
-        return _badge(obj.color, obj.name)
-
-    @admin.display(description="response time")
-    def response(self, obj):
-        return obj.response_time_display
-
-
-class ScenarioStepInline(admin.TabularInline):
-    model = ScenarioStep
-    extra = 0
-    fields = ("order", "text", "command", "expected_duration")
-    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
-
-
-@admin.register(Scenario)
-class ScenarioAdmin(admin.ModelAdmin):
-    list_display = ("number", "title", "severity", "rto", "rpo", "protects", "estimated_recovery", "step_count")
-    list_display_links = ("number", "title")
-    list_select_related = ("severity",)
-    list_filter = ("severity",)
-    filter_horizontal = ("targets",)
-    inlines = [ScenarioStepInline]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(step_total=Count("steps")).prefetch_related("targets")
-
-    @admin.display(description="protects (targets)")
-    def protects(self, obj):
-        return ", ".join(t.name for t in obj.targets.all()) or "-"
-
-    @admin.display(description="target RTO", ordering="target_rto")
-    def rto(self, obj):
-        return measure.target_label(obj.target_rto)
-
-    @admin.display(description="target RPO", ordering="target_rpo")
-    def rpo(self, obj):
-        return measure.target_label(obj.target_rpo, unset="-")
-
-    @admin.display(description="steps", ordering="step_total")
-    def step_count(self, obj):
-        return obj.step_total
-
-
-@admin.register(ChecklistItemTemplate)
-class ChecklistItemTemplateAdmin(admin.ModelAdmin):
-    list_display = ("order", "text", "key", "requires_evidence")
-    list_display_links = ("text",)
-
-
-@admin.register(ResponseRole)
-class ResponseRoleAdmin(admin.ModelAdmin):
-    list_display = ("name", "responsibilities", "order")
-
-
-@admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
-    list_display = ("name", "title", "phone", "email", "default_role", "stakeholder", "user")
-    list_filter = ("stakeholder", "default_role")
-    list_select_related = ("default_role", "user")
-    search_fields = ("name", "title", "email")
-    raw_id_fields = ("user",)
-
-
-@admin.register(ServiceProvider)
-class ServiceProviderAdmin(admin.ModelAdmin):
-    list_display = ("name", "service", "support_link", "contact", "status_link")
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, without the warning
-
-    @admin.display(description="support")
-    def support_link(self, obj):
-        return (
-            format_html('<a href="{}" rel="noopener">{}</a>', obj.support_url, obj.support_url)
-            if obj.support_url
-            else "-"
-        )
-
-    @admin.display(description="status page")
-    def status_link(self, obj):
-        return (
-            format_html('<a href="{}" rel="noopener">{}</a>', obj.status_url, obj.status_url) if obj.status_url else "-"
-        )
-
-
-@admin.register(StatusComponent)
-class StatusComponentAdmin(admin.ModelAdmin):
-    list_display = ("name", "description", "state", "order", "updated_at")
-    list_editable = ("state", "order")
-
-
-# --- Incidents ---------------------------------------------------------------------------
-
-
-class IncidentFormSet(forms.BaseInlineFormSet):
-    """Inline formsets whose saving goes through Incident's methods (see IncidentAdmin.save_formset)."""
-
-    action = ""
-
-
-class RoleHistoryInline(RecordAdminMixin, admin.TabularInline):
-    """Every holder of every role, current first, with from/until: the hand-off history."""
-
-    model = RoleAssignment
-    verbose_name = "role holder"
-    verbose_name_plural = "Roles (current holders and hand-off history)"
-    extra = 0
-    can_delete = False
-    fields = ("role", "holder_display", "started_at", "ended_at", "assigned_by")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("role", "contact", "user", "assigned_by")
-            .order_by(F("ended_at").desc(nulls_first=True), "role__order", "-started_at")
-        )
-
-    @admin.display(description="held by")
-    def holder_display(self, obj):
-        current = "" if obj.ended_at else " (current)"
-        return f"{obj.holder}{current}"
-
-
-class AssignRoleFormSet(IncidentFormSet):
-    action = "assign"
-
-
-class AssignRoleForm(forms.ModelForm):
-    class Meta:
-        model = RoleAssignment
-        fields = ("role", "contact", "user")
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("role") and not (cleaned.get("contact") or cleaned.get("user")):
-            raise forms.ValidationError("Choose a contact or a portal user to hold the role.")
-        return cleaned
-
-    def _post_clean(self):
-        # The model's constraints (one current holder per role) hold after assign_role() ends the
-        # previous holder; checking them on this unsaved row would refuse every hand-off.
-        # Nothing to construct either: save_formset() calls Incident.assign_role() with cleaned_data.
-        return
-
-
-class AssignRoleInline(admin.TabularInline):
-    """Blank rows only: assigning a role that someone holds hands it over (history kept above)."""
-
-    model = RoleAssignment
-    form = AssignRoleForm
-    formset = AssignRoleFormSet
-    verbose_name = "role assignment"
-    verbose_name_plural = "Assign or hand over a role"
-    extra = 1
-    can_delete = False
-    fields = ("role", "contact", "user")
-    raw_id_fields = ("user",)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).none()
-
-
-class ChecklistFormSet(IncidentFormSet):
-    action = "checklist"
-
-
-class ChecklistItemForm(forms.ModelForm):
-    done = forms.BooleanField(required=False, label="done")
-
-    class Meta:
-        model = IncidentChecklistItem
-        fields = ("evidence_note", "evidence_restore", "evidence_verification")
-        widgets = {"evidence_note": forms.TextInput(attrs={"size": 30, "placeholder": "evidence note"})}
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["done"].initial = bool(self.instance.done_at)
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("done") and not self.instance.done_at:
-            try:
-                check_evidence(
-                    self.instance,
-                    (cleaned.get("evidence_note") or "").strip(),
-                    cleaned.get("evidence_restore"),
-                    cleaned.get("evidence_verification"),
-                )
-            except ValidationError as exc:
-                raise forms.ValidationError(exc.messages) from None
-        return cleaned
-
-
-class ChecklistInline(admin.TabularInline):
-    model = IncidentChecklistItem
-    form = ChecklistItemForm
-    formset = ChecklistFormSet
-    verbose_name = "checklist item"
-    verbose_name_plural = "Response checklist"
-    extra = 0
-    can_delete = False
-    fields = ("order", "text", "done", "done_info", "evidence_note", "evidence_restore", "evidence_verification")
-    readonly_fields = ("order", "text", "done_info")
-    raw_id_fields = ("evidence_restore", "evidence_verification")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("done_by")
-
-    @admin.display(description="ticked")
-    def done_info(self, obj):
-        return _done_info(obj)
-
-
-NEXT_CHECKLIST_ITEMS = 3
-
-
-def _next_checklist(incident: Incident) -> list[dict]:
-    """The first unticked checklist items with their row in the checklist inline (its ``done`` box is ticked
-    from the working area, so the tick is saved with the rest of the page)."""
-    rows = []
-    for index, item in enumerate(incident.checklist.order_by("order")):
-        if not item.done_at:
-            rows.append({"index": index, "item": item})
-        if len(rows) == NEXT_CHECKLIST_ITEMS:
-            break
-    return rows
-
-
-def _done_info(obj) -> str:
-    if not obj.done_at:
-        return "-"
-    who = (obj.done_by.get_full_name() or obj.done_by.get_username()) if obj.done_by else "system"
-    return f"{who}, {obj.done_at:%Y-%m-%d %H:%M} UTC"
-
-
-class StepFormSet(IncidentFormSet):
-    action = "steps"
-
-
-class StepForm(forms.ModelForm):
-    done = forms.BooleanField(required=False, label="done")
-
-    class Meta:
-        model = IncidentStep
-        fields = ()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["done"].initial = bool(self.instance.done_at)
-
-
-class StepInline(admin.TabularInline):
-    model = IncidentStep
-    form = StepForm
-    formset = StepFormSet
-    verbose_name = "runbook step"
-    verbose_name_plural = "Runbook steps (copied from the scenario when the incident opened)"
-    classes = ("collapse",)  # long reference: a <details> the commander opens when needed
-    extra = 0
-    can_delete = False
-    fields = ("order", "step", "expected_duration", "done", "done_info")
-    readonly_fields = ("order", "step", "expected_duration", "done_info")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("done_by")
-
-    @admin.display(description="step")
-    def step(self, obj):
-        lines = obj.text.splitlines()
-        text = format_html("<strong>{}</strong>", lines[0]) if lines else ""
-        rest = format_html_join("", "<br>{}", ((line,) for line in lines[1:]))
-        command = format_html('<pre class="runbook-command">{}</pre>', obj.command) if obj.command else ""
-        return format_html("{}{}{}", text, rest, command)
-
-    @admin.display(description="done by")
-    def done_info(self, obj):
-        return _done_info(obj)
+from ..services import communicate, lifecycle, measure, opening, report, security
+from .catalog import badge_html
+from .inlines import AssignRoleInline, ChecklistInline, IncidentFormSet, RoleHistoryInline, StepInline, _next_checklist
 
 
 def _posted_component_states(post, prefix: str) -> dict[str, str]:
@@ -494,7 +186,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
     @admin.display(description="severity", ordering="severity__order")
     def severity_badge(self, obj):
-        return _badge(obj.severity.color, obj.severity.key)
+        return badge_html(obj.severity.color, obj.severity.key)
 
     @admin.display(description="age", ordering="detected_at")
     def age(self, obj):
@@ -592,21 +284,8 @@ class IncidentAdmin(admin.ModelAdmin):
         if not change:
             Incident.open(user=request.user, incident=obj)
             return
-        # Status and severity go through the model's methods, which stamp times and write the timeline.
-        old = Incident.objects.get(pk=obj.pk)
-        new_status, new_severity = obj.status, obj.severity
-        obj.status, obj.severity = old.status, old.severity
-        obj.save()
         # changed_data, not !=: the form's time inputs drop microseconds, which is no correction.
-        if "impact_started_at" in form.changed_data:
-            obj.log(
-                TimelineEntry.Kind.NOTE,
-                f"Impact start corrected: {old.impact_started_at:%Y-%m-%d %H:%M} → "
-                f"{obj.impact_started_at:%Y-%m-%d %H:%M} UTC.",
-                user=request.user,
-            )
-        obj.change_severity(new_severity, request.user)
-        obj.change_status(new_status, request.user, without_recovery=obj.resolved_without_recovery)
+        lifecycle.save_edit(obj, request.user, changed=form.changed_data)
 
     def save_related(self, request, form, formsets, change):
         """After the incident and its inlines: the working area's timeline entry and public update."""
@@ -643,33 +322,10 @@ class IncidentAdmin(admin.ModelAdmin):
         self.message_user(request, text, messages.SUCCESS)
 
     def save_formset(self, request, form, formset, change):
-        action = getattr(formset, "action", "")
-        incident = form.instance
-        if not action:
-            return super().save_formset(request, form, formset, change)
-        for f in formset.forms:
-            if not f.has_changed() or not hasattr(f, "cleaned_data") or not f.cleaned_data:
-                continue
-            data = f.cleaned_data
-            if action == "assign":
-                incident.assign_role(
-                    data["role"], contact=data.get("contact"), person=data.get("user"), by=request.user
-                )
-            elif action == "checklist":
-                item = f.instance
-                if data["done"] and not item.done_at:
-                    incident.tick_checklist(
-                        item,
-                        request.user,
-                        evidence_note=data.get("evidence_note", ""),
-                        evidence_restore=data.get("evidence_restore"),
-                        evidence_verification=data.get("evidence_verification"),
-                    )
-                elif not data["done"] and item.done_at:
-                    incident.untick_checklist(item, request.user)
-            elif action == "steps" and data["done"] and not f.instance.done_at:
-                incident.complete_step(f.instance, request.user)
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if isinstance(formset, IncidentFormSet):
+            formset.save_through(form.instance, request.user)
+        else:
+            super().save_formset(request, form, formset, change)
 
     # --- the commander's page ------------------------------------------------------------------
     def get_urls(self):
@@ -903,13 +559,3 @@ class IncidentAdmin(admin.ModelAdmin):
         security.set_read_only(incident, on, request.user)
         self.message_user(request, "The portal is now READ-ONLY." if on else "Read-only mode is off.", messages.WARNING)
         return self._back(incident)
-
-
-@admin.register(StatusUpdate)
-class StatusUpdateAdmin(RecordAdminMixin, admin.ModelAdmin):
-    """Every public update ever posted (read-only: they were sent)."""
-
-    list_display = ("at", "incident", "phase", "message", "author")
-    list_filter = ("phase",)
-    list_select_related = ("incident", "author")
-    show_full_result_count = False

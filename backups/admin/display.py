@@ -1,0 +1,205 @@
+"""What the job pages share: buttons, progress bars, status badges and columns, verification summaries."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from drportal import humanize
+from drportal.admin_base import RecordAdminMixin
+
+from ..models import BackupRun, Restore, Target, Verification
+
+
+def button_permissions(request) -> dict[str, bool]:
+    """Which of the job buttons this person may press (the views they post to check again)."""
+    return {
+        "backup": request.user.has_perm("backups.run_backup"),
+        "verify": request.user.has_perm("backups.verify_backuprun"),
+        "restore": request.user.has_perm("backups.restore_backuprun"),
+    }
+
+
+def _relative(when) -> str:
+    """ "5 min ago" / "in 2 h", in the portal's one way of writing durations."""
+    if when is None:
+        return ""
+    seconds = (when - timezone.now()).total_seconds()
+    return f"in {humanize.duration(seconds)}" if seconds >= 0 else f"{humanize.duration(-seconds)} ago"
+
+
+def _post_button(url: str, label: str, *, kind: str = "") -> str:
+    """A POST button. In a changelist row it sits inside the changelist form (forms cannot nest), so it
+    submits that form, CSRF token included, to its own URL; on a change page the template wraps it."""
+    extra = format_html(' name="kind" value="{}"', kind) if kind else ""
+    return format_html(
+        '<button type="submit" class="button row-button" formmethod="post" formaction="{}"{}>{}</button>',
+        url,
+        extra,
+        label,
+    )
+
+
+def job_buttons(target_id: int, stored_run_id: int | None, perms: dict[str, bool]) -> str:
+    """Back up now (the target), Verify and Restore… (a stored run: the newest, on a target's row)."""
+    parts = []
+    if perms["backup"]:
+        parts.append(_post_button(reverse("admin:backups_target_backup", args=[target_id]), "Back up now"))
+    if stored_run_id and perms["verify"]:
+        url = reverse("admin:backups_backuprun_verify", args=[stored_run_id])
+        parts.append(_post_button(url, "Verify", kind=Verification.Kind.INTEGRITY))
+    if stored_run_id and perms["restore"]:
+        url = reverse("admin:backups_backuprun_restore", args=[stored_run_id])
+        parts.append(format_html('<a class="button row-button" href="{}">Restore…</a>', url))
+    return format_html('<span class="row-buttons">{}</span>', mark_safe(" ".join(parts))) if parts else "-"
+
+
+def target_buttons(target: Target, perms: dict[str, bool]) -> str:
+    return job_buttons(target.pk, target.stored_run_id, perms)
+
+
+def target_buttons_column(perms: dict[str, bool]):
+    def buttons(obj):
+        return target_buttons(obj, perms)
+
+    buttons.short_description = "actions"
+    return buttons
+
+
+def run_buttons_column(perms: dict[str, bool]):
+    def buttons(obj):
+        stored = obj.pk if obj.status in BackupRun.WITH_ARTIFACT else None
+        return job_buttons(obj.target_id, stored, perms)
+
+    buttons.short_description = "actions"
+    return buttons
+
+
+def _bar(url: str, status: str, percent: int | None, text: str) -> str:
+    return format_html(
+        '<span class="run-progress" data-url="{}" data-status="{}">'
+        '<progress max="100" {}></progress> <span class="run-progress-text">{}</span></span>',
+        url,
+        status,
+        format_html('value="{}"', percent) if percent is not None else "",
+        text,
+    )
+
+
+def progress_bar(run: BackupRun) -> str:
+    """What a running backup is doing: bytes read while it dumps (against the previous good run's size,
+    when there is one), bytes sent to the location it is copying to, or which manifest it is writing."""
+    kind, _, where = run.phase.partition(":")
+    text = run.status
+    if run.status == BackupRun.Status.RUNNING and kind == "copy":
+        sent = (run.copied or {}).get(where, 0)
+        percent = min(99, int(100 * sent / run.bytes_out)) if run.bytes_out else None
+        text = f"copying to {where}: {humanize.size(sent)} of {humanize.size(run.bytes_out)} sent"
+    elif run.status == BackupRun.Status.RUNNING and kind == "manifest":
+        percent, text = 99, f"writing the manifest in {where}"
+    elif run.status == BackupRun.Status.RUNNING:
+        expected = (
+            BackupRun.objects.with_artifact()
+            .filter(target_id=run.target_id)
+            .order_by("-queued_at")
+            .values_list("bytes_in", flat=True)
+            .first()
+        )
+        percent = min(99, int(100 * run.bytes_in / expected)) if expected else None
+        text = f"dumping: {humanize.size(run.bytes_in)} read"
+    elif run.status in BackupRun.WITH_ARTIFACT:
+        percent = 100
+    elif run.status == BackupRun.Status.QUEUED:
+        percent, text = None, f"{humanize.size(run.bytes_in)} read"
+    else:
+        percent = 0
+    return _bar(reverse("admin:backups_backuprun_progress", args=[run.pk]), run.status, percent, text)
+
+
+def restore_progress_bar(record: Restore) -> str:
+    if record.status == Restore.Status.RUNNING and record.bytes_total:
+        percent = min(99, int(100 * record.bytes_done / record.bytes_total))
+    elif record.status == Restore.Status.SUCCEEDED:
+        percent = 100
+    else:
+        percent = None if record.status in (Restore.Status.QUEUED, Restore.Status.RUNNING) else 0
+    text = (
+        f"{humanize.size(record.bytes_done)} of {humanize.size(record.bytes_total)}"
+        if record.status == Restore.Status.RUNNING
+        else record.status
+    )
+    return _bar(reverse("admin:backups_restore_progress", args=[record.pk]), record.status, percent, text)
+
+
+def _status_badge(obj) -> str:
+    return format_html('<span class="run-status run-status-{}">{}</span>', obj.status, obj.get_status_display())
+
+
+class ReadOnlyInline(RecordAdminMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+
+class StatusColumn:
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return _status_badge(obj)
+
+
+class VerificationColumns(StatusColumn):
+    @admin.display(description="checks")
+    def summary(self, obj):
+        return verification_summary(obj)
+
+
+class TriggerColumn:
+    """The "triggered by" column of every job: how it started and who started it."""
+
+    @admin.display(description="triggered by")
+    def triggered(self, obj):
+        return obj.trigger_description
+
+
+def restored_tables_html(tables: list[dict]) -> str:
+    """A restore's or restore test's per-table row counts: in the backup, and restored."""
+    if not tables:
+        return "-"
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ((t["name"], t["expected"], t["restored"]) for t in tables)
+    )
+    header = mark_safe("<tr><th>table</th><th>expected</th><th>restored</th></tr>")
+    return format_html('<table class="run-tables">{}{}</table>', header, rows)
+
+
+def verification_summary(obj: Verification) -> str:
+    if obj.error:
+        return obj.error
+    failed = [c for c in obj.checks if c["result"] != "pass"]
+    if failed:
+        return format_html_join(format_html("<br>"), "{}: {}", ((c["name"], c["message"]) for c in failed))
+    if not obj.checks:
+        return "-"
+    text = f"{len(obj.checks)} checks passed"
+    if obj.tables:
+        text += f"; {len(obj.tables)} tables restored with matching row counts"
+    return text
+
+
+class JobColumns(StatusColumn):
+    """Columns shared by the pages of jobs (backup runs, restores): status, progress, duration."""
+
+    @staticmethod
+    def progress_html(obj) -> str:
+        raise NotImplementedError
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return self.progress_html(obj)
+
+    @admin.display(description="duration")
+    def duration_display(self, obj):
+        return humanize.duration(obj.duration)

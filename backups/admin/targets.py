@@ -1,0 +1,219 @@
+"""Admin of targets: what is backed up, where, when; "Back up now"."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from drportal.admin_base import HiddenFromViewersMixin
+from drportal.cron import next_cron
+
+from ..admin_pgbackrest import PgBackRestStanzaInline
+from ..models import BackupRun, Target
+from ..services import backup, queues
+from ..tasks import enqueue_backup
+from .display import _relative, button_permissions, target_buttons, target_buttons_column
+from .kept_secrets import KeepSecretsForm, _formfield
+
+
+class TargetForm(KeepSecretsForm):
+    secret_fields = ("source",)
+    engine = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = Target
+        fields = (
+            "name",
+            "engine",
+            "source",
+            "endpoint_url",
+            "locations",
+            "enabled",
+            "description",
+            "schedule",
+            "timezone",
+            "compression",
+            "compression_level",
+            "queue",
+        )
+        formfield_callback = _formfield
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from ..engines import ENGINES
+
+        self.fields["engine"].choices = [(name, engine.label) for name, engine in sorted(ENGINES.items())]
+        if "queue" in self.fields:  # absent for view-only roles, who see it read-only
+            self.fields["queue"].required = False  # blank: the shared queue
+
+    def clean_queue(self) -> str:
+        return self.cleaned_data.get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE
+
+    def clean(self):
+        cleaned = super().clean()
+        # A pgbackrest target reads its cluster through the pgBackRest settings below, not a source URL.
+        if cleaned.get("engine") not in (None, "portal", "pgbackrest") and not cleaned.get("source"):
+            self.add_error("source", "This engine needs a source (a URL or env:NAME).")
+        return cleaned
+
+
+@admin.register(Target)
+class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
+    form = TargetForm
+    hidden_from_viewers = ("source",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = (
+        "name",
+        "engine",
+        "source_display",
+        "location_names",
+        "queue",
+        "last_result",
+        "schedule",
+        "next_backup",
+        "enabled",
+    )
+    list_filter = ("engine", "queue", "enabled")
+    search_fields = ("name",)
+    filter_horizontal = ("locations",)
+    readonly_fields = ("source_display",)
+    inlines = [PgBackRestStanzaInline]
+    actions = ["back_up_now"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "engine",
+                    "source",
+                    "source_display",
+                    "endpoint_url",
+                    "locations",
+                    "enabled",
+                    "description",
+                )
+            },
+        ),
+        ("Schedule", {"fields": ("schedule", "timezone", "compression", "compression_level")}),
+        ("Workers", {"fields": ("queue",)}),
+    )
+
+    change_form_template = "admin/backups/target/change_form.html"
+
+    class Media:
+        css = {"all": ("backups/admin.css",)}
+
+    def get_queryset(self, request):
+        # One query for the whole page however many targets: the newest run and the newest stored run
+        # of each target come as subqueries, not one query per row.
+        runs = BackupRun.objects.filter(target=OuterRef("pk")).order_by("-queued_at", "-id")
+        stored = runs.filter(status__in=BackupRun.WITH_ARTIFACT)
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("locations")
+            .annotate(
+                last_run_id=Subquery(runs.values("pk")[:1]),
+                last_run_status=Subquery(runs.values("status")[:1]),
+                last_run_at=Subquery(
+                    runs.annotate(at=Coalesce("finished_at", "started_at", "queued_at")).values("at")[:1]
+                ),
+                stored_run_id=Subquery(stored.values("pk")[:1]),
+            )
+        )
+
+    def get_list_display(self, request):
+        return (*super().get_list_display(request), target_buttons_column(button_permissions(request)))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:target_id>/backup/", view(self.backup_view), name="backups_target_backup"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        target = self.get_queryset(request).filter(pk=unquote(object_id)).first() if object_id.isdigit() else None
+        buttons = target_buttons(target, button_permissions(request)) if target else ""
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "buttons": buttons})
+
+    @admin.display(description="source")
+    def source_display(self, obj):
+        return obj.source_display or ("this portal's database" if obj.engine == "portal" else "-")
+
+    @admin.display(description="locations")
+    def location_names(self, obj):
+        return ", ".join(loc.name for loc in obj.locations.all())
+
+    @admin.display(description="last result", ordering="last_run_at")
+    def last_result(self, obj):
+        if obj.last_run_id is None:
+            return "never run"
+        url = reverse("admin:backups_backuprun_change", args=[obj.last_run_id])
+        label = dict(BackupRun.Status.choices).get(obj.last_run_status, obj.last_run_status)
+        return format_html(
+            '<a href="{}"><span class="run-status run-status-{}">{}</span></a> {}',
+            url,
+            obj.last_run_status,
+            label,
+            _relative(obj.last_run_at),
+        )
+
+    @admin.display(description="next backup")
+    def next_backup(self, obj):
+        if not obj.schedule:
+            return "not scheduled"
+        if not obj.enabled:
+            return "disabled"
+        try:
+            when = next_cron(obj.schedule, timezone.now(), obj.timezone or "UTC")
+        except (ValidationError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+            return f"invalid schedule {obj.schedule!r}"
+        local = when.astimezone(zoneinfo.ZoneInfo(obj.timezone or "UTC"))
+        return format_html(
+            '{} <span class="quiet">({} {})</span>', _relative(when), local.strftime("%Y-%m-%d %H:%M"), local.tzname()
+        )
+
+    def has_run_backup_permission(self, request):
+        return request.user.has_perm("backups.run_backup")
+
+    def backup_view(self, request, target_id):
+        """POST-only "Back up now" for one target (its row, its page, a run's row or page): the bulk action's code."""
+        if request.method != "POST" or not self.has_run_backup_permission(request):
+            raise PermissionDenied
+        target = get_object_or_404(Target, pk=target_id)
+        run = self._queue_backup(request, target)
+        return HttpResponseRedirect(reverse("admin:backups_backuprun_change", args=[run.pk]))
+
+    def _queue_backup(self, request, target: Target) -> BackupRun:
+        run = backup.start_backup(target, trigger=BackupRun.Trigger.MANUAL, user=request.user)
+        enqueue_backup(run)
+        self.log_change(request, target, f"Started backup run #{run.pk}")
+        url = reverse("admin:backups_backuprun_change", args=[run.pk])
+        self.message_user(
+            request,
+            format_html('Backup of {} queued as <a href="{}">run #{}</a>.', target.name, url, run.pk),
+            messages.SUCCESS,
+        )
+        if waiting := queues.waiting_reason(run):
+            self.message_user(request, f"Run #{run.pk} is {waiting}", messages.WARNING)
+        return run
+
+    @admin.action(description="Back up now", permissions=["run_backup"])
+    def back_up_now(self, request, queryset):
+        for target in queryset:
+            self._queue_backup(request, target)
