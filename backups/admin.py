@@ -26,6 +26,7 @@ from drportal.admin_base import HiddenFromViewersMixin, PermanentRecordAdminMixi
 
 from . import schedules
 from .admin_pgbackrest import PgBackRestBackupInline, PgBackRestStanzaInline
+from .display import progress_bar, restore_progress_bar
 from .engines import SourceError
 from .locations import LocationError
 from .models import Artifact, BackupRun, Location, Objective, ObjectiveChange, Restore, Target, Verification
@@ -444,62 +445,6 @@ class ArtifactInline(RecordAdminMixin, admin.TabularInline):
     @admin.display(description="size")
     def size_display(self, obj):
         return filesizeformat(obj.size)
-
-
-def _bar(url: str, status: str, percent: int | None, text: str) -> str:
-    return format_html(
-        '<span class="run-progress" data-url="{}" data-status="{}">'
-        '<progress max="100" {}></progress> <span class="run-progress-text">{}</span></span>',
-        url,
-        status,
-        format_html('value="{}"', percent) if percent is not None else "",
-        text,
-    )
-
-
-def progress_bar(run: BackupRun) -> str:
-    """What a running backup is doing: bytes read while it dumps (against the previous good run's size,
-    when there is one), bytes sent to the location it is copying to, or which manifest it is writing."""
-    kind, _, where = run.phase.partition(":")
-    text = run.status
-    if run.status == BackupRun.Status.RUNNING and kind == "copy":
-        sent = (run.copied or {}).get(where, 0)
-        percent = min(99, int(100 * sent / run.bytes_out)) if run.bytes_out else None
-        text = f"copying to {where}: {filesizeformat(sent)} of {filesizeformat(run.bytes_out)} sent"
-    elif run.status == BackupRun.Status.RUNNING and kind == "manifest":
-        percent, text = 99, f"writing the manifest in {where}"
-    elif run.status == BackupRun.Status.RUNNING:
-        expected = (
-            BackupRun.objects.with_artifact()
-            .filter(target_id=run.target_id)
-            .order_by("-queued_at")
-            .values_list("bytes_in", flat=True)
-            .first()
-        )
-        percent = min(99, int(100 * run.bytes_in / expected)) if expected else None
-        text = f"dumping: {filesizeformat(run.bytes_in)} read"
-    elif run.status in BackupRun.WITH_ARTIFACT:
-        percent = 100
-    elif run.status == BackupRun.Status.QUEUED:
-        percent, text = None, f"{filesizeformat(run.bytes_in)} read"
-    else:
-        percent = 0
-    return _bar(reverse("admin:backups_backuprun_progress", args=[run.pk]), run.status, percent, text)
-
-
-def restore_progress_bar(record: Restore) -> str:
-    if record.status == Restore.Status.RUNNING and record.bytes_total:
-        percent = min(99, int(100 * record.bytes_done / record.bytes_total))
-    elif record.status == Restore.Status.SUCCEEDED:
-        percent = 100
-    else:
-        percent = None if record.status in (Restore.Status.QUEUED, Restore.Status.RUNNING) else 0
-    text = (
-        f"{filesizeformat(record.bytes_done)} of {filesizeformat(record.bytes_total)}"
-        if record.status == Restore.Status.RUNNING
-        else record.status
-    )
-    return _bar(reverse("admin:backups_restore_progress", args=[record.pk]), record.status, percent, text)
 
 
 def _status_badge(obj) -> str:

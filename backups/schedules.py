@@ -26,7 +26,7 @@ SYSTEM_SCHEDULES = {
         "Recompute every RPO objective's state; alert on changes and remind while breached.",
     ),
     "health: probe the plan's health-check URLs": (
-        "drportal.tasks.run_probes",
+        "portal.tasks.run_probes",
         "* * * * *",
         "Check every due health-check URL; record results, alert on flips, update status components.",
     ),

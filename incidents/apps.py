@@ -7,13 +7,10 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         from backups.services.restore import register_requester
-        from drportal.health import register_read_only_source
 
         from . import plan, receivers  # noqa: F401  plan sections; alerts on backup events
-        from .services.security import read_only_on, restore_requested_via_incident
+        from .services.security import restore_requested_via_incident
 
-        # /health (core) reports the read-only switch without importing this app.
-        register_read_only_source(read_only_on)
         # "Restore before T" sends people to the backups restore page with ?incident=ID: the restore
         # service asks this app whether that incident exists, is open, and may be acted on by them.
         register_requester("incident", restore_requested_via_incident)

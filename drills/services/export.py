@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun, Location, Objective, Target, Verification
 from backups.services import rpo
-from drportal.health import objective_label
+from backups.services.rpo import objective_label
 from incidents import runbook
 from incidents.models import (
     ChecklistItemTemplate,

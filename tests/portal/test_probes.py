@@ -13,9 +13,9 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from drportal import probes
 from drportal.models import Probe, ProbeChange, ProbeResult
 from incidents.models import Notification, NotificationChannel, StatusComponent
+from portal import probes
 
 pytestmark = pytest.mark.django_db
 
