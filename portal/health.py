@@ -19,7 +19,6 @@ database answer? It never fails because a backup did.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -29,8 +28,6 @@ from django.utils import timezone
 
 from backups.services.rpo import objective_verdict
 from drportal.workers import BEAT, beat_state
-
-logger = logging.getLogger(__name__)
 
 CHECKS = ("database", "broker", "worker", "beat", "objectives", "targets", "newest_backup", "read_only")
 
