@@ -44,7 +44,7 @@ class PortalHeartbeat(bootsteps.StartStopStep):
         )
 
     def stop(self, worker):
-        from drportal.health import forget_heartbeat
+        from drportal.workers import forget_heartbeat
 
         if self.tref is not None:
             self.tref.cancel()

@@ -43,8 +43,8 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    # The admin with DR Portal's dashboard on its index page (drportal.admin.PortalAdminSite).
-    "drportal.apps.PortalAdminConfig",
+    # The admin with DR Portal's dashboard on its index page (portal.sites.PortalAdminSite).
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "backups",
     "incidents",
     "drills",
+    # The roof: dashboard, /health, probes; the only app that may import all the others (docs/architecture.md).
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -91,7 +93,7 @@ BEHIND_PROXY = envbool("BEHIND_PROXY", False)
 PROXY_COUNT = envint("PROXY_COUNT", 1 if BEHIND_PROXY else 0, minimum=0, maximum=10)
 AXES_CLIENT_IP_CALLABLE = "drportal.client_ip.client_address"
 
-ROOT_URLCONF = "drportal.urls"
+ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "drportal.wsgi.application"
 
 TEMPLATES = [

@@ -70,6 +70,30 @@ def record_worker(name: str, queues: Iterable[str]) -> None:
         logger.warning("heartbeat of %s not recorded: %s", name, type(exc).__name__)
 
 
+def record_heartbeat(name: str, queues: Iterable[str] = ()) -> None:
+    """Called from worker and beat timers: best effort, never raises into them.
+
+    ``queues`` are the queues the worker consumes, so /health can tell which queues have a live worker.
+    """
+    try:
+        close_old_connections()
+        kind = Heartbeat.Kind.BEAT if name == BEAT else Heartbeat.Kind.WORKER
+        Heartbeat.objects.update_or_create(
+            name=name[:200], defaults={"seen_at": timezone.now(), "queues": sorted(set(queues)), "kind": kind}
+        )
+    except Exception as exc:  # a database hiccup must not take the worker down
+        logger.warning("heartbeat of %s not recorded: %s", name, type(exc).__name__)
+
+
+def forget_heartbeat(name: str) -> None:
+    """A worker that stops cleanly removes its row at once (a killed one goes stale after a minute)."""
+    try:
+        close_old_connections()
+        Heartbeat.objects.filter(name=name[:200]).delete()
+    except Exception as exc:
+        logger.warning("heartbeat of %s not removed: %s", name, type(exc).__name__)
+
+
 @dataclass
 class LiveWorker:
     name: str

@@ -67,6 +67,38 @@ def exposure_of(objective: Objective, now: datetime) -> Exposure:
     return Exposure(last, now - last, names[stalest_pk])
 
 
+def objective_verdict(state: str, exposure_seconds: float | None) -> tuple[bool, str]:
+    """(safe, why) for an objective: what /health and the dashboard both say about it.
+
+    An objective with no verified copy yet is not safe, whatever state it was last stored in.
+    Late (past its RPO but within the grace) still counts as safe: it is not breached yet.
+    """
+    if exposure_seconds is None:
+        return False, "no verified copy yet"
+    if state == "breached":
+        return False, "breached"
+    if state == "late":
+        return True, "late"
+    if state == "ok":
+        return True, "ok"
+    return False, "not evaluated yet"
+
+
+def objective_label(objective: Objective, state: str, exposure_seconds: float | None, now: datetime) -> tuple[str, str]:
+    """(css state, words) for one objective: what the dashboard's RPO table and the exported plan both say.
+
+    Built on ``objective_verdict``, so neither ever calls safe what /health does not.
+    """
+    if exposure_seconds is None and objective.waiting_for_first_copy(None, now):
+        return "waiting", f"waiting for the first {'ping' if objective.ping else 'backup'}"
+    safe, why = objective_verdict(state, exposure_seconds)
+    if safe:
+        return state, objective.State(state).label
+    if exposure_seconds is None and objective.ping:
+        why = "never fed: no ping received yet"
+    return "breached", f"not safe: {why}"
+
+
 def evaluate(now: datetime | None = None) -> list[Objective]:
     """Recompute every enabled objective; record state changes and signal them (alerts listen)."""
     now = now or timezone.now()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from alerts.models import Channel
 from backups.models import BackupRun, Location, Objective, Target, Verification
 from backups.services import rpo
-from drportal.health import objective_label
+from backups.services.rpo import objective_label
 from drportal.humanize import duration_words, size
 from drportal.markdown import table
 from incidents import runbook

@@ -113,8 +113,8 @@ def test_the_worker_verifies_a_partial_run(
 def test_partial_counts_wherever_a_good_backup_is_looked_for(partial_run, local_location):
     """Each place that looked for "succeeded" decided: a partial run's landed copy is a good backup."""
     from drills.services import export
-    from drportal import dashboard
     from incidents.services.security import newest_good_run_before
+    from portal import dashboard
 
     verify.verify(verify.start_verification(partial_run, kind="integrity", trigger="command"))
     target = partial_run.target

@@ -18,7 +18,8 @@ EXPECTED_TASKS = {
     "drills.tasks.housekeeping",
     "drills.tasks.run_due_automated_drills",
     "incidents.tasks.remind_overdue_reports",
-    "drportal.tasks.run_probes",
+    "portal.tasks.run_probes",
+    "alerts.tasks.sweep",
 }
 
 

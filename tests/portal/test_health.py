@@ -21,7 +21,7 @@ def backed_up(source_db, local_location, make_target):
 
 @pytest.fixture
 def beat_ticking():
-    from drportal.health import BEAT, record_heartbeat
+    from drportal.workers import BEAT, record_heartbeat
 
     record_heartbeat(BEAT)
 
@@ -59,7 +59,7 @@ def test_healthy_with_a_real_worker_then_503_once_it_stops(
 
 
 def test_503_when_redis_is_unreachable(client, settings, backed_up, beat_ticking):
-    from drportal.health import record_heartbeat
+    from drportal.workers import record_heartbeat
 
     record_heartbeat("worker@test", ["celery"])
     assert client.get(reverse("health")).status_code == 200
@@ -85,7 +85,7 @@ def test_a_silent_worker_counts_as_down(client, backed_up, beat_ticking, no_othe
 
 
 def test_no_backup_yet_is_unhealthy(client, beat_ticking):
-    from drportal.health import record_heartbeat
+    from drportal.workers import record_heartbeat
 
     record_heartbeat("worker@test", ["celery"])
     response = client.get(reverse("health"))

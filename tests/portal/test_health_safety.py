@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from backups.models import BackupRun, Objective, Ping, Target, Verification
 from backups.services import rpo
-from drportal.health import BEAT
 from drportal.models import Heartbeat
+from drportal.workers import BEAT
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def plan(db, monkeypatch, tmp_path):
 
 
 def record_heartbeat(name: str, queues: list[str] = ()) -> None:
-    # The rows drportal.health.record_heartbeat writes (it closes stale connections, which a test transaction is not).
+    # The rows drportal.workers.record_heartbeat writes (it closes stale connections, which a test transaction is not).
     Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": timezone.now(), "queues": list(queues)})
 
 

@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from alerts import delivery
 from alerts.models import Channel, Notification
-from drportal import probes
 from drportal.models import Probe, ProbeChange, ProbeResult
 from incidents.models import StatusComponent
+from portal import probes
 
 pytestmark = pytest.mark.django_db
 

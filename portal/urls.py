@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from backups import views as backup_views
-from drportal import views as portal_views
+from portal import views as portal_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),

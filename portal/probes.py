@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Probe, ProbeResult
+from drportal.models import Probe, ProbeResult
 
 logger = logging.getLogger(__name__)
 

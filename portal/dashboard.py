@@ -17,11 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backups.models import BackupRun, Objective, Restore, Target, Verification
+from backups.services.rpo import objective_label, objective_verdict
+from drportal.humanize import duration as human_duration
+from drportal.models import Probe
 
 from . import charts, verdict
-from .health import objective_label, objective_verdict
-from .humanize import duration as human_duration
-from .models import Probe
 
 CHART_DAYS = 30
 SAWTOOTH_SAMPLES = 120
@@ -30,7 +30,7 @@ SAWTOOTH_SAMPLES = 120
 def dashboard_context(request) -> dict:
     now = timezone.now()
     user = request.user
-    # The one-line answer, from the same checks as /health (see drportal.verdict).
+    # The one-line answer, from the same checks as /health (see portal.verdict).
     answer = verdict.compute(now)
     context: dict = {"now": now, "verdict": answer, "read_only": not answer.checks.get("read_only", {}).get("ok", True)}
     if user.has_perm("backups.view_objective"):
@@ -175,7 +175,7 @@ def targets(now: datetime) -> list[dict]:
 
 
 def running_jobs() -> dict:
-    from backups.admin import progress_bar, restore_progress_bar
+    from backups.display import progress_bar, restore_progress_bar
 
     runs = (
         BackupRun.objects.filter(status__in=["queued", "running"]).select_related("target").order_by("queued_at")[:50]
@@ -183,8 +183,7 @@ def running_jobs() -> dict:
     restores = Restore.objects.filter(status__in=["queued", "running"]).order_by("queued_at")[:20]
     checks = Verification.objects.filter(status__in=["queued", "running"]).select_related("run__target")[:20]
     from backups.services.queues import waiting_message
-
-    from .workers import live_workers_per_queue
+    from drportal.workers import live_workers_per_queue
 
     served = live_workers_per_queue()
     return {
@@ -204,8 +203,7 @@ def running_jobs() -> dict:
 def fleet(now: datetime) -> dict:
     """Each queue with its targets and live workers, and which beat schedules (and which stand by)."""
     from backups.services.queues import states
-
-    from .workers import beat_state
+    from drportal.workers import beat_state
 
     rows = []
     for state in states(now):

@@ -7,7 +7,7 @@ from . import health as health_checks
 
 @never_cache
 def health(request):
-    """200 when we would be safe if disaster struck now (see drportal.health); else 503 naming what fails."""
+    """200 when we would be safe if disaster struck now (see portal.health); else 503 naming what fails."""
     ok, checks = health_checks.status()
     body = {
         "status": "ok" if ok else "unhealthy",

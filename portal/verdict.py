@@ -1,6 +1,6 @@
 """The dashboard's one-line answer to "are we safe right now?": safe, at risk, or not safe, with reasons.
 
-One source of truth: the verdict is built from ``drportal.health.status()`` and its
+One source of truth: the verdict is built from ``portal.health.status()`` and its
 ``failing_checks()`` lines, so the dashboard never says "safe" while /health answers 503 for a
 hard reason. The levels:
 
@@ -100,8 +100,8 @@ def compute(now: datetime | None = None) -> Verdict:
 
 def soft_risks(objectives: list, drills: list[dict]) -> list[str]:
     """What does not fail /health but should not be called safe: late objectives, probes down, failed drills."""
-    from .humanize import duration as human_duration
-    from .models import Probe
+    from drportal.humanize import duration as human_duration
+    from drportal.models import Probe
 
     risks = [
         f"objective {o.name}: late (newest good copy {human_duration(o.exposure_seconds or 0)} old,"

@@ -19,47 +19,17 @@ database answer? It never fails because a backup did.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
-from .workers import beat_state
+from backups.services.rpo import objective_verdict
+from drportal.workers import BEAT, beat_state
 
-logger = logging.getLogger(__name__)
-
-BEAT = "beat"
 CHECKS = ("database", "broker", "worker", "beat", "objectives", "targets", "newest_backup", "read_only")
-
-
-def record_heartbeat(name: str, queues: Iterable[str] = ()) -> None:
-    """Called from worker and beat timers: best effort, never raises into them.
-
-    ``queues`` are the queues the worker consumes, so /health can tell which queues have a live worker.
-    """
-    from .models import Heartbeat
-
-    try:
-        close_old_connections()
-        kind = Heartbeat.Kind.BEAT if name == BEAT else Heartbeat.Kind.WORKER
-        Heartbeat.objects.update_or_create(
-            name=name[:200], defaults={"seen_at": timezone.now(), "queues": sorted(set(queues)), "kind": kind}
-        )
-    except Exception as exc:  # a database hiccup must not take the worker down
-        logger.warning("heartbeat of %s not recorded: %s", name, type(exc).__name__)
-
-
-def forget_heartbeat(name: str) -> None:
-    from .models import Heartbeat
-
-    try:
-        close_old_connections()
-        Heartbeat.objects.filter(name=name[:200]).delete()
-    except Exception as exc:
-        logger.warning("heartbeat of %s not removed: %s", name, type(exc).__name__)
 
 
 def _age(moment: datetime | None, now: datetime) -> float | None:
@@ -89,26 +59,20 @@ def check_broker() -> dict:
         return {"ok": False, "transport": url.split(":", 1)[0], "error": type(exc).__name__}
 
 
-# --- the read-only switch: owned by a higher layer, read here through a registry ----------------
-
-_READ_ONLY_SOURCES: list[Callable[[], bool]] = []
-
-
-def register_read_only_source(source: Callable[[], bool]) -> None:
-    """A higher layer (incidents) says how to tell whether the portal is read-only; core never imports it."""
-    if source not in _READ_ONLY_SOURCES:
-        _READ_ONLY_SOURCES.append(source)
+# --- the read-only switch (incidents owns it) ----------------------------------------------
 
 
 def read_only() -> bool:
-    return any(source() for source in _READ_ONLY_SOURCES)
+    from incidents.services.security import read_only_on
+
+    return read_only_on()
 
 
 # --- queues -------------------------------------------------------------------------------
 
 
 def default_queue() -> str:
-    from .celery import app
+    from drportal.celery import app
 
     return app.conf.task_default_queue or "celery"
 
@@ -122,38 +86,6 @@ def queues_for_targets(targets: Iterable) -> dict[str, list[str]]:
 
 
 # --- objectives ----------------------------------------------------------------------------
-
-
-def objective_verdict(state: str, exposure_seconds: float | None) -> tuple[bool, str]:
-    """(safe, why) for an objective: what /health and the dashboard both say about it.
-
-    An objective with no verified copy yet is not safe, whatever state it was last stored in.
-    Late (past its RPO but within the grace) still counts as safe: it is not breached yet.
-    """
-    if exposure_seconds is None:
-        return False, "no verified copy yet"
-    if state == "breached":
-        return False, "breached"
-    if state == "late":
-        return True, "late"
-    if state == "ok":
-        return True, "ok"
-    return False, "not evaluated yet"
-
-
-def objective_label(objective, state: str, exposure_seconds: float | None, now: datetime) -> tuple[str, str]:
-    """(css state, words) for one objective: what the dashboard's RPO table and the exported plan both say.
-
-    Built on ``objective_verdict``, so neither ever calls safe what /health does not.
-    """
-    if exposure_seconds is None and objective.waiting_for_first_copy(None, now):
-        return "waiting", f"waiting for the first {'ping' if objective.ping else 'backup'}"
-    safe, why = objective_verdict(state, exposure_seconds)
-    if safe:
-        return state, objective.State(state).label
-    if exposure_seconds is None and objective.ping:
-        why = "never fed: no ping received yet"
-    return "breached", f"not safe: {why}"
 
 
 def check_objectives(now: datetime) -> dict:
@@ -197,8 +129,7 @@ def check_targets() -> dict:
 
 def check_workers(now: datetime) -> dict:
     from backups.models import Target
-
-    from .models import Heartbeat
+    from drportal.models import Heartbeat
 
     silence = settings.HEALTH_WORKER_MAX_SILENCE
     # Workers only: not the beat's row (the scheduler lease) nor standby beats' rows.
@@ -222,8 +153,7 @@ def check_workers(now: datetime) -> dict:
 
 def status(now: datetime | None = None) -> tuple[bool, dict]:
     from backups.models import BackupRun
-
-    from .models import Heartbeat
+    from drportal.models import Heartbeat
 
     now = now or timezone.now()
     checks: dict[str, dict] = {"database": check_database()}

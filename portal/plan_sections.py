@@ -9,9 +9,8 @@ from drportal.plan import PlanContext, Table, section, upsert
 
 @section("health_checks", order=60)
 def apply_health_checks(tables: dict[str, Table], ctx: PlanContext) -> None:
+    from drportal.models import MAX_FAILURES_BEFORE_DOWN, Probe
     from incidents.models import StatusComponent
-
-    from .models import MAX_FAILURES_BEFORE_DOWN, Probe
 
     for name, table in tables.items():
         values = {

@@ -34,6 +34,6 @@ def use_human_durations() -> None:
     from django.contrib.admin import options
     from django.db import models
 
-    from .forms import HumanDurationField
+    from drportal.forms import HumanDurationField
 
     options.FORMFIELD_FOR_DBFIELD_DEFAULTS[models.DurationField] = {"form_class": HumanDurationField}
