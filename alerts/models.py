@@ -17,9 +17,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-# TODO(merge): drportal's encrypted field and name validator once the core lane moves them there.
-from backups.fields import EncryptedTextField
-from backups.models import validate_name
+from drportal.fields import EncryptedTextField
+from drportal.validators import validate_name
 
 from . import events
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.apps import apps
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -23,8 +24,8 @@ class BackupRunQuerySet(models.QuerySet):
 
     def verified(self):
         """Runs with a passed verification: a copy known to restore, whatever else the run did."""
-        from .models import Verification
-
+        # Looked up by name: models.py imports this module, so importing it back would be a cycle.
+        Verification = apps.get_model("backups", "Verification")
         passed = Verification.objects.filter(run=models.OuterRef("pk"), status=Verification.Status.PASSED)
         return self.filter(models.Exists(passed))
 

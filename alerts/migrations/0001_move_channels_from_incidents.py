@@ -12,8 +12,8 @@ permissions and the admin's log entries keep pointing at the same rows.
 import django.utils.timezone
 from django.db import migrations, models
 
-import backups.fields
-import backups.models
+import drportal.fields
+import drportal.validators
 
 MOVES = [("notificationchannel", "channel"), ("notification", "notification")]
 
@@ -64,10 +64,10 @@ class Migration(migrations.Migration):
                     name="Channel",
                     fields=[
                         ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                        ("name", models.CharField(max_length=63, unique=True, validators=[backups.models.validate_name])),
+                        ("name", models.CharField(max_length=63, unique=True, validators=[drportal.validators.validate_name])),
                         ("kind", models.CharField(choices=[("email", "Email"), ("webhook", "webhook (Slack-compatible)")], max_length=10)),
                         ("email_to", models.TextField(blank=True, help_text="Comma-separated addresses (email channels).")),
-                        ("webhook_url", backups.fields.EncryptedTextField(blank=True, help_text="Incoming-webhook URL (webhook channels). It is a secret: encrypted, never shown.")),
+                        ("webhook_url", drportal.fields.EncryptedTextField(blank=True, help_text="Incoming-webhook URL (webhook channels). It is a secret: encrypted, never shown.")),
                         ("events", models.JSONField(blank=True, default=list, help_text="Events to send; empty: all of them.")),
                         ("enabled", models.BooleanField(default=True)),
                     ],
