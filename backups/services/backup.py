@@ -127,14 +127,14 @@ def refuse(run: BackupRun, reason: str) -> BackupRun:
 def _perform(run: BackupRun) -> None:
     target = run.target
     engine = get_engine(target.engine)
-    if getattr(engine, "runs_own_backup", False):
+    if engine.runs_own_backup:
         pgbackrest.perform_backup(run)
         return
     recipients = load_recipients()
     locations = list(target.locations.filter(enabled=True).order_by("name"))
     if not locations:
         raise LocationError(f"target {target.name} has no enabled location to write to")
-    source = resolve_source(target.source) if target.engine != "portal" else ""
+    source = resolve_source(target.source) if engine.needs_source else ""
 
     spool_fd, spool = phases.create_spool_file(run)
     level = target.effective_compression_level
@@ -154,7 +154,7 @@ def _perform(run: BackupRun) -> None:
                 progress_interval=settings.BACKUP_PROGRESS_INTERVAL,
             )
             metadata = dump.finish()
-            run_format, extension = dump.format, dump.extension
+            run_format, extension = engine.format, engine.extension
         run.record(
             engine=engine.name,
             format=run_format,
