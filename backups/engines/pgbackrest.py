@@ -54,6 +54,7 @@ class PgBackRestEngine(Engine):
     # The backup service hands the whole run to backups.services.pgbackrest instead of streaming a dump.
     runs_own_backup = True
     # Restored by pgBackRest to a moment, never through the generic restore (restorer None).
+    restorer = None
     restore_hint = "pgbackrest --stanza=TARGET restore"
     restore_refusal = (
         "a pgBackRest backup: restore its target to a moment with "
