@@ -1,6 +1,6 @@
 """Engines: one module per kind of source, one ``register()`` line each below.
 
-``registry`` holds them (``get``, ``find``, ``all``, ``for_format``, ``restorer_for``); ``base.Engine`` says
+``registry`` holds them (``get``, ``find``, ``all``, ``for_format``, ``restorer_for``); ``engine.Engine`` says
 what an engine declares; ``restore_base`` holds the restorer base classes (it imports no engine).
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from .base import Dump, Engine, SourceError, redact, resolve_source
+from .base import Dump, SourceError, redact, resolve_source
+from .engine import Engine
 from .envfile import EnvEngine
 from .files import FilesEngine
 from .pgbackrest import PgBackRestEngine
@@ -27,11 +28,6 @@ register(PgBackRestEngine)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called ``name`` (SourceError when unknown); the older name of ``registry.get``."""
-    return get(name)
-
-
 def check_source(engine_name: str, source: str) -> None:
     """What can be known about a source when it is saved, without reading it: an ``env:`` reference names a
     variable (whether a worker has it is only known there), and the engine's own form check."""
@@ -42,11 +38,6 @@ def check_source(engine_name: str, source: str) -> None:
     engine = find(engine_name)
     if engine is not None:
         engine.check_source(source)
-
-
-def open_dump(engine: Engine, source: str, *, endpoint_url: str = "") -> Dump:
-    """Start ``engine``'s dump of ``source``; engines that read S3 use the target's endpoint."""
-    return engine.dump(source, endpoint_url=endpoint_url)
 
 
 __all__ = [
@@ -60,9 +51,7 @@ __all__ = [
     "find",
     "for_format",
     "get",
-    "get_engine",
     "names",
-    "open_dump",
     "redact",
     "register",
     "resolve_source",

@@ -21,7 +21,8 @@ import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .base import Dump, Engine, Place, SourceError, path_place, resolve_source
+from .base import Dump, Place, SourceError, path_place, resolve_source
+from .engine import Engine
 from .restore_base import FileRestorer
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from .base import Dump, Engine, SourceError, scrub
+from .base import Dump, SourceError, scrub
+from .engine import Engine
 
 ENGINE_NAME = "pgbackrest"
 # pgBackRest keeps its repository inside this folder of a location, so a location shared with

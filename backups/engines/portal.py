@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.db import connections
 
-from .base import Dump, Engine, Place, SourceError
+from .base import Dump, Place, SourceError
+from .engine import Engine
 from .postgresql import PostgreSQLEngine
 from .sqlite import SQLiteEngine
 

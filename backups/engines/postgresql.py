@@ -16,7 +16,8 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from .base import Dump, Engine, Place, SourceError, StreamingProcess, postgresql_place, redact, resolve_source, scrub
+from .base import Dump, Place, SourceError, StreamingProcess, postgresql_place, redact, resolve_source, scrub
+from .engine import Engine
 from .restore_base import RestorePlan, Restorer, minute_stamp
 
 PG_NAME_LIMIT = 63

@@ -7,7 +7,8 @@ portal names an engine: the services, the plan, the admin and the drills read th
 
 from __future__ import annotations
 
-from .base import Engine, SourceError
+from .base import SourceError
+from .engine import Engine
 from .restore_base import Restorer
 
 # The live mapping, name -> instance, in registration order (which is also the lookup order by format).

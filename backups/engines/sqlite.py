@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from .base import Dump, Engine, Place, SourceError, path_place, resolve_source
+from .base import Dump, Place, SourceError, path_place, resolve_source
+from .engine import Engine
 from .restore_base import FileRestorer
 
 

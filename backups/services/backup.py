@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..engines import SourceError, get_engine, open_dump, resolve_source
+from .. import engines
+from ..engines import SourceError, resolve_source
 from ..keys import KeyProblem, load_recipients
 from ..leases import LeaseLost, proof_of_death
 from ..locations import LocationBackend, LocationError, StorageStalled, StoredObject
@@ -126,7 +127,7 @@ def refuse(run: BackupRun, reason: str) -> BackupRun:
 
 def _perform(run: BackupRun) -> None:
     target = run.target
-    engine = get_engine(target.engine)
+    engine = engines.get(target.engine)
     if engine.runs_own_backup:
         pgbackrest.perform_backup(run)
         return
@@ -142,7 +143,7 @@ def _perform(run: BackupRun) -> None:
         with (
             phases.dumping_into_spool(run),
             os.fdopen(spool_fd, "wb") as out,
-            open_dump(engine, source, endpoint_url=target.endpoint_url) as dump,
+            engine.dump(source, endpoint_url=target.endpoint_url) as dump,
         ):
             result = encrypt_stream(
                 dump.stream,

@@ -19,7 +19,7 @@ import logging
 from django.utils import timezone
 
 from .. import engines
-from ..engines.base import Engine
+from ..engines.engine import Engine
 from ..locations import SIDECAR_SUFFIX, LocationError
 
 logger = logging.getLogger(__name__)

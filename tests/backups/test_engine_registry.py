@@ -16,7 +16,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from backups import engines
-from backups.engines.base import Dump, Engine, Place, SourceError, path_place, resolve_source
+from backups.engines.base import Dump, Place, SourceError, path_place, resolve_source
+from backups.engines.engine import Engine
 from backups.engines.restore_base import FileRestorer, Restorer
 from backups.models import BackupRun, Target, Verification
 from backups.services import verify

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..base import Dump, Engine, Place, path_place, resolve_source, s3_place
+from ..base import Dump, Place, path_place, resolve_source, s3_place
+from ..engine import Engine
 from ..restore_base import Restorer
 from .archive import FilesDump
 from .bucket import S3Prefix, count_s3, parse_s3, s3_client, s3_problem, write_bucket

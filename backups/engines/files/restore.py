@@ -221,8 +221,6 @@ class S3TarRestorer(TarRestorer):
         return {RESTORE_MARKER: self.token}
 
     def _upload(self, stream: BinaryIO) -> None:
-        # The portal's one transfer configuration: bounded part size and concurrency, so bounded memory.
-        transfer = s3.transfer_config()
         files: list[str] = []
         folders: set[str] = set()
         with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -235,8 +233,9 @@ class S3TarRestorer(TarRestorer):
                     raise SourceError(f"{name} is not a regular file; S3 cannot hold it, restore to a folder instead")
                 key = self.where.prefix + name
                 body = tar.extractfile(member)
-                self.client.upload_fileobj(
-                    ExactReader(body), self.where.bucket, key, ExtraArgs={"Metadata": self._marker}, Config=transfer
+                # The portal's one managed upload: bounded parts and concurrency (so memory), multipart, stall deadline.
+                s3.upload_fileobj(
+                    self.client, ExactReader(body), self.where.bucket, key, extra_args={"Metadata": self._marker}
                 )
                 self.uploaded.append(key)
                 files.append(name)
