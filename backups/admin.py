@@ -191,7 +191,7 @@ class TargetForm(KeepSecretsForm):
 
     def clean(self):
         cleaned = super().clean()
-        # A pgbackrest target reads its cluster through the pgBackRest settings below, not a source URL.
+        # Engines that need no source: the portal's own database; pgBackRest (it reads its settings below).
         engine = engines.find(cleaned.get("engine") or "")
         if engine is not None and engine.needs_source and not cleaned.get("source"):
             self.add_error("source", "This engine needs a source (a URL or env:NAME).")
