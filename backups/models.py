@@ -18,6 +18,7 @@ from drportal.cron import validate_cron, validate_timezone
 from drportal.fields import EncryptedTextField
 from drportal.validators import validate_name  # also imported from here by migrations: keep this name
 
+from .engines.registry import choices as engine_choices
 from .leases import LeaseLost, silence_limit, this_process
 from .locations import backend_for, local_location_problem, overlap
 from .pipeline import DEFAULT_GZIP_LEVEL, check_level
@@ -26,10 +27,9 @@ from .querysets import BackupRunQuerySet
 
 def _target_source_paths():
     """(target, local path) for each target whose engine reads the worker's disk (files, sqlite, env)."""
-    from .engines import ENGINES
+    from . import engines
 
-    local = [name for name, engine in ENGINES.items() if hasattr(engine, "local_path")]
-    for target in Target.objects.filter(engine__in=local):
+    for target in Target.objects.filter(engine__in=engines.names(reads_local_disk=True)):
         path = source_local_path(target.engine, target.source)
         if path is not None:
             yield target, path
@@ -37,10 +37,10 @@ def _target_source_paths():
 
 def source_local_path(engine_name: str, source: str) -> PurePosixPath | None:
     """The normalised local path a target's source reads, or None (a database URL, an S3 prefix, unknown)."""
-    from .engines import ENGINES, SourceError, resolve_source
+    from .engines import SourceError, find, resolve_source
 
-    engine = ENGINES.get(engine_name)
-    if engine is None or not hasattr(engine, "local_path") or not source:
+    engine = find(engine_name)
+    if engine is None or not engine.reads_local_disk or not source:
         return None
     try:
         # env:NAME is only known where it is set; a worker elsewhere is checked when it runs.
@@ -206,7 +206,9 @@ class Target(models.Model):
     """Something that is backed up: a database, a folder or bucket, an environment file."""
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_name])
-    engine = models.CharField(max_length=20, help_text="How the source is read: postgresql, sqlite, portal...")
+    engine = models.CharField(
+        max_length=20, choices=engine_choices, help_text="How the source is read: postgresql, sqlite, portal..."
+    )
     source = EncryptedTextField(
         blank=True,
         help_text="A URL (postgresql://user:password@host/db, sqlite:///path) or env:NAME to read it "

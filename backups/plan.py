@@ -8,7 +8,7 @@ from drportal.cron import validate_cron, validate_timezone
 from drportal.plan import PlanContext, Table, section, upsert
 from drportal.validators import validate_name
 
-from .engines import ENGINES
+from . import engines
 from .engines.base import redact
 from .models import (
     Location,
@@ -48,10 +48,10 @@ def apply_locations(tables: dict[str, Table], ctx: PlanContext) -> None:
 def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
     for name, table in tables.items():
         table.check(None, validate_name, name)
-        engine = table.str("engine", required=True, choices=sorted(ENGINES))
+        engine = table.str("engine", required=True, choices=sorted(engines.ENGINES))
         values = {
             "engine": engine,
-            "source": table.str("source", required=engine not in ("portal", "pgbackrest")),
+            "source": table.str("source", required=engines.get(engine).needs_source),
             "endpoint_url": table.str("endpoint_url"),
             "schedule": table.str("schedule"),
             "timezone": table.str("timezone", "UTC"),

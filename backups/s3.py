@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 
@@ -220,6 +221,20 @@ def upload_file(
             str(path), bucket, key, extra_args=extra_args or {}, subscribers=subscribers
         ),
         progress,
+    )
+
+
+def upload_fileobj(s3, fileobj: BinaryIO, bucket: str, key: str, *, extra_args: dict | None = None) -> None:
+    """The same managed upload as :func:`upload_file`, from a stream read once (e.g. a file inside a tar stream).
+
+    Parts are read from ``fileobj`` as they are sent; multipart above one part, aborted when it fails.
+    """
+    _run_transfer(
+        s3,
+        lambda manager, subscribers: manager.upload(
+            fileobj, bucket, key, extra_args=extra_args or {}, subscribers=subscribers
+        ),
+        None,
     )
 
 

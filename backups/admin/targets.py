@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from drportal.admin_base import HiddenFromViewersMixin
 from drportal.cron import next_cron
 
+from .. import engines
 from ..admin_pgbackrest import PgBackRestStanzaInline
 from ..models import BackupRun, Target
 from ..services import backup, queues
@@ -53,9 +54,7 @@ class TargetForm(KeepSecretsForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from ..engines import ENGINES
-
-        self.fields["engine"].choices = [(name, engine.label) for name, engine in sorted(ENGINES.items())]
+        self.fields["engine"].choices = engines.choices()
         if "queue" in self.fields:  # absent for view-only roles, who see it read-only
             self.fields["queue"].required = False  # blank: the shared queue
 
@@ -64,8 +63,9 @@ class TargetForm(KeepSecretsForm):
 
     def clean(self):
         cleaned = super().clean()
-        # A pgbackrest target reads its cluster through the pgBackRest settings below, not a source URL.
-        if cleaned.get("engine") not in (None, "portal", "pgbackrest") and not cleaned.get("source"):
+        # Engines that need no source: the portal's own database; pgBackRest (it reads its settings below).
+        engine = engines.find(cleaned.get("engine") or "")
+        if engine is not None and engine.needs_source and not cleaned.get("source"):
             self.add_error("source", "This engine needs a source (a URL or env:NAME).")
         return cleaned
 
@@ -153,7 +153,8 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
 
     @admin.display(description="source")
     def source_display(self, obj):
-        return obj.source_display or ("this portal's database" if obj.engine == "portal" else "-")
+        engine = engines.find(obj.engine)
+        return obj.source_display or (engine.implied_source if engine else "") or "-"
 
     @admin.display(description="locations")
     def location_names(self, obj):

@@ -106,8 +106,6 @@ class Dump:
     truncated dump a failed run rather than a small backup.
     """
 
-    format = ""
-    extension = ""
     stream: BinaryIO
 
     def finish(self) -> dict:

@@ -22,7 +22,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .base import Dump, Place, SourceError, path_place, resolve_source
-from .restorers import FileRestorer
+from .engine import Engine
+from .restore_base import FileRestorer
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +114,6 @@ def count_variables(data: bytes) -> int:
 
 
 class EnvDump(Dump):
-    format = "env"
-    extension = ".env"
-
     def __init__(self, source: str) -> None:
         data = render_variables(source[5:]) if source.startswith("vars:") else read_env_file(env_path(source))
         self.variables = count_variables(data)
@@ -128,26 +126,9 @@ class EnvDump(Dump):
         self.stream.close()
 
 
-class EnvEngine:
-    name = "env"
-    label = "Environment file (.env) or vars:NAME1,NAME2 of the worker"
-
-    def dump(self, source: str) -> Dump:
-        return EnvDump(source)
-
-    def places(self, source: str) -> list[Place]:
-        """The live environment file (``vars:`` lives in the worker's environment: no place to restore over)."""
-        return [] if source.startswith("vars:") else [path_place(env_path(resolve_source(source)))]
-
-    def local_path(self, source: str) -> Path | None:
-        """The file this source reads on the worker's disk; None for vars:NAME1,NAME2."""
-        return None if source.startswith("vars:") else env_path(source)
-
-
 class EnvRestorer(FileRestorer):
     """A new 0600 environment file beside the destination; its variables counted, then renamed into place."""
 
-    format = "env"
     scratch_suffix = ".env"
     mode = SECRET_MODE
 
@@ -157,3 +138,24 @@ class EnvRestorer(FileRestorer):
     def count_rows(self, tables: list[str]) -> dict[str, int]:
         counts = {"variables": count_variables(self.scratch.read_bytes())}
         return {name: counts.get(name, -1) for name in tables} if tables else counts
+
+
+class EnvEngine(Engine):
+    name = "env"
+    label = "Environment file (.env) or vars:NAME1,NAME2 of the worker"
+    format = "env"
+    extension = ".env"
+    reads_local_disk = True
+    restore_hint = "cat > restored.env"
+    restorer = EnvRestorer
+
+    def dump(self, source: str, *, endpoint_url: str = "") -> Dump:
+        return EnvDump(source)
+
+    def places(self, source: str) -> list[Place]:
+        """The live environment file (``vars:`` lives in the worker's environment: no place to restore over)."""
+        return [] if source.startswith("vars:") else [path_place(env_path(resolve_source(source)))]
+
+    def local_path(self, source: str) -> Path | None:
+        """The file this source reads on the worker's disk; None for vars:NAME1,NAME2."""
+        return None if source.startswith("vars:") else env_path(source)

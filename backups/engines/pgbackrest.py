@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from .base import Dump, SourceError, scrub
+from .engine import Engine
 
 ENGINE_NAME = "pgbackrest"
 # pgBackRest keeps its repository inside this folder of a location, so a location shared with
@@ -40,15 +41,28 @@ class PgBackRestError(SourceError):
         super().__init__(f"{what} {status}: {output}" if output else f"{what} {status}")
 
 
-class PgBackRestEngine:
+class PgBackRestEngine(Engine):
     """A self-hosted PostgreSQL cluster backed up by pgBackRest (full, diff, incr + WAL archive)."""
 
     name = ENGINE_NAME
     label = "PostgreSQL cluster through pgBackRest (point-in-time recovery; set its pgBackRest settings)"
+    format = "pgbackrest"
+    extension = ""  # no artifact of its own: pgBackRest writes its repository
+    # Its settings (PgBackRestStanza) say what it reads, not a source.
+    needs_source = False
+    # A physical cluster: its restore test is pgBackRest's own (services/pgbackrest), which the drill does not run.
+    is_database = False
     # The backup service hands the whole run to backups.services.pgbackrest instead of streaming a dump.
     runs_own_backup = True
+    # Restored by pgBackRest to a moment, never through the generic restore (restorer None).
+    restorer = None
+    restore_hint = "pgbackrest --stanza=TARGET restore"
+    restore_refusal = (
+        "a pgBackRest backup: restore its target to a moment with "
+        "manage.py restore TARGET --time T --to NEW_DATA_DIR (or --latest)"
+    )
 
-    def dump(self, source: str) -> Dump:
+    def dump(self, source: str, *, endpoint_url: str = "") -> Dump:
         raise SourceError("a pgbackrest target is backed up by pgBackRest, not by a streamed dump")
 
 

@@ -7,11 +7,20 @@ environment variables, so no password ever appears in a process list.
 
 from __future__ import annotations
 
+import re
+import subprocess
 from typing import BinaryIO
 
+import psycopg
+from django.utils import timezone
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from .base import Dump, Place, SourceError, StreamingProcess, postgresql_place, resolve_source
+from .base import Dump, Place, SourceError, StreamingProcess, postgresql_place, redact, resolve_source, scrub
+from .engine import Engine
+from .restore_base import RestorePlan, Restorer, minute_stamp
+
+PG_NAME_LIMIT = 63
 
 # libpq parameters we pass on, and the environment variable for each.
 _PARAM_ENV = {
@@ -139,9 +148,6 @@ class _CountingReader:
 
 
 class PostgreSQLDump(Dump):
-    format = "postgresql-sql"
-    extension = ".sql"
-
     def __init__(self, source: str | dict) -> None:
         env = connection_env(source)
         self.process = StreamingProcess(
@@ -166,11 +172,181 @@ class PostgreSQLDump(Dump):
         self.process.close()
 
 
-class PostgreSQLEngine:
+# A table name as pg_dump writes it in a COPY header: schema.table, each part plain or quoted.
+_PG_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_PG_TABLE = re.compile(rf"^{_PG_IDENT}(?:\.{_PG_IDENT})?$")
+
+
+class PostgreSQLRestorer(Restorer):
+    """Restore into a new database with psql (errors fatal), then swap names."""
+
+    def __init__(self, destination: str, *, scratch_prefix: str | None = None) -> None:
+        try:
+            self.params = {k: v for k, v in conninfo_to_dict(destination).items() if v not in (None, "")}
+        except Exception:
+            raise SourceError("the restore destination is not a valid postgresql:// URL") from None
+        self.live = self.params.get("dbname")
+        if not self.live:
+            raise SourceError("the restore destination names no database")
+        self.display = redact(destination)
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
+        base = scratch_prefix or f"{self.live[: PG_NAME_LIMIT - 26]}_restoring"
+        self.scratch = f"{base}_{stamp}"[:PG_NAME_LIMIT]
+        self.loader: StreamingProcess | None = None
+        self._rollback: str | None = None
+
+    # --- connections --------------------------------------------------------------
+    def _connect(self, dbname: str) -> psycopg.Connection:
+        params = {**self.params, "dbname": dbname}
+        params.setdefault("connect_timeout", 10)
+        try:
+            return psycopg.connect(**params, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise SourceError(
+                f"cannot connect to {dbname}: {scrub(str(exc), [str(self.params.get('password', ''))])}"
+            ) from None
+
+    def _admin(self) -> psycopg.Connection:
+        return self._connect("postgres")
+
+    def _exists(self, conn, name: str) -> bool:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+    def _rollback_name(self, conn) -> str:
+        if self.rollback_hint and not self._exists(conn, self.rollback_hint):
+            return self.rollback_hint
+        suffix = f"_pre_restore_{minute_stamp()}"
+        name = f"{self.live[: PG_NAME_LIMIT - len(suffix)]}{suffix}"
+        if self._exists(conn, name):
+            name = f"{name[: PG_NAME_LIMIT - 2]}{timezone.now():%S}"
+        return name
+
+    # --- the contract -------------------------------------------------------------
+    def plan(self) -> RestorePlan:
+        with self._admin() as conn:
+            live_exists = self._exists(conn, self.live)
+            rollback = self._rollback_name(conn) if live_exists else None
+        self._rollback = rollback
+        return RestorePlan(
+            destination=self.display,
+            replaces=f"database {self.live} (kept as {rollback})" if live_exists else None,
+            rollback_name=rollback,
+        )
+
+    def places(self) -> list[Place]:
+        return [postgresql_place({**self.params, "dbname": self.live})]
+
+    def prepare(self) -> None:
+        with self._admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(self.scratch)))
+
+    def sink(self) -> BinaryIO:
+        env = connection_env({**self.params, "dbname": self.scratch})
+        self.loader = StreamingProcess(
+            ["psql", "-X", "-q", "--set", "ON_ERROR_STOP=1", "--single-transaction", "-o", "/dev/null"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            secrets=[env.get("PGPASSWORD", "")],
+        )
+        return self.loader.stdin
+
+    def finish_load(self) -> None:
+        assert self.loader is not None
+        try:
+            self.loader.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.loader.check("psql")
+
+    def abort_load(self) -> None:
+        if self.loader is not None:
+            self.loader.close()
+
+    def count_rows(self, tables: list[str]) -> dict[str, int]:
+        counts = {}
+        with self._connect(self.scratch) as conn:
+            for name in tables:
+                if not _PG_TABLE.match(name):
+                    raise SourceError(f"refusing to count rows of oddly named table {name!r}")
+                counts[name] = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # noqa: S608 (checked)
+        return counts
+
+    def swap(self) -> str:
+        ident = sql.Identifier
+        with self._admin() as conn:
+            if not self._exists(conn, self.live):
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(self.scratch), ident(self.live)))
+                self._rollback = None
+                return f"{self.live} did not exist before; nothing to roll back (drop {self.live} to undo)"
+            rollback = self._rollback or self._rollback_name(conn)
+            if self._exists(conn, rollback):
+                rollback = self._rollback_name(conn)
+            # Stop new sessions, end the current ones, then rename: the only moment live data is touched.
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident(self.live)))
+            try:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (self.live,),
+                )
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(self.live), ident(rollback)))
+            except psycopg.Error:
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(self.live)))
+                raise
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(rollback)))
+            try:
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(self.scratch), ident(self.live)))
+            except psycopg.Error:
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(rollback), ident(self.live)))
+                raise
+        self._rollback = rollback
+        return (
+            f"previous database kept as {rollback}. To roll back: "
+            f'ALTER DATABASE "{self.live}" RENAME TO "{self.live[:40]}_bad"; '
+            f'ALTER DATABASE "{rollback}" RENAME TO "{self.live}";'
+        )
+
+    @property
+    def rollback_name(self) -> str | None:
+        return self._rollback
+
+    def discard(self) -> None:
+        self.abort_load()
+        try:
+            with self._admin() as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.scratch)))
+        except (psycopg.Error, SourceError):
+            pass
+
+    def recover(self, scratch: str, rollback: str | None) -> list[str]:
+        done = []
+        ident = sql.Identifier
+        with self._admin() as conn:
+            if rollback and not self._exists(conn, self.live) and self._exists(conn, rollback):
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(rollback), ident(self.live)))
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(self.live)))
+                done.append(f"renamed {rollback} back to {self.live}")
+            elif self._exists(conn, self.live):
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(self.live)))
+                if rollback and self._exists(conn, rollback) and not self._exists(conn, scratch):
+                    done.append(f"the swap had completed: {self.live} is the restored copy, {rollback} the previous")
+            if scratch and scratch != self.live and self._exists(conn, scratch):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(scratch)))
+                done.append(f"dropped the half-restored database {scratch}")
+        return done
+
+
+class PostgreSQLEngine(Engine):
     name = "postgresql"
     label = "PostgreSQL database (pg_dump)"
+    format = "postgresql-sql"
+    extension = ".sql"
+    is_database = True
+    restore_hint = "psql --set ON_ERROR_STOP=1 --single-transaction -d NEW_DATABASE"
+    restorer = PostgreSQLRestorer
 
-    def dump(self, source: str | dict) -> Dump:
+    def dump(self, source: str | dict, *, endpoint_url: str = "") -> Dump:
         return PostgreSQLDump(source)
 
     def check_source(self, source: str) -> None:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from .base import Dump, Place, SourceError, path_place, resolve_source
+from .engine import Engine
+from .restore_base import FileRestorer
 
 
 def sqlite_path(source: str) -> Path:
@@ -35,9 +37,6 @@ def count_rows(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 class SQLiteDump(Dump):
-    format = "sqlite3"
-    extension = ".sqlite3"
-
     def __init__(self, source: str) -> None:
         path = sqlite_path(source)
         if not path.is_file():
@@ -66,11 +65,44 @@ class SQLiteDump(Dump):
         Path(self._copy.name).unlink(missing_ok=True)
 
 
-class SQLiteEngine:
+class SQLiteRestorer(FileRestorer):
+    """A SQLite file: must pass its own integrity check before it replaces anything."""
+
+    scratch_suffix = ".sqlite3"
+
+    def resolve_path(self, destination: str) -> Path:
+        return sqlite_path(destination).expanduser().resolve()
+
+    def check_file(self) -> None:
+        try:
+            conn = sqlite3.connect(f"{self.scratch.as_uri()}?mode=ro", uri=True)
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            conn.close()
+        except sqlite3.Error as exc:
+            raise SourceError(f"the restored SQLite file does not open: {exc}") from None
+        if result != "ok":
+            raise SourceError(f"the restored SQLite file fails its integrity check: {result}")
+
+    def count_rows(self, tables: list[str]) -> dict[str, int]:
+        conn = sqlite3.connect(f"{self.scratch.as_uri()}?mode=ro", uri=True)
+        try:
+            counts = count_rows(conn)
+        finally:
+            conn.close()
+        return {name: counts.get(name, -1) for name in tables} if tables else counts
+
+
+class SQLiteEngine(Engine):
     name = "sqlite"
     label = "SQLite database file"
+    format = "sqlite3"
+    extension = ".sqlite3"
+    is_database = True
+    reads_local_disk = True
+    restore_hint = "cat > restored.sqlite3"
+    restorer = SQLiteRestorer
 
-    def dump(self, source: str) -> Dump:
+    def dump(self, source: str, *, endpoint_url: str = "") -> Dump:
         return SQLiteDump(source)
 
     def places(self, source: str) -> list[Place]:

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..engines import SourceError, get_engine, open_dump, resolve_source
+from .. import engines
+from ..engines import SourceError, resolve_source
 from ..keys import KeyProblem, load_recipients
 from ..leases import LeaseLost, proof_of_death
 from ..locations import LocationBackend, LocationError, StorageStalled, StoredObject
@@ -126,15 +127,15 @@ def refuse(run: BackupRun, reason: str) -> BackupRun:
 
 def _perform(run: BackupRun) -> None:
     target = run.target
-    engine = get_engine(target.engine)
-    if getattr(engine, "runs_own_backup", False):
+    engine = engines.get(target.engine)
+    if engine.runs_own_backup:
         pgbackrest.perform_backup(run)
         return
     recipients = load_recipients()
     locations = list(target.locations.filter(enabled=True).order_by("name"))
     if not locations:
         raise LocationError(f"target {target.name} has no enabled location to write to")
-    source = resolve_source(target.source) if target.engine != "portal" else ""
+    source = resolve_source(target.source) if engine.needs_source else ""
 
     spool_fd, spool = phases.create_spool_file(run)
     level = target.effective_compression_level
@@ -142,7 +143,7 @@ def _perform(run: BackupRun) -> None:
         with (
             phases.dumping_into_spool(run),
             os.fdopen(spool_fd, "wb") as out,
-            open_dump(engine, source, endpoint_url=target.endpoint_url) as dump,
+            engine.dump(source, endpoint_url=target.endpoint_url) as dump,
         ):
             result = encrypt_stream(
                 dump.stream,
@@ -154,7 +155,7 @@ def _perform(run: BackupRun) -> None:
                 progress_interval=settings.BACKUP_PROGRESS_INTERVAL,
             )
             metadata = dump.finish()
-            run_format, extension = dump.format, dump.extension
+            run_format, extension = engine.format, engine.extension
         run.record(
             engine=engine.name,
             format=run_format,

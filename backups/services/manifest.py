@@ -18,6 +18,8 @@ import logging
 
 from django.utils import timezone
 
+from .. import engines
+from ..engines.engine import Engine
 from ..locations import SIDECAR_SUFFIX, LocationError
 
 logger = logging.getLogger(__name__)
@@ -27,13 +29,10 @@ INDEX_NAME = "manifest.json"
 
 
 def restore_hint(run_format: str, compression: str) -> str:
+    """The shell pipeline that restores an artifact without the portal; the last step is the engine's."""
     decompress = {"zstd": "zstd -d", "gzip": "gzip -d"}[compression]
-    load = {
-        "postgresql-sql": "psql --set ON_ERROR_STOP=1 --single-transaction -d NEW_DATABASE",
-        "sqlite3": "cat > restored.sqlite3",
-        "tar": "tar -x -C DESTINATION",
-        "env": "cat > restored.env",
-    }.get(run_format, "cat > restored")
+    engine = engines.for_format(run_format)
+    load = engine.restore_hint if engine is not None else Engine.restore_hint
     return f"age -d -i IDENTITY_FILE ARTIFACT | {decompress} | {load}"
 
 

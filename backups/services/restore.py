@@ -27,10 +27,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..engines import ENGINES, SourceError, resolve_source
+from .. import engines
+from ..engines import SourceError, restorer_for
 from ..engines.base import Place, path_place, s3_place
-from ..engines.portal import PortalEngine
-from ..engines.restorers import RestorePlan, Restorer, restorer_for
+from ..engines.restore_base import RestorePlan, Restorer
 from ..leases import LeaseLost, proof_of_death
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, Location, Restore, Target
@@ -140,7 +140,7 @@ def _location_places(location: Location) -> list[Place]:
 
 
 def _target_places(target: Target) -> list[Place]:
-    engine = ENGINES.get(target.engine)
+    engine = engines.find(target.engine)
     try:
         return engine.places(target.source) if engine else []
     except SourceError:
@@ -150,15 +150,15 @@ def _target_places(target: Target) -> list[Place]:
 def live_places() -> Iterator[tuple[Place, str]]:
     """Every place holding live data a restore must not land on, with what it is.
 
-    The portal's database and the locations are refused whatever the target; the backup's own
-    source is handled by :func:`refuse_live_destination`.
+    Places live whatever the targets (the portal's own database) and the locations are refused
+    whatever the target; the backup's own source is handled by :func:`refuse_live_destination`.
     """
-    for place in PortalEngine().places():
-        yield place, "the portal's own database"
+    for engine in engines.all():
+        yield from engine.live_places()
     for location in Location.objects.order_by("name"):
         for place in _location_places(location):
             yield place, f"the folder of backup location {location.name}"
-    for target in Target.objects.exclude(engine="portal").order_by("name"):
+    for target in Target.objects.order_by("name"):
         for place in _target_places(target):
             yield place, f"the live source of target {target.name}"
 
@@ -172,7 +172,8 @@ def refuse_live_destination(restorer: Restorer, own_target: Target | None) -> No
     """
     wanted = restorer.places()
     own = set()
-    if own_target is not None and own_target.engine != "portal":
+    own_engine = engines.find(own_target.engine) if own_target is not None else None
+    if own_engine is not None and own_engine.restores_in_place:
         own = {place.key for place in _target_places(own_target)[:1]}  # the source itself, not its -wal
     for place, what in live_places():
         for dest in wanted:
@@ -218,13 +219,11 @@ def destination_for(ref: ArtifactRef, to: str | None) -> str:
             f"the backup's target {ref.target_name or '(unknown)'} is not in this portal; "
             "say where to restore with --to"
         )
-    if target.engine == "portal":
-        raise RestoreFailed(
-            "refusing to restore the portal's own database over itself while it runs; restore it --to a new "
-            "database or file, then point DATABASE_URL at it"
-        )
+    engine = engines.find(target.engine)
+    if engine is not None and not engine.restores_in_place:
+        raise RestoreFailed(f"refusing to restore target {target.name} in place: it is {engine.restore_refusal}")
     try:
-        return resolve_source(target.source)
+        return engine.in_place_destination(target.source) if engine else engines.resolve_source(target.source)
     except SourceError as exc:
         raise RestoreFailed(str(exc)) from None
 
@@ -232,11 +231,10 @@ def destination_for(ref: ArtifactRef, to: str | None) -> str:
 def propose(
     source: str, *, to: str | None = None, location: str | None = None, rollback_hint: str | None = None
 ) -> Proposal:
-    if source.isdigit() and Target.objects.filter(runs__pk=int(source), engine="pgbackrest").exists():
-        raise RestoreFailed(
-            f"run #{source} is a pgBackRest backup: restore its target to a moment with "
-            "manage.py restore TARGET --time T --to NEW_DATA_DIR (or --latest)"
-        )
+    if source.isdigit():
+        own = Target.objects.filter(runs__pk=int(source), engine__in=engines.names(runs_own_backup=True)).first()
+        if own is not None:
+            raise RestoreFailed(f"run #{source} is {engines.get(own.engine).restore_refusal}")
     ref = artifacts.resolve(source, location)
     destination = destination_for(ref, to)
     target = Target.objects.filter(name=ref.target_name).first() if ref.target_name else None

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from .. import engines
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, CopyProtected, Location, Target, Verification
 from . import manifest
@@ -81,8 +82,8 @@ def plan(as_of: datetime | None = None) -> list[Decision]:
         cutoff = as_of - timedelta(days=location.retention_days) if location.retention_days is not None else None
         copies = (
             Artifact.objects.filter(location=location, status=Artifact.Status.STORED)
-            # pgBackRest expires its own backups (the location's retention is in its configuration).
-            .exclude(run__engine="pgbackrest")
+            # An engine that runs its own backups (pgBackRest) expires them itself (retention is in its config).
+            .exclude(run__engine__in=engines.names(runs_own_backup=True))
             .select_related("run__target")
             .order_by("run__target_id", "-created_at")
         )

@@ -8,8 +8,8 @@ import time
 
 from django.conf import settings
 
-from ..engines import SourceError, resolve_source
-from ..engines.portal import portal_source
+from .. import engines
+from ..engines import SourceError
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, Verification
 from . import artifacts, manifest, pgbackrest
@@ -69,19 +69,12 @@ def restore_test_destination(run: BackupRun) -> str:
     """Where the scratch database of a restore test goes: a dedicated server if configured."""
     if settings.RESTORE_TEST_DATABASE_URL and run.format == "postgresql-sql":
         return settings.RESTORE_TEST_DATABASE_URL
-    if run.target.engine == "portal":
-        engine, source = portal_source()
-        if isinstance(source, dict):
-            from psycopg.conninfo import make_conninfo
-
-            return make_conninfo(**{k: v for k, v in source.items() if v})
-        return source
-    return resolve_source(run.target.source)
+    return engines.get(run.target.engine).in_place_destination(run.target.source)
 
 
 def verify(verification: Verification, *, identities=None) -> Verification:
     """Run a queued verification; the outcome is stored on the row."""
-    if verification.run.engine == "pgbackrest":
+    if (engine := engines.find(verification.run.engine)) is not None and engine.runs_own_backup:
         return pgbackrest.verify(verification)
     if not verification.start():
         verification.refresh_from_db()

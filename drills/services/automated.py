@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from backups import engines
 from backups.models import BackupRun, Target, Verification
 from backups.services import verify
 from drportal import markdown
@@ -28,8 +29,6 @@ from . import schedule
 
 logger = logging.getLogger(__name__)
 
-# Engines whose backups a restore test can load into a scratch database.
-DATABASE_ENGINES = ("postgresql", "sqlite", "portal")
 
 # The backups app's monthly schedule restore-tests every target on the 1st, the same morning
 # the plan's drill is due: a restore test this recent is the scheduled drill's evidence, rather
@@ -58,7 +57,7 @@ class Outcome:
 def targets_under_test(activity: TestActivity) -> list[Target]:
     if activity.target_id:
         return [activity.target]
-    return list(Target.objects.filter(enabled=True, engine__in=DATABASE_ENGINES).order_by("name"))
+    return list(Target.objects.filter(enabled=True, engine__in=engines.names(is_database=True)).order_by("name"))
 
 
 def recent_restore_test(target: Target, now: datetime) -> Verification | None:

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
 from alerts.models import Notification
+from backups import engines
 from backups.models import BackupRun, Restore, Target, Verification
 from drportal import humanize
 
@@ -393,7 +394,7 @@ class IncidentAdmin(admin.ModelAdmin):
             "can_force_logout": user.has_perm("incidents.force_logout"),
             "can_toggle_read_only": user.has_perm("incidents.toggle_read_only"),
             "read_only": security.read_only_on(),
-            "targets": Target.objects.exclude(engine="portal").order_by("name"),
+            "targets": Target.objects.filter(engine__in=engines.names(restores_in_place=True)).order_by("name"),
             # The restore helper starts on the data this incident's scenario puts at risk, not the first name.
             "default_target_id": next((t.pk for t in incident.scenario.targets.order_by("name")), None)
             if incident.scenario_id
