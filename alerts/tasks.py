@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
+
+from drportal.enqueue import send
 
 from . import delivery
 from .models import Notification
@@ -39,13 +42,20 @@ def sweep() -> int:
 
 
 def enqueue_deliveries(ids: list[int], countdown: float = 0) -> None:
-    """Hand deliveries to the workers; if the broker cannot take them, the rows say so and wait for the sweep."""
-    for pk in ids:
-        try:
-            deliver.apply_async((pk,), countdown=countdown or None, retry=False)
-        except Exception as exc:  # kombu raises transport-specific errors; the emitter must never see them
-            logger.warning("delivery of notification %s not queued: %s", pk, type(exc).__name__)
-            Notification.objects.filter(pk=pk, status=Notification.Status.PENDING).update(
-                last_error=f"not queued ({type(exc).__name__}: the broker is unreachable); "
-                "the sweep sends it when the broker is back"
+    """Hand deliveries to the workers (the core's one enqueue policy); if the broker cannot take them,
+    the rows say so and wait for the sweep."""
+    failure: list[str] = []
+    for position, pk in enumerate(ids):
+        if not send(
+            deliver,
+            (pk,),
+            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            on_failure=failure.append,
+            countdown=countdown or None,
+        ):
+            # One unreachable broker is enough to know: the rest wait for the sweep instead of each
+            # waiting out the connect timeout again.
+            Notification.objects.filter(pk__in=ids[position:], status=Notification.Status.PENDING).update(
+                last_error=f"not queued ({failure[0]}); the sweep sends it when the broker is back"
             )
+            return

@@ -34,8 +34,11 @@ def enqueue(task, args: Sequence, *, queue: str, on_failure: Callable[[str], Non
     transaction.on_commit(lambda: send(task, args, queue=queue, on_failure=on_failure))
 
 
-def send(task, args: Sequence, *, queue: str, on_failure: Callable[[str], None]) -> bool:
-    """Send now (no transaction to wait for). True if the broker took the message."""
+def send(
+    task, args: Sequence, *, queue: str, on_failure: Callable[[str], None], countdown: float | None = None
+) -> bool:
+    """Send now (no transaction to wait for), to run ``countdown`` seconds from now if given.
+    True if the broker took the message."""
     try:
         # A connection of its own, not the pool's: the pool's would retry connecting for
         # broker_connection_timeout and carry no socket timeouts.
@@ -48,7 +51,7 @@ def send(task, args: Sequence, *, queue: str, on_failure: Callable[[str], None])
                 "retry_on_timeout": False,
             },
         ) as connection:
-            task.apply_async(tuple(args), queue=queue, retry=False, connection=connection)
+            task.apply_async(tuple(args), queue=queue, countdown=countdown, retry=False, connection=connection)
     except Exception as exc:  # kombu raises transport-specific errors
         reason = f"{UNREACHABLE}: {type(exc).__name__}: {exc}"[:1000]
         logger.warning("%s%s not sent to queue %s: %s", task.name, tuple(args), queue, reason)
