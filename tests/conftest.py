@@ -54,6 +54,18 @@ def _age_settings(age_key):
     settings.BACKUP_AGE_IDENTITY_FILE = str(age_key.identity_file)
 
 
+# --- a loopback HTTP server -------------------------------------------------------------
+
+
+@pytest.fixture
+def http_stub():
+    """A started `tests.http_stub.HttpStub`: answers 200 "ok" until scripted otherwise; stopped after the test."""
+    from tests.http_stub import HttpStub
+
+    with HttpStub() as stub:
+        yield stub
+
+
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
