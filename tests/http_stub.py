@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Answer:
     delay: float = 0.0
 
 
-AnswerSpec = Union[int, Answer, Callable[[Request], Union[int, Answer]]]
+AnswerSpec = int | Answer | Callable[[Request], int | Answer]
 
 
 class HttpStub:
