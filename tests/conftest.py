@@ -66,6 +66,47 @@ def http_stub():
         yield stub
 
 
+# --- the shipped plan and admin forms ----------------------------------------------------
+
+PLAN = ROOT / "plans" / "botflow.toml"
+
+
+@pytest.fixture
+def plan_applied(db, monkeypatch, tmp_path) -> Path:
+    """The shipped BotFlow plan (plans/botflow.toml), applied; returns its "local" location's folder.
+
+    The plan's local location reads BACKUP_LOCAL_DIR; it is pointed under the test's tmp_path.
+    Under `transactional_db` or `live_server` (browser tests) the rows are committed, as pytest-django
+    makes `db` transactional there.
+    """
+    from drportal.plan import apply_plan
+
+    local = tmp_path / "plan-backups"
+    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(local))
+    apply_plan(PLAN)
+    return local
+
+
+def target_form(*locations, **fields) -> dict:
+    """POST data for the admin's target form: a postgresql target on ``locations``; ``fields`` override or add.
+
+    It includes the management form of the pgBackRest settings inline, empty ("0" forms), which the
+    admin needs whenever it shows that inline; a pgbackrest target passes its own `pgbackrest-*` keys.
+    """
+    return {
+        "name": "db",
+        "engine": "postgresql",
+        "source": "env:BOTFLOW_DATABASE_URL",
+        "locations": [location.pk for location in locations],
+        "enabled": "on",
+        "timezone": "UTC",
+        "compression": "zstd",
+        "pgbackrest-TOTAL_FORMS": "0",
+        "pgbackrest-INITIAL_FORMS": "0",
+        **fields,
+    }
+
+
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
@@ -417,6 +458,47 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1, message: str
 # --- running the commands the way a person does -------------------------------------------
 
 
+def manage_env(**overrides: str | None) -> dict[str, str]:
+    """The environment of a `manage.py` subprocess that works on this test's database.
+
+    This process's environment with the test settings and the test database (the one pytest-django
+    made, so the subprocess sees the test's committed rows); ``overrides`` add or replace variables,
+    and an override of None removes one.
+    """
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+    }
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def manage_py(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **run: object
+) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` as its own process, from the repository root, output captured as text.
+
+    ``env`` defaults to `manage_env()` (this test's database); other keyword arguments go to
+    `subprocess.run` (``input=`` for a prompt, for example).
+    """
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=manage_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **run,
+    )
+
+
 def run_backup(target):
     """Back up a target in this process (as `manage.py backup` does); returns the finished run."""
     from backups.services import backup
@@ -445,17 +527,10 @@ def kill_restore_midway(args: list[str], *, until, message: str, too_fast: str) 
 
     As an operator's Ctrl-\\ or the OOM killer would: no cleanup code in the restore runs.
     """
-    from django.db import connection
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-    }
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "restore", *args, "--yes"],
         cwd=ROOT,
-        env=env,
+        env=manage_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

@@ -8,11 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from backups.models import Location, Target
-from tests.conftest import ROOT
+from tests.conftest import PLAN
 
 pytestmark = pytest.mark.django_db
-
-PLAN = ROOT / "plans" / "botflow.toml"
 
 
 def apply(path, capsys=None) -> str:

@@ -14,11 +14,9 @@ from backups.services import backup, verify
 from drills.models import ChangeLogEntry, Drill, PlanDocument, TestActivity
 from drills.services import schedule
 from incidents.models import Contact, Scenario, ServiceProvider, Severity
-from tests.conftest import ROOT
+from tests.conftest import PLAN
 
 pytestmark = pytest.mark.django_db
-
-PLAN = ROOT / "plans" / "botflow.toml"
 
 
 def snapshot() -> dict:
@@ -33,12 +31,6 @@ def apply(path=PLAN) -> str:
     out = StringIO()
     call_command("applyplan", str(path), stdout=out)
     return out.getvalue()
-
-
-@pytest.fixture
-def applied(monkeypatch, tmp_path):
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
-    apply()
 
 
 def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
@@ -74,7 +66,7 @@ def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
     ]
 
 
-def test_each_of_the_nine_tests_gets_its_next_occurrence(applied):
+def test_each_of_the_nine_tests_gets_its_next_occurrence(plan_applied):
     def utc(*args):
         return datetime(*args, tzinfo=UTC)
 
@@ -126,7 +118,7 @@ def export() -> str:
     return out.getvalue()
 
 
-def test_exportplan_renders_every_section_with_the_seed_values(applied, tmp_path):
+def test_exportplan_renders_every_section_with_the_seed_values(plan_applied, tmp_path):
     ensure_incident_rows()
     text = export()
     for heading in (
@@ -182,7 +174,7 @@ def test_exportplan_renders_every_section_with_the_seed_values(applied, tmp_path
     assert path.read_text().startswith("# BotFlow Disaster Recovery Plan")
 
 
-def test_exportplan_shows_live_figures_after_a_backup_and_a_restore_test(applied, source_db, make_target):
+def test_exportplan_shows_live_figures_after_a_backup_and_a_restore_test(plan_applied, source_db, make_target):
     ensure_incident_rows()
     # The plan's own "local" location (a folder under the test's tmp_path).
     target = make_target("botflow-db", source_db, [Location.objects.get(name="local")])

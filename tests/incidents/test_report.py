@@ -27,7 +27,7 @@ def good_run(target: Target, started, **fields) -> BackupRun:
 
 
 @pytest.fixture
-def target(plan):
+def target(plan_applied):
     return Target.objects.get(name="database")
 
 
