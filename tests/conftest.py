@@ -20,6 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.processes import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -403,13 +405,7 @@ def start_worker(
 
 
 def stop_worker(worker: Worker, sig=signal.SIGTERM) -> None:
-    if worker.proc.poll() is None:
-        os.killpg(worker.proc.pid, sig)
-        try:
-            worker.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.proc.pid, signal.SIGKILL)
-            worker.proc.wait(10)
+    stop(worker.proc, grace=20, sig=sig)
 
 
 @pytest.fixture(scope="session")

@@ -7,40 +7,20 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.forms.models import model_to_dict
 
 from backups.models import Location, Objective, Verification
 from backups.services import backup, verify
-from drills.models import ChangeLogEntry, Drill, PlanDocument, TestActivity
+from drills.models import Drill, PlanDocument, TestActivity
 from drills.services import schedule
 from incidents.models import Contact, Scenario, ServiceProvider, Severity
-from tests.conftest import PLAN
 
 pytestmark = pytest.mark.django_db
 
 
-def snapshot() -> dict:
-    return {
-        "tests": [model_to_dict(a) for a in TestActivity.objects.order_by("key")],
-        "documents": [model_to_dict(d) for d in PlanDocument.objects.all()],
-        "change_log": [model_to_dict(e) for e in ChangeLogEntry.objects.all()],
-    }
+# That the plan applies twice with the same result: tests/core/test_plan.py (one test for every app's sections).
 
 
-def apply(path=PLAN) -> str:
-    out = StringIO()
-    call_command("applyplan", str(path), stdout=out)
-    return out.getvalue()
-
-
-def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
-    first = apply()
-    assert "created test backup-verification" in first and "created document botflow-dr-plan" in first
-    before = snapshot()
-    assert apply().strip().endswith("nothing to change")
-    assert snapshot() == before
-
+def test_the_shipped_plan_makes_nine_tests_and_the_plan_document(plan_applied):
     # The DR Plan Review is the plan document's own review (one next-review date), not a tenth test.
     tests = list(TestActivity.objects.values_list("name", "cadence"))
     assert tests == [
