@@ -57,7 +57,7 @@ call_command("backup", target, "--verify", "no")
 
 def backup_killed(target: str, point: str, **env_overrides: str) -> BackupRun:
     """`manage.py backup TARGET` in its own process, SIGKILLed at ``point``; returns its run, still 'running'."""
-    env = manage_env(BACKUP_S3_PART_SIZE_MB=str(PART_MB), **env_overrides)
+    env = manage_env(**{"BACKUP_S3_PART_SIZE_MB": str(PART_MB)} | env_overrides)
     result = subprocess.run(
         [sys.executable, "-c", KILLER, target, point], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

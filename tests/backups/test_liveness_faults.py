@@ -37,12 +37,8 @@ RATE = 4 * MB
 
 
 def portal_env(**extra) -> dict:
-    return manage_env(
-        BACKUP_STALE_SECONDS=str(LIMIT),
-        BACKUP_COPY_STALE_SECONDS=str(LIMIT),
-        BACKUP_MANIFEST_STALE_SECONDS=str(LIMIT),
-        **extra,
-    )
+    stale = {"BACKUP_STALE_SECONDS": str(LIMIT), "BACKUP_COPY_STALE_SECONDS": str(LIMIT)}
+    return manage_env(**{**stale, "BACKUP_MANIFEST_STALE_SECONDS": str(LIMIT), **extra})
 
 
 def limits(settings, copy: int = LIMIT) -> None:
