@@ -38,6 +38,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script (bench/fleet.py): the repository's packages import from its root
+
+from devtools.processes import stop_all  # noqa: E402
+
 PY = str(ROOT / ".venv" / "bin" / "python")
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEND_RE = re.compile(
@@ -128,7 +132,6 @@ def main() -> int:
 
         env["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
         os.environ.update({k: v for k, v in env.items() if k != "FLEET_COUNTER_URL"})
-        sys.path.insert(0, str(ROOT))
         say(f"portal database {dbname}, broker {broker}, folder {work}")
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
 
@@ -331,14 +334,7 @@ def main() -> int:
         print(f"  -> {path.relative_to(ROOT)}")
         return 0 if overlaps == 0 and result["lost"] == 0 else 1
     finally:
-        for proc in processes.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in processes.values():
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_all(processes.values(), grace=60)
         redis_server.terminate()
         redis_server.wait(10)
         if not args.keep:

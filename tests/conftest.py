@@ -20,6 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.processes import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -52,6 +54,75 @@ def _age_settings(age_key):
 
     settings.BACKUP_AGE_RECIPIENTS = [age_key.recipient]
     settings.BACKUP_AGE_IDENTITY_FILE = str(age_key.identity_file)
+
+
+# --- a loopback HTTP server -------------------------------------------------------------
+
+
+@pytest.fixture
+def http_stub():
+    """A started `tests.http_stub.HttpStub`: answers 200 "ok" until scripted otherwise; stopped after the test."""
+    from tests.http_stub import HttpStub
+
+    with HttpStub() as stub:
+        yield stub
+
+
+# A Slack-style incoming-webhook path: the token is in the URL, so the URL is a secret.
+WEBHOOK_PATH = "/services/T000/B000/secret-token"
+
+
+@pytest.fixture
+def webhook(http_stub):
+    """An incoming webhook on loopback (the shared stub): ``webhook.url(WEBHOOK_PATH)`` is its URL,
+    ``webhook.default = 500`` makes it fail, ``posted(webhook)`` is what it was sent."""
+    return http_stub
+
+
+def posted(stub) -> list:
+    """The JSON bodies a stub was sent, in order."""
+    return [request.json() for request in stub.requests]
+
+
+# --- the shipped plan and admin forms ----------------------------------------------------
+
+PLAN = ROOT / "plans" / "botflow.toml"
+
+
+@pytest.fixture
+def plan_applied(db, monkeypatch, tmp_path) -> Path:
+    """The shipped BotFlow plan (plans/botflow.toml), applied; returns its "local" location's folder.
+
+    The plan's local location reads BACKUP_LOCAL_DIR; it is pointed under the test's tmp_path.
+    Under `transactional_db` or `live_server` (browser tests) the rows are committed, as pytest-django
+    makes `db` transactional there.
+    """
+    from drportal.plan import apply_plan
+
+    local = tmp_path / "plan-backups"
+    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(local))
+    apply_plan(PLAN)
+    return local
+
+
+def target_form(*locations, **fields) -> dict:
+    """POST data for the admin's target form: a postgresql target on ``locations``; ``fields`` override or add.
+
+    It includes the management form of the pgBackRest settings inline, empty ("0" forms), which the
+    admin needs whenever it shows that inline; a pgbackrest target passes its own `pgbackrest-*` keys.
+    """
+    return {
+        "name": "db",
+        "engine": "postgresql",
+        "source": "env:BOTFLOW_DATABASE_URL",
+        "locations": [location.pk for location in locations],
+        "enabled": "on",
+        "timezone": "UTC",
+        "compression": "zstd",
+        "pgbackrest-TOTAL_FORMS": "0",
+        "pgbackrest-INITIAL_FORMS": "0",
+        **fields,
+    }
 
 
 # --- PostgreSQL -----------------------------------------------------------------------
@@ -350,13 +421,7 @@ def start_worker(
 
 
 def stop_worker(worker: Worker, sig=signal.SIGTERM) -> None:
-    if worker.proc.poll() is None:
-        os.killpg(worker.proc.pid, sig)
-        try:
-            worker.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.proc.pid, signal.SIGKILL)
-            worker.proc.wait(10)
+    stop(worker.proc, grace=20, sig=sig)
 
 
 @pytest.fixture(scope="session")
@@ -405,6 +470,47 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1, message: str
 # --- running the commands the way a person does -------------------------------------------
 
 
+def manage_env(**overrides: str | None) -> dict[str, str]:
+    """The environment of a `manage.py` subprocess that works on this test's database.
+
+    This process's environment with the test settings and the test database (the one pytest-django
+    made, so the subprocess sees the test's committed rows); ``overrides`` add or replace variables,
+    and an override of None removes one.
+    """
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
+    }
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def manage_py(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **run: object
+) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` as its own process, from the repository root, output captured as text.
+
+    ``env`` defaults to `manage_env()` (this test's database); other keyword arguments go to
+    `subprocess.run` (``input=`` for a prompt, for example).
+    """
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=manage_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **run,
+    )
+
+
 def run_backup(target):
     """Back up a target in this process (as `manage.py backup` does); returns the finished run."""
     from backups.services import backup
@@ -433,17 +539,10 @@ def kill_restore_midway(args: list[str], *, until, message: str, too_fast: str) 
 
     As an operator's Ctrl-\\ or the OOM killer would: no cleanup code in the restore runs.
     """
-    from django.db import connection
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-    }
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "restore", *args, "--yes"],
         cwd=ROOT,
-        env=env,
+        env=manage_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

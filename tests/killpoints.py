@@ -6,13 +6,12 @@ lands is chosen, by wrapping one function in the child.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 
 from backups.models import BackupRun
-from tests.conftest import ROOT, pg_url
+from tests.conftest import ROOT, manage_env
 
 PART_MB = 5  # S3's smallest part: a 12 MB artifact is a three-part multipart upload
 
@@ -58,15 +57,7 @@ call_command("backup", target, "--verify", "no")
 
 def backup_killed(target: str, point: str, **env_overrides: str) -> BackupRun:
     """`manage.py backup TARGET` in its own process, SIGKILLed at ``point``; returns its run, still 'running'."""
-    from django.db import connection
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-        "BACKUP_S3_PART_SIZE_MB": str(PART_MB),
-        **env_overrides,
-    }
+    env = manage_env(**{"BACKUP_S3_PART_SIZE_MB": str(PART_MB)} | env_overrides)
     result = subprocess.run(
         [sys.executable, "-c", KILLER, target, point], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

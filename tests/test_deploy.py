@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import shlex
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -24,6 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.processes import stop_all
 from tests.conftest import ROOT, create_botflow_db, free_port, pg_admin, pg_url, wait_for, wait_for_http
 
 pytestmark = pytest.mark.deploy
@@ -233,15 +233,7 @@ queue = "dbhost"
         wait_for(lambda: browser.get("/health")[0] == 200, timeout=30, message="/health 200")
         assert browser.get("/health/live")[0] == 200  # the load balancers' liveness probe
     finally:
-        for proc in processes.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in processes.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_all(processes.values(), grace=30)
         redis.terminate()
         redis.wait(10)
         time.sleep(0.2)

@@ -5,10 +5,7 @@ covers the worker itself, retries and the sweep)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -17,50 +14,15 @@ from django.utils import timezone
 from alerts.models import Channel, Notification
 from backups.models import Objective
 from backups.services import backup, rpo
+from tests.conftest import WEBHOOK_PATH, posted
 
 pytestmark = pytest.mark.django_db
-
-
-class WebhookServer:
-    """A real HTTP server on loopback that records what it is sent, and can be told to fail."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append(json.loads(body))
-                self.send_response(outer.status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/secret-token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook():
-    server = WebhookServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture
 def channels(webhook, deliver_alerts):
     Channel.objects.create(name="ops", kind="email", email_to="devops@example.com, oncall@example.com")
-    Channel.objects.create(name="slack", kind="webhook", webhook_url=webhook.url)
+    Channel.objects.create(name="slack", kind="webhook", webhook_url=webhook.url(WEBHOOK_PATH))
 
 
 def test_a_failed_backup_sends_an_email_and_a_webhook_post(
@@ -75,7 +37,7 @@ def test_a_failed_backup_sends_an_email_and_a_webhook_post(
     assert mail.outbox[0].to == ["devops@example.com", "oncall@example.com"]
     assert "Backup of db FAILED" in mail.outbox[0].subject
     assert "pg_dump failed" in mail.outbox[0].body
-    assert len(webhook.received) == 1 and "Backup of db FAILED" in webhook.received[0]["text"]
+    assert len(posted(webhook)) == 1 and "Backup of db FAILED" in posted(webhook)[0]["text"]
     assert set(Notification.objects.values_list("channel", "status")) == {("ops", "delivered"), ("slack", "delivered")}
 
 
@@ -120,7 +82,7 @@ def test_a_partial_backup_alerts_naming_the_failed_location(
 def test_a_failing_webhook_is_recorded_with_the_error_and_email_still_goes(
     channels, webhook, local_location, make_target, deliver_alerts
 ):
-    webhook.status = 500
+    webhook.default = 500
     target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
     backup.execute(backup.start_backup(target, trigger="command"))
     deliver_alerts()
@@ -147,11 +109,11 @@ def test_settings_channels_work_without_any_in_the_database(
     settings, webhook, local_location, make_target, deliver_alerts
 ):
     settings.ALERT_EMAIL_TO = ["ops@example.com"]
-    settings.ALERT_WEBHOOK_URL = webhook.url
+    settings.ALERT_WEBHOOK_URL = webhook.url(WEBHOOK_PATH)
     target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
     backup.execute(backup.start_backup(target, trigger="command"))
     deliver_alerts()
-    assert mail.outbox[0].to == ["ops@example.com"] and len(webhook.received) == 1
+    assert mail.outbox[0].to == ["ops@example.com"] and len(posted(webhook)) == 1
 
 
 def test_objective_alerts_on_late_breached_reminders_and_recovery(settings, channels, webhook, deliver_alerts):
@@ -178,19 +140,21 @@ def test_objective_alerts_on_late_breached_reminders_and_recovery(settings, chan
         "[DR Portal] Reminder: RPO logs is BREACHED",
         "[DR Portal] RPO logs is met again",
     ]
-    assert len(webhook.received) == 4
+    assert len(posted(webhook)) == 4
 
 
 def test_channel_event_filter(webhook, local_location, make_target, deliver_alerts):
-    Channel.objects.create(name="slack", kind="webhook", webhook_url=webhook.url, events=["objective_breached"])
+    Channel.objects.create(
+        name="slack", kind="webhook", webhook_url=webhook.url(WEBHOOK_PATH), events=["objective_breached"]
+    )
     target = make_target("db", "postgresql://postgres@127.0.0.1:1/nothing", [local_location])
     backup.execute(backup.start_backup(target, trigger="command"))
     deliver_alerts()
-    assert webhook.received == [] and not Notification.objects.exists()
+    assert posted(webhook) == [] and not Notification.objects.exists()
 
 
 def test_webhook_url_never_shown_in_the_admin(admin_client, webhook):
-    channel = Channel.objects.create(name="slack", kind="webhook", webhook_url=webhook.url)
+    channel = Channel.objects.create(name="slack", kind="webhook", webhook_url=webhook.url(WEBHOOK_PATH))
     from django.urls import reverse
 
     for url in (

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from backups.models import Artifact, BackupRun, Location, Target
+from tests.conftest import target_form
 
 pytestmark = pytest.mark.django_db
 
@@ -43,16 +44,7 @@ def test_source_password_is_encrypted_at_rest_and_never_in_html(admin_client, se
 def test_blank_secret_on_save_keeps_the_stored_one(admin_client, secret_target, local_location):
     response = admin_client.post(
         reverse("admin:backups_target_change", args=[secret_target.pk]),
-        {
-            "name": "db",
-            "engine": "postgresql",
-            "source": "",
-            "locations": [local_location.pk],
-            "enabled": "on",
-            "schedule": "0 * * * *",
-            "timezone": "UTC",
-            "compression": "zstd",
-        },
+        target_form(local_location, source="", schedule="0 * * * *"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     secret_target.refresh_from_db()

@@ -11,7 +11,7 @@ import pytest
 
 from backups.models import Artifact, BackupRun
 from backups.services import backup
-from tests.conftest import pg_url, run_backup, s3_client, table_rows
+from tests.conftest import pg_url, run_backup, s3_client, table_rows, target_form
 
 pytestmark = pytest.mark.django_db
 
@@ -118,16 +118,7 @@ def test_a_level_that_does_not_suit_the_compression_is_refused_by_the_form(sourc
     from backups.admin import TargetForm
 
     form = TargetForm(
-        data={
-            "name": "t",
-            "engine": "postgresql",
-            "source": "env:X",
-            "locations": [local_location.pk],
-            "enabled": "on",
-            "timezone": "UTC",
-            "compression": "gzip",
-            "compression_level": "12",
-        }
+        data=target_form(local_location, name="t", source="env:X", compression="gzip", compression_level="12")
     )
 
     assert not form.is_valid()
@@ -265,29 +256,13 @@ def test_backup_command_verifies_now_or_queues_the_verification(source_db, local
 
 @pytest.mark.django_db(transaction=True)
 def test_backup_command_with_the_broker_down_still_backs_up_and_says_so(source_db, local_location, make_target):
-    import os
-    import sys
-
-    from django.db import connection
 
     from backups.models import Verification
-    from tests.conftest import ROOT, free_port, pg_url
+    from tests.conftest import free_port, manage_env, manage_py
 
     make_target("botflow-db", source_db, [local_location])
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # Redis gone
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "backup", "botflow-db"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = manage_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # Redis gone
+    result = manage_py("backup", "botflow-db", env=env)
     assert result.returncode == 0, result.stderr
     assert "could not queue the verification; run: manage.py verify" in result.stderr
     assert BackupRun.objects.get().status == "succeeded"

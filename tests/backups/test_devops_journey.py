@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from backups.models import BackupRun, Target, Verification
-from tests.conftest import role_client
+from tests.conftest import role_client, target_form
 
 pytestmark = pytest.mark.django_db
 
@@ -147,21 +147,9 @@ def test_targets_list_query_count_does_not_grow_with_targets(devops, local_locat
 NEW_PASSWORD = "Typed-0nce-pw-7d3e"
 
 
-def target_form(local_location, **fields) -> dict:
-    data = {
-        "name": "db2",
-        "engine": "postgresql",
-        "source": f"postgresql://u:{NEW_PASSWORD}@db.internal:5432/botflow",
-        "locations": [local_location.pk],
-        "enabled": "on",
-        "schedule": "0 * * * *",
-        "timezone": "UTC",
-        "compression": "zstd",
-        # The pgBackRest settings inline, left empty (this is not a pgbackrest target).
-        "pgbackrest-TOTAL_FORMS": "0",
-        "pgbackrest-INITIAL_FORMS": "0",
-    }
-    return {**data, **fields}
+def db2_form(local_location, **fields) -> dict:
+    source = f"postgresql://u:{NEW_PASSWORD}@db.internal:5432/botflow"
+    return target_form(local_location, **{"name": "db2", "source": source, "schedule": "0 * * * *", **fields})
 
 
 def test_source_secret_is_kept_across_a_form_error_without_being_rendered(devops, local_location):
@@ -170,9 +158,7 @@ def test_source_secret_is_kept_across_a_form_error_without_being_rendered(devops
 
     add = reverse("admin:backups_target_add")
     # A form error elsewhere (a bad schedule): the typed source is not lost, and not in the page either.
-    response = devops.post(
-        add, {**target_form(local_location, schedule="every day"), "csrfmiddlewaretoken": devops.token}
-    )
+    response = devops.post(add, {**db2_form(local_location, schedule="every day"), "csrfmiddlewaretoken": devops.token})
     assert response.status_code == 200
     page = htmllib.unescape(response.content.decode())
     assert "not a cron expression" in page
@@ -183,7 +169,7 @@ def test_source_secret_is_kept_across_a_form_error_without_being_rendered(devops
     # The operator fixes the schedule and posts again, leaving the (blanked) source empty.
     response = devops.post(
         add,
-        {**target_form(local_location, source=""), "source__kept": token.group(1), "csrfmiddlewaretoken": devops.token},
+        {**db2_form(local_location, source=""), "source__kept": token.group(1), "csrfmiddlewaretoken": devops.token},
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Target.objects.get(name="db2").source == f"postgresql://u:{NEW_PASSWORD}@db.internal:5432/botflow"
@@ -198,7 +184,7 @@ def test_a_forged_or_foreign_kept_token_is_not_accepted(devops, local_location, 
     for forged in (stored, "nonsense"):
         response = devops.post(
             reverse("admin:backups_target_add"),
-            {**target_form(local_location, source=""), "source__kept": forged, "csrfmiddlewaretoken": devops.token},
+            {**db2_form(local_location, source=""), "source__kept": forged, "csrfmiddlewaretoken": devops.token},
         )
         assert response.status_code == 200 and "This engine needs a source" in response.content.decode()
     assert not Target.objects.filter(name="db2").exists()
@@ -219,7 +205,7 @@ def test_a_forged_or_foreign_kept_token_is_not_accepted(devops, local_location, 
 def test_nonsense_postgresql_source_is_a_form_error_in_words(devops, local_location, source, words):
     response = devops.post(
         reverse("admin:backups_target_add"),
-        {**target_form(local_location, source=source), "csrfmiddlewaretoken": devops.token},
+        {**db2_form(local_location, source=source), "csrfmiddlewaretoken": devops.token},
     )
     assert response.status_code == 200
     assert words in response.content.decode()
@@ -230,7 +216,7 @@ def test_nonsense_postgresql_source_is_a_form_error_in_words(devops, local_locat
 def test_env_and_real_postgresql_sources_are_accepted(devops, local_location, source):
     response = devops.post(
         reverse("admin:backups_target_add"),
-        {**target_form(local_location, source=source), "csrfmiddlewaretoken": devops.token},
+        {**db2_form(local_location, source=source), "csrfmiddlewaretoken": devops.token},
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Target.objects.get(name="db2").source == source

@@ -12,7 +12,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from backups.engines.restorers import restorer_for
 from backups.models import Artifact, BackupRun, Restore
 from backups.services import restore, verify
 from tests.conftest import free_port, kill_restore_midway, run_backup, run_restore, s3_client, wait_for
+from tests.http_stub import Answer, HttpStub, Request
 
 pytestmark = pytest.mark.django_db
 
@@ -444,13 +444,12 @@ def test_a_restore_to_s3_killed_midway_is_cleaned_up_by_the_reaper_leaving_other
 # --- BACKUP_TIMEOUT_SECONDS ------------------------------------------------------------------
 
 
-class TricklingS3(BaseHTTPRequestHandler):
+class TricklingS3:
     """Enough of S3 for a backup: a prefix listing one large object, whose body then comes a byte at a time.
 
     Each byte arrives well within the read timeout, so only the backup's own deadline can end the read.
     """
 
-    protocol_version = "HTTP/1.1"
     SIZE = 10 * 1024 * 1024
     LISTING = (
         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -462,47 +461,32 @@ class TricklingS3(BaseHTTPRequestHandler):
         "</ListBucketResult>"
     ).encode()
 
-    def do_GET(self):
-        if "list-type=2" in urlsplit(self.path).query:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(self.LISTING)))
-            self.end_headers()
-            self.wfile.write(self.LISTING)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(self.SIZE))
-        self.send_header("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
-        self.send_header("ETag", '"0"')
-        self.end_headers()
-        self.server.body_started.set()
-        try:
-            while not self.server.closing.is_set():
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.05)
-        except OSError:
-            self.server.client_hung_up.set()
-        self.close_connection = True
+    def __init__(self, stub: HttpStub) -> None:
+        self.stub = stub
+        self.endpoint = stub.base_url
+        self.body_started = threading.Event()
+        self.client_hung_up = stub.client_hung_up  # set when the backup stops reading the body
+        stub.default = self.answer
 
-    def log_message(self, *args):
-        pass
+    def answer(self, request: Request) -> Answer:
+        if "list-type=2" in urlsplit(request.path).query:
+            return Answer(200, self.LISTING, {"Content-Type": "application/xml"})
+        headers = {"Content-Length": str(self.SIZE), "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT", "ETag": '"0"'}
+        return Answer(200, self.trickle(), headers)
+
+    def trickle(self):
+        self.body_started.set()
+        while True:  # the stub stops asking when it stops or the client hangs up
+            yield b"x"
+            time.sleep(0.05)
 
 
 @pytest.fixture
-def trickling_s3(monkeypatch):
+def trickling_s3(monkeypatch, http_stub):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TricklingS3)
-    server.daemon_threads = True
-    server.body_started, server.client_hung_up, server.closing = threading.Event(), threading.Event(), threading.Event()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.closing.set()
-    server.shutdown()
-    server.server_close()
+    return TricklingS3(http_stub)
 
 
 def producer_threads() -> list[threading.Thread]:
@@ -513,8 +497,9 @@ def test_a_bucket_that_trickles_fails_the_run_at_the_timeout_and_stops_reading_i
     settings, trickling_s3, local_location, make_target
 ):
     settings.BACKUP_TIMEOUT_SECONDS = 2  # S3_READ_TIMEOUT stays at its default: it never trips here
-    endpoint = f"http://127.0.0.1:{trickling_s3.server_address[1]}"
-    target = make_target("slow-bucket", "s3://slow/app/", [local_location], engine="files", endpoint_url=endpoint)
+    target = make_target(
+        "slow-bucket", "s3://slow/app/", [local_location], engine="files", endpoint_url=trickling_s3.endpoint
+    )
     started = time.monotonic()
 
     run = run_backup(target)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from backups.leases import Owner
 from backups.models import BackupRun, Location
 from backups.services import backup
-from tests.conftest import ROOT, pg_url, wait_for
+from tests.conftest import ROOT, manage_env, wait_for
 from tests.loopback_proxy import LoopbackProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,15 +37,8 @@ RATE = 4 * MB
 
 
 def portal_env(**extra) -> dict:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-        "BACKUP_STALE_SECONDS": str(LIMIT),
-        "BACKUP_COPY_STALE_SECONDS": str(LIMIT),
-        "BACKUP_MANIFEST_STALE_SECONDS": str(LIMIT),
-        **extra,
-    }
+    stale = {"BACKUP_STALE_SECONDS": str(LIMIT), "BACKUP_COPY_STALE_SECONDS": str(LIMIT)}
+    return manage_env(**{**stale, "BACKUP_MANIFEST_STALE_SECONDS": str(LIMIT), **extra})
 
 
 def limits(settings, copy: int = LIMIT) -> None:

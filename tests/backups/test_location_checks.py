@@ -8,24 +8,21 @@ user's POST), with a message saying why; nothing is created.
 from __future__ import annotations
 
 import html
-import os
 import secrets
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
 from django.urls import reverse
 
 from backups.locations import LocationError
 from backups.models import Location, Target
 from drportal import roles
-from tests.conftest import ROOT, pg_url, run_backup
+from tests.conftest import ROOT, manage_py, run_backup, target_form
 
 pytestmark = pytest.mark.django_db
 
@@ -33,19 +30,7 @@ pytestmark = pytest.mark.django_db
 def applyplan(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
     path = tmp_path / "plan.toml"
     path.write_text(textwrap.dedent(text))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-    }
-    return subprocess.run(
-        [sys.executable, "manage.py", "applyplan", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return manage_py("applyplan", str(path))
 
 
 def bad_forms(tmp_path: Path) -> list[tuple[str, str]]:
@@ -175,15 +160,7 @@ def test_a_target_may_not_read_a_locations_folder(devops, tmp_path):
     location = Location.objects.create(name="disk", url=f"file://{tmp_path}/disk")
     response = devops.post(
         reverse("admin:backups_target_add"),
-        {
-            "name": "everything",
-            "engine": "files",
-            "source": str(tmp_path),
-            "locations": [location.pk],
-            "timezone": "UTC",
-            "compression": "zstd",
-            "enabled": "on",
-        },
+        target_form(location, name="everything", engine="files", source=str(tmp_path)),
     )
     page = html.unescape(response.content.decode())
     assert "this files source contains location disk's folder" in page

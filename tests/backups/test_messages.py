@@ -12,14 +12,12 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -27,25 +25,13 @@ from django.utils.dateparse import parse_datetime
 from backups.models import Artifact, BackupRun, Location, Objective, Target
 from backups.services import backup
 from drportal import roles
-from tests.conftest import ROOT, free_port, pg_url, run_backup
+from tests.conftest import free_port, manage_env, manage_py, run_backup
 
 pytestmark = pytest.mark.django_db
 
 
 def manage(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-            **(env or {}),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return manage_py(*args, env=manage_env(**(env or {})), timeout=300)
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

@@ -17,6 +17,7 @@ from django.db import connection
 from backups.engines import pgbackrest as pgbr
 from backups.models import BackupRun, Location, PgBackRestBackup, PgBackRestStanza, Target
 from backups.services import backup, pgbackrest
+from tests.conftest import target_form
 from tests.pg_cluster import make_pgbr_target, pg_cluster, posix_location, s3_tls  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -506,24 +507,22 @@ def test_admin_adds_a_pgbackrest_target_with_its_settings(admin_client, tmp_path
     location = Location.objects.create(name="repo", url=f"file://{tmp_path}")
     response = admin_client.post(
         "/admin/backups/target/add/",
-        {
-            "name": "newdb",
-            "engine": "pgbackrest",
-            "source": "",
-            "locations": [location.pk],
-            "enabled": "on",
-            "timezone": "UTC",
-            "compression": "zstd",
-            "pgbackrest-TOTAL_FORMS": "1",
-            "pgbackrest-INITIAL_FORMS": "0",
-            "pgbackrest-MIN_NUM_FORMS": "0",
-            "pgbackrest-MAX_NUM_FORMS": "1",
-            "pgbackrest-0-pg_path": "/srv/pg/main",
-            "pgbackrest-0-pg_port": "5433",
-            "pgbackrest-0-os_user": "postgres",
-            "pgbackrest-0-schedule_incr": "0 * * * *",
-            "pgbackrest-0-verify_tls": "on",
-        },
+        target_form(
+            location,
+            name="newdb",
+            engine="pgbackrest",
+            source="",
+            **{
+                "pgbackrest-TOTAL_FORMS": "1",
+                "pgbackrest-MIN_NUM_FORMS": "0",
+                "pgbackrest-MAX_NUM_FORMS": "1",
+                "pgbackrest-0-pg_path": "/srv/pg/main",
+                "pgbackrest-0-pg_port": "5433",
+                "pgbackrest-0-os_user": "postgres",
+                "pgbackrest-0-schedule_incr": "0 * * * *",
+                "pgbackrest-0-verify_tls": "on",
+            },
+        ),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     stanza = PgBackRestStanza.objects.get(target__name="newdb")

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from backups.models import BackupRun, Verification, WatchedQueue
 from drportal.models import Heartbeat
-from tests.conftest import start_worker, stop_worker, wait_for
+from tests.conftest import start_worker, stop_worker, target_form, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -210,17 +210,7 @@ def test_a_redelivered_beat_message_reuses_its_run(source_db, local_location, ma
 def test_the_admin_takes_a_queue_refuses_a_bad_one_and_blank_means_the_shared_queue(admin_client, local_location):
     from backups.models import Target
 
-    form = {
-        "name": "db",
-        "engine": "postgresql",
-        "source": "env:ORDERS_DATABASE_URL",
-        "locations": [local_location.pk],
-        "enabled": "on",
-        "timezone": "UTC",
-        "compression": "zstd",
-        "pgbackrest-TOTAL_FORMS": "0",  # the (empty) pgBackRest settings inline
-        "pgbackrest-INITIAL_FORMS": "0",
-    }
+    form = target_form(local_location, source="env:ORDERS_DATABASE_URL")
     url = reverse("admin:backups_target_add")
     page = admin_client.post(url, {**form, "queue": "db-eu,db-us"}).content.decode()
     assert "A queue name uses letters, digits" in page and not Target.objects.exists()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,9 +14,9 @@ from django.core.management import call_command
 from backups.models import Artifact, BackupRun, Restore, Target, Verification
 from backups.services import backup, restore, verify
 from tests.conftest import (
-    ROOT,
     create_botflow_db,
     kill_restore_midway,
+    manage_py,
     pg_admin,
     pg_url,
     run_restore,
@@ -154,28 +151,13 @@ def test_a_refused_source_is_reported_without_touching_anything(source_db):
 def test_without_yes_the_command_asks_and_defaults_to_no(backed_up, source_db):
     with psycopg.connect(source_db) as conn:
         conn.execute("DELETE FROM messages")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": pg_url(_test_db_name())}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "restore", str(backed_up.pk)],
-        cwd=ROOT,
-        env=env,
-        input="\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage_py("restore", str(backed_up.pk), input="\n", timeout=60)
     assert result.returncode != 0
     assert "This REPLACES database " + dbname(source_db) in result.stdout
     assert "Proceed with this restore? [y/N]" in result.stdout
     assert "not confirmed; nothing was changed" in result.stderr
     assert table_rows(source_db)["messages"] == []
     assert not Restore.objects.exists()
-
-
-def _test_db_name() -> str:
-    from django.db import connection
-
-    return connection.settings_dict["NAME"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,7 +10,6 @@ import html
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +19,7 @@ from django.urls import reverse
 
 from backups.models import Restore
 from backups.services import backup
-from tests.conftest import ROOT, pg_url, role_client
+from tests.conftest import manage_py, role_client
 
 pytestmark = pytest.mark.django_db
 
@@ -144,9 +143,7 @@ def portal_env(home: Path) -> dict:
 
 
 def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
+    return manage_py(*args, env=env, timeout=180)
 
 
 def test_restoring_the_portals_backup_over_its_live_sqlite_file_is_refused_from_the_command(tmp_path):
@@ -195,16 +192,7 @@ def test_a_failure_after_the_swap_says_the_data_was_swapped_in(tmp_path, local_l
             "ALTER TABLE backups_restore ADD CONSTRAINT test_no_success CHECK (status <> 'succeeded') NOT VALID"
         )
     try:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-        env["DATABASE_URL"] = pg_url(connection.settings_dict["NAME"])
-        done = subprocess.run(
-            [sys.executable, "manage.py", "restore", str(run.pk), "--yes"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = manage_py("restore", str(run.pk), "--yes")
     finally:
         with connection.cursor() as cur:
             cur.execute("ALTER TABLE backups_restore DROP CONSTRAINT test_no_success")

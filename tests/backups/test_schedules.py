@@ -87,11 +87,7 @@ def test_bad_schedules_are_refused_naming_the_key(tmp_path, schedule, tz, messag
     assert not PeriodicTask.objects.filter(name="backup db").exists()
 
 
-def test_shipped_plan_schedules_the_database_hourly_and_the_rest_nightly(monkeypatch, tmp_path):
-    from tests.conftest import ROOT
-
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
-    call_command("applyplan", str(ROOT / "plans" / "botflow.toml"))
+def test_shipped_plan_schedules_the_database_hourly_and_the_rest_nightly(plan_applied):
     assert cron(entry("database")) == "0 * * * *"
     for name in ("knowledge-base", "configuration", "environment"):
         assert cron(entry(name)) == "0 2 * * *", name

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 
 import pytest
 from django.urls import reverse
 
 from backups.leases import Owner
 from backups.models import BackupRun
-from tests.conftest import ROOT, pg_url, start_worker, stop_worker, wait_for
+from tests.conftest import manage_env, manage_py, start_worker, stop_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -48,23 +46,9 @@ def test_backup_command_with_queue_waits_for_the_worker(celery_worker, source_db
     import json
 
     make_target("botflow-db", source_db, [local_location])
-    from django.db import connection
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": pg_url(connection.settings_dict["NAME"]),
-        "LOGNAME": "alice",
-    }
-    env.pop("SUDO_USER", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "backup", "botflow-db", "--queue", "--json", "--timeout", "60"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = manage_env(LOGNAME="alice", SUDO_USER=None)
+    result = manage_py("backup", "botflow-db", "--queue", "--json", "--timeout", "60", env=env)
 
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)

@@ -10,18 +10,14 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.browser.conftest import screenshot
-from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def plan(transactional_db, monkeypatch, tmp_path):
+def plan(plan_applied):
     from backups.models import Objective
-    from drportal.plan import apply_plan
 
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
-    apply_plan(ROOT / "plans" / "botflow.toml")
     Objective.objects.update(created_at=timezone.now() - timedelta(days=30))  # installed long ago
 
 

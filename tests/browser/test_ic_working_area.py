@@ -12,7 +12,6 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.browser.conftest import screenshot
-from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,16 +31,8 @@ def assert_no_sideways_scrolling(page, limit: int) -> None:
     assert width <= limit, f"the page is {width} px wide: {page.evaluate(WIDE, limit)}"
 
 
-@pytest.fixture
-def plan(transactional_db, monkeypatch, tmp_path):
-    from drportal.plan import apply_plan
-
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
-    apply_plan(ROOT / "plans" / "botflow.toml")
-
-
 @pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_open_a_p1_with_title_and_severity_alone(plan, admin_page, viewport):
+def test_open_a_p1_with_title_and_severity_alone(plan_applied, admin_page, viewport):
     from incidents.models import Incident
 
     page = admin_page
@@ -61,7 +52,7 @@ def test_open_a_p1_with_title_and_severity_alone(plan, admin_page, viewport):
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_scenario_suggested_from_the_title_and_picked_in_one_click(plan, admin_page, viewport):
+def test_scenario_suggested_from_the_title_and_picked_in_one_click(plan_applied, admin_page, viewport):
     from incidents.models import Incident
 
     page = admin_page
@@ -90,7 +81,7 @@ def test_scenario_suggested_from_the_title_and_picked_in_one_click(plan, admin_p
 
 
 @pytest.fixture
-def open_p1(plan):
+def open_p1(plan_applied):
     from incidents.models import Incident, Scenario, Severity, StatusComponent
 
     StatusComponent.objects.get_or_create(name="API")

@@ -10,20 +10,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, screenshot
-from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def plan(transactional_db, monkeypatch, tmp_path):
-    from drportal.plan import apply_plan
-
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
-    apply_plan(ROOT / "plans" / "botflow.toml")
-
-
-def test_commander_opens_logs_assigns_ticks_resolves_and_downloads_the_report(plan, admin_page, tmp_path):
+def test_commander_opens_logs_assigns_ticks_resolves_and_downloads_the_report(plan_applied, admin_page, tmp_path):
     from incidents.models import Incident
 
     page = admin_page

@@ -11,7 +11,6 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.browser.conftest import screenshot
-from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,19 +18,13 @@ RED = "rgb(192, 57, 43)"  # .state-major on /status/
 GREEN = "rgb(46, 133, 64)"  # .state-operational
 
 
-@pytest.fixture
-def plan(transactional_db, monkeypatch, tmp_path):
-    from drportal.plan import apply_plan
-
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
-    apply_plan(ROOT / "plans" / "botflow.toml")
-
-
 def banner_colour(page) -> str:
     return page.locator("#overall").evaluate("el => getComputedStyle(el).backgroundColor")
 
 
-def test_open_update_resolve_with_recovery_verified_and_the_status_page_follows(plan, admin_page, browser, tmp_path):
+def test_open_update_resolve_with_recovery_verified_and_the_status_page_follows(
+    plan_applied, admin_page, browser, tmp_path
+):
     from drportal.humanize import duration as human
     from incidents.models import Incident, StatusComponent
 

@@ -13,11 +13,9 @@ from django.urls import reverse
 from backups.models import Location, Objective
 from backups.services import rpo
 from drportal.plan import PlanError, apply_plan
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
 
-PLAN = ROOT / "plans" / "botflow.toml"
 SEED_PLACEHOLDERS = (
     "restore-database.sh",
     "botflow_backup_20260117_020000",
@@ -34,13 +32,6 @@ SEED_PLACEHOLDERS = (
 )
 
 
-@pytest.fixture
-def applied(monkeypatch, tmp_path):
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "local-backups"))
-    apply_plan(PLAN)
-    return tmp_path / "local-backups"
-
-
 def export() -> str:
     out = StringIO()
     call_command("exportplan", stdout=out)
@@ -53,7 +44,7 @@ def section(text: str, heading: str) -> str:
     return text[start : start + len(heading) + (following.start() if following else len(text))]
 
 
-def test_the_shipped_plan_has_no_seed_placeholder_and_scenario_one_names_manage_py_restore(applied):
+def test_the_shipped_plan_has_no_seed_placeholder_and_scenario_one_names_manage_py_restore(plan_applied):
     text = export()
     for placeholder in SEED_PLACEHOLDERS:
         assert placeholder not in text, placeholder
@@ -65,7 +56,7 @@ def test_the_shipped_plan_has_no_seed_placeholder_and_scenario_one_names_manage_
     assert "python manage.py restore RUN_ID --location s3-daily" in scenario
     assert "python manage.py verify RUN_ID" in scenario
     assert "RECOVERY.md" in scenario
-    assert f"ls -lt {applied}/botflow/database/*/*/*/*.age" in scenario
+    assert f"ls -lt {plan_applied}/botflow/database/*/*/*/*.age" in scenario
     assert "aws s3 ls --recursive s3://botflow-backups/daily/database/" in scenario
     assert "{target}" not in text and "{location}" not in text and "{copies}" not in text
 
@@ -79,7 +70,7 @@ def test_the_shipped_plan_has_no_seed_placeholder_and_scenario_one_names_manage_
         assert f"python manage.py listbackups --target {target} --limit 10" in security
 
 
-def test_commands_follow_the_data_when_a_location_is_added(applied, tmp_path):
+def test_commands_follow_the_data_when_a_location_is_added(plan_applied, tmp_path):
     from backups.models import Target
 
     extra = Location.objects.create(name="offsite", url=f"file://{tmp_path}/offsite")
@@ -89,7 +80,7 @@ def test_commands_follow_the_data_when_a_location_is_added(applied, tmp_path):
     assert f"ls -lt {tmp_path}/offsite/database/*/*/*/*.age" in scenario
 
 
-def test_one_next_review_date(applied):
+def test_one_next_review_date(plan_applied):
     text = export()
     scheduled = next(line for line in text.splitlines() if line.startswith("**Scheduled Review:**"))
     assert scheduled == "**Scheduled Review:** 2026-04-17 (3 months) **OVERDUE**"
@@ -101,7 +92,7 @@ def test_one_next_review_date(applied):
     assert "DR Plan Review" not in text  # no second schedule for the same review
 
 
-def test_every_rpo_state_in_the_export_is_the_dashboards(applied, admin_client):
+def test_every_rpo_state_in_the_export_is_the_dashboards(plan_applied, admin_client):
     """Today's main: the export said UNKNOWN for a never-pinged objective the dashboard called breached."""
     rpo.evaluate()
     text = export()
@@ -117,7 +108,7 @@ def test_every_rpo_state_in_the_export_is_the_dashboards(applied, admin_client):
     assert "not safe: never fed: no ping received yet" in logs
 
 
-def test_an_incident_gets_the_rendered_commands(applied):
+def test_an_incident_gets_the_rendered_commands(plan_applied):
     from django.contrib.auth.models import User
 
     from incidents.models import Incident, Scenario, Severity
@@ -156,7 +147,7 @@ command = "python manage.py restore RUN_ID --location {locaton}"
         apply_plan(plan)
 
 
-def test_an_unknown_placeholder_typed_in_the_admin_is_a_form_error(applied):
+def test_an_unknown_placeholder_typed_in_the_admin_is_a_form_error(plan_applied):
     from django.core.exceptions import ValidationError
 
     from incidents.models import Scenario, ScenarioStep

@@ -7,48 +7,20 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.forms.models import model_to_dict
 
 from backups.models import Location, Objective, Verification
 from backups.services import backup, verify
-from drills.models import ChangeLogEntry, Drill, PlanDocument, TestActivity
+from drills.models import Drill, PlanDocument, TestActivity
 from drills.services import schedule
 from incidents.models import Contact, Scenario, ServiceProvider, Severity
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
 
-PLAN = ROOT / "plans" / "botflow.toml"
+
+# That the plan applies twice with the same result: tests/core/test_plan.py (one test for every app's sections).
 
 
-def snapshot() -> dict:
-    return {
-        "tests": [model_to_dict(a) for a in TestActivity.objects.order_by("key")],
-        "documents": [model_to_dict(d) for d in PlanDocument.objects.all()],
-        "change_log": [model_to_dict(e) for e in ChangeLogEntry.objects.all()],
-    }
-
-
-def apply(path=PLAN) -> str:
-    out = StringIO()
-    call_command("applyplan", str(path), stdout=out)
-    return out.getvalue()
-
-
-@pytest.fixture
-def applied(monkeypatch, tmp_path):
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
-    apply()
-
-
-def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
-    first = apply()
-    assert "created test backup-verification" in first and "created document botflow-dr-plan" in first
-    before = snapshot()
-    assert apply().strip().endswith("nothing to change")
-    assert snapshot() == before
-
+def test_the_shipped_plan_makes_nine_tests_and_the_plan_document(plan_applied):
     # The DR Plan Review is the plan document's own review (one next-review date), not a tenth test.
     tests = list(TestActivity.objects.values_list("name", "cadence"))
     assert tests == [
@@ -74,7 +46,7 @@ def test_shipped_plan_applies_twice_with_the_same_result(monkeypatch, tmp_path):
     ]
 
 
-def test_each_of_the_nine_tests_gets_its_next_occurrence(applied):
+def test_each_of_the_nine_tests_gets_its_next_occurrence(plan_applied):
     def utc(*args):
         return datetime(*args, tzinfo=UTC)
 
@@ -126,7 +98,7 @@ def export() -> str:
     return out.getvalue()
 
 
-def test_exportplan_renders_every_section_with_the_seed_values(applied, tmp_path):
+def test_exportplan_renders_every_section_with_the_seed_values(plan_applied, tmp_path):
     ensure_incident_rows()
     text = export()
     for heading in (
@@ -182,7 +154,7 @@ def test_exportplan_renders_every_section_with_the_seed_values(applied, tmp_path
     assert path.read_text().startswith("# BotFlow Disaster Recovery Plan")
 
 
-def test_exportplan_shows_live_figures_after_a_backup_and_a_restore_test(applied, source_db, make_target):
+def test_exportplan_shows_live_figures_after_a_backup_and_a_restore_test(plan_applied, source_db, make_target):
     ensure_incident_rows()
     # The plan's own "local" location (a folder under the test's tmp_path).
     target = make_target("botflow-db", source_db, [Location.objects.get(name="local")])

@@ -8,19 +8,6 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
-from tests.conftest import ROOT
-
-PLAN = ROOT / "plans" / "botflow.toml"
-
-
-@pytest.fixture
-def plan(db, monkeypatch, tmp_path):
-    """The shipped BotFlow plan, applied (its incident-response sections are what these tests use)."""
-    from drportal.plan import apply_plan
-
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
-    apply_plan(PLAN)
-
 
 @pytest.fixture
 def commander(db):
@@ -28,7 +15,7 @@ def commander(db):
 
 
 @pytest.fixture
-def incident(plan, commander):
+def incident(plan_applied, commander):
     from incidents.models import Incident, Scenario, Severity
 
     return Incident.open(
@@ -48,7 +35,7 @@ def staff_with(username: str, *codenames: str) -> User:
 
 
 @pytest.fixture
-def plan_location(plan):
+def plan_location(plan_applied):
     """The plan's own "local" location (a folder under the test's tmp_path)."""
     from backups.models import Location
 

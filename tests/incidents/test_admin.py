@@ -47,7 +47,7 @@ def change_url(incident) -> str:
     return reverse("admin:incidents_incident_change", args=[incident.pk])
 
 
-def test_opening_an_incident_in_the_admin_snapshots_steps_and_checklist(client, plan, commander):
+def test_opening_an_incident_in_the_admin_snapshots_steps_and_checklist(client, plan_applied, commander):
     client.force_login(commander)
     now = timezone.now()
     response = client.post(
@@ -130,7 +130,7 @@ def test_add_to_timeline_box_and_page_shows_the_timeline_newest_first(client, in
     assert "Force logout of all portal users" in page
 
 
-def test_link_a_job_from_the_incident_page(client, incident, commander, plan):
+def test_link_a_job_from_the_incident_page(client, incident, commander, plan_applied):
     from backups.models import BackupRun, Target
 
     run = BackupRun.objects.create(target=Target.objects.get(name="database"))

@@ -25,20 +25,20 @@ pytestmark = pytest.mark.django_db
         ("Leaked API key, suspected security breach", "security-incident"),
     ],
 )
-def test_scenario_suggested_from_the_title(plan, title, expected):
+def test_scenario_suggested_from_the_title(plan_applied, title, expected):
     from incidents.services.opening import suggest_scenarios
 
     assert suggest_scenarios(title)[0].key == expected
 
 
-def test_nothing_suggested_for_a_title_that_names_no_scenario(plan):
+def test_nothing_suggested_for_a_title_that_names_no_scenario(plan_applied):
     from incidents.services.opening import suggest_scenarios
 
     assert suggest_scenarios("something odd") == []
     assert suggest_scenarios("  ") == []
 
 
-def test_the_suggestion_url_needs_the_add_permission(plan, client):
+def test_the_suggestion_url_needs_the_add_permission(plan_applied, client):
     url = reverse("admin:incidents_incident_suggest_scenario") + "?title=redis"
     client.force_login(staff_with("viewer", "view_incident"))
     assert client.get(url).status_code == 403
@@ -48,7 +48,7 @@ def test_the_suggestion_url_needs_the_add_permission(plan, client):
     assert response.json()["scenarios"][0]["label"] == "Scenario 4: Redis Cache Failure"
 
 
-def test_open_with_title_and_severity_alone_through_the_admin(plan, client, commander):
+def test_open_with_title_and_severity_alone_through_the_admin(plan_applied, client, commander):
     from incidents.models import Incident, Severity
 
     client.force_login(commander)
@@ -191,7 +191,7 @@ def test_the_overdue_reminder_goes_to_the_commander_and_the_channel(settings, in
     assert ["bob@example.com"] in to and ["ops@example.com"] in to and ["ann@example.com"] not in to
 
 
-def test_the_incidents_list_shows_and_filters_due_and_overdue_reports(client, plan, commander):
+def test_the_incidents_list_shows_and_filters_due_and_overdue_reports(client, plan_applied, commander):
     from incidents.models import Incident, Severity
 
     p1 = Severity.objects.get(key="P1")

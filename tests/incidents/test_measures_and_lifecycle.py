@@ -42,7 +42,7 @@ def report(client, incident) -> str:
 
 
 @pytest.fixture
-def usr_share(plan):
+def usr_share(plan_applied):
     target = Target.objects.create(name="usr-share", engine="files", source="env:USR_SHARE")
     target.locations.set([Location.objects.get(name="local")])
     return target
@@ -91,7 +91,7 @@ def test_the_window_runs_from_the_newest_verified_copy_of_the_scenarios_targets(
 
 
 def test_without_a_scenario_or_with_a_scenario_protecting_nothing_the_window_is_unknown_and_says_why(
-    client, plan, commander
+    client, plan_applied, commander
 ):
     client.force_login(commander)
     p1 = Severity.objects.get(key="P1")
@@ -103,7 +103,7 @@ def test_without_a_scenario_or_with_a_scenario_protecting_nothing_the_window_is_
     assert "unknown (scenario 3 protects no backed-up target)" in page(client, frontend)
 
 
-def test_the_plan_links_every_shipped_scenario_to_the_targets_it_protects(plan, admin_client):
+def test_the_plan_links_every_shipped_scenario_to_the_targets_it_protects(plan_applied, admin_client):
     linked = {s.key: sorted(t.name for t in s.targets.all()) for s in Scenario.objects.all()}
     assert linked == {
         "database-corruption": ["database"],

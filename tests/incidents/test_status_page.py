@@ -9,16 +9,9 @@ from django.urls import reverse
 from alerts.models import Notification
 from incidents.models import Incident, Severity, StatusComponent
 from incidents.services import communicate
-from tests.alerts.test_alerts import WebhookServer
+from tests.conftest import WEBHOOK_PATH, posted
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def webhook():
-    server = WebhookServer()
-    yield server
-    server.close()
 
 
 def test_status_page_shows_an_open_incident_and_hides_internal_notes(client, incident, commander):
@@ -61,7 +54,7 @@ def test_an_update_emails_stakeholders_and_posts_to_the_webhook_with_results_rec
 
     Channel.objects.filter(name="incidents-slack").update(enabled=True)
     channel = Channel.objects.get(name="incidents-slack")
-    channel.webhook_url = webhook.url
+    channel.webhook_url = webhook.url(WEBHOOK_PATH)
     channel.save()
     update, records = communicate.post_update(
         incident, "Investigating slow message delivery.", components={"WhatsApp bots": "degraded"}, user=commander
@@ -73,11 +66,11 @@ def test_an_update_emails_stakeholders_and_posts_to_the_webhook_with_results_rec
     assert update.component_states == {"WhatsApp bots": "degraded"}
     stakeholders = sorted(m.to[0] for m in mail.outbox if "Investigating slow" in m.body)
     assert "ceo@botflow.co.za" in stakeholders and "cto@botflow.co.za" in stakeholders
-    assert webhook.received and "Investigating slow message delivery." in webhook.received[0]["text"]
+    assert posted(webhook) and "Investigating slow message delivery." in posted(webhook)[0]["text"]
     assert {r.channel for r in records} >= {"stakeholder:ceo@botflow.co.za", "incidents-slack"}
     assert all(r.status == "delivered" and r.object_ref == f"incident:{incident.pk}" for r in records)
 
-    webhook.status = 500
+    webhook.default = 500
     _update, records = communicate.post_update(incident, "Still investigating.", user=commander)
     deliver_alerts()
     failed = list(Notification.objects.filter(pk__in=[r.pk for r in records], status=Notification.Status.RETRYING))

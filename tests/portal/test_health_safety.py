@@ -16,17 +16,8 @@ from backups.models import BackupRun, Objective, Ping, Target, Verification
 from backups.services import rpo
 from drportal.models import Heartbeat
 from drportal.workers import BEAT
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def plan(db, monkeypatch, tmp_path):
-    from drportal.plan import apply_plan
-
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
-    apply_plan(ROOT / "plans" / "botflow.toml")
 
 
 def record_heartbeat(name: str, queues: list[str] = ()) -> None:
@@ -66,7 +57,7 @@ def safe_now():
     rpo.evaluate()
 
 
-def test_a_safe_portal_is_healthy(client, plan, alive):
+def test_a_safe_portal_is_healthy(client, plan_applied, alive):
     safe_now()
     response = client.get(reverse("health"))
     body = response.json()
@@ -76,7 +67,9 @@ def test_a_safe_portal_is_healthy(client, plan, alive):
     assert body["checks"]["worker"]["queues"]["celery"]["alive"] == 1
 
 
-def test_the_issue_four_of_five_objectives_breached_and_every_target_failed_is_503_naming_them(client, plan, alive):
+def test_the_issue_four_of_five_objectives_breached_and_every_target_failed_is_503_naming_them(
+    client, plan_applied, alive
+):
     """Today's main answered 200 "ok": its only backup check was "some backup of any target succeeded lately"."""
     for target in Target.objects.all():
         run(target, 300, verified=True)  # five hours ago: older than the 1 h and 2 h objectives allow
@@ -115,7 +108,7 @@ def test_the_issue_four_of_five_objectives_breached_and_every_target_failed_is_5
 
 
 def test_an_objective_waiting_for_its_first_backup_is_not_safe_on_health_nor_on_the_dashboard(
-    client, admin_client, plan, alive
+    client, admin_client, plan_applied, alive
 ):
     safe_now()
     database = Target.objects.get(name="database")
@@ -137,7 +130,7 @@ def test_an_objective_waiting_for_its_first_backup_is_not_safe_on_health_nor_on_
     assert "rpo-state-ok" not in row and "rpo-state-unknown" not in row
 
 
-def test_a_failed_run_followed_by_a_success_is_fine_but_a_newer_failure_is_not(client, plan, alive):
+def test_a_failed_run_followed_by_a_success_is_fine_but_a_newer_failure_is_not(client, plan_applied, alive):
     safe_now()
     database = Target.objects.get(name="database")
     run(database, 15, status="failed")
@@ -150,7 +143,7 @@ def test_a_failed_run_followed_by_a_success_is_fine_but_a_newer_failure_is_not(c
     assert response.json()["checks"]["targets"]["failing"] == [{"name": "database", "newest_run": "failed"}]
 
 
-def test_a_partial_run_counts_for_rpo_but_its_failed_location_fails_health(client, plan, alive):
+def test_a_partial_run_counts_for_rpo_but_its_failed_location_fails_health(client, plan_applied, alive):
     """A partial run's copies are real (RPO credit), but a location refusing copies is not "safe"."""
     safe_now()
     database = Target.objects.get(name="database")
@@ -166,7 +159,7 @@ def test_a_partial_run_counts_for_rpo_but_its_failed_location_fails_health(clien
     assert client.get(reverse("health")).status_code == 200
 
 
-def test_a_worker_on_another_queue_does_not_serve_the_targets_jobs(client, plan, alive):
+def test_a_worker_on_another_queue_does_not_serve_the_targets_jobs(client, plan_applied, alive):
     safe_now()
     Heartbeat.objects.exclude(name=BEAT).delete()
     record_heartbeat("worker@elsewhere", ["reports"])
@@ -179,7 +172,7 @@ def test_a_worker_on_another_queue_does_not_serve_the_targets_jobs(client, plan,
     assert "queue celery: no live worker" in response.json()["failing"]
 
 
-def test_the_read_only_switch_makes_health_fail(client, plan, alive, commander):
+def test_the_read_only_switch_makes_health_fail(client, plan_applied, alive, commander):
     from incidents.models import Incident, Severity
     from incidents.services import security
 
@@ -193,7 +186,7 @@ def test_the_read_only_switch_makes_health_fail(client, plan, alive, commander):
     assert "the portal is read-only" in response.json()["failing"]
 
 
-def test_liveness_answers_200_while_the_process_and_database_are_up_whatever_the_backups(client, plan):
+def test_liveness_answers_200_while_the_process_and_database_are_up_whatever_the_backups(client, plan_applied):
     Heartbeat.objects.all().delete()
     assert client.get(reverse("health")).status_code == 503
     response = client.get("/health/live")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -18,6 +15,7 @@ from alerts.models import Channel, Notification
 from drportal.models import Probe, ProbeChange, ProbeResult
 from incidents.models import StatusComponent
 from portal import probes
+from tests.http_stub import Answer, HttpStub
 
 pytestmark = pytest.mark.django_db
 
@@ -25,36 +23,16 @@ pytestmark = pytest.mark.django_db
 class Service:
     """A stand-in BotFlow API: /health answers JSON whose status and redis flag the test controls."""
 
-    def __init__(self) -> None:
+    def __init__(self, stub: HttpStub) -> None:
         self.status = 200
         self.redis = True
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = json.dumps({"status": "ok", "redis": outer.redis}).encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/health"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.url = stub.url("/health")
+        stub.default = lambda request: Answer(self.status, {"status": "ok", "redis": self.redis})
 
 
 @pytest.fixture
-def service():
-    s = Service()
-    yield s
-    s.close()
+def service(http_stub):
+    return Service(http_stub)
 
 
 def outbox() -> list:

@@ -17,8 +17,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import ROOT
-
 pytestmark = pytest.mark.django_db
 
 TARGET_PASSWORD = "t4rget-pw-9c1f"
@@ -27,8 +25,10 @@ WEBHOOK_SECRET = "T000/B000/hook-secret-77aa"
 
 
 @pytest.fixture
-def one_of_everything(monkeypatch, tmp_path, people, local_location, make_target):
+def one_of_everything(tmp_path, people, local_location, make_target, plan_applied):
     """The shipped plan, then one object of each model the plan does not make."""
+    import sqlite3
+
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django_celery_beat.models import ClockedSchedule, IntervalSchedule, SolarSchedule
 
@@ -37,13 +37,7 @@ def one_of_everything(monkeypatch, tmp_path, people, local_location, make_target
     from backups.services import backup, verify
     from drills.models import Drill, Finding, PlanDocument, PlanReview, TestActivity
     from drportal.models import Heartbeat, Probe, ProbeChange
-    from drportal.plan import apply_plan
     from incidents.models import Incident, Scenario, Severity, StatusUpdate
-
-    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path / "plan-backups"))
-    apply_plan(ROOT / "plans" / "botflow.toml")
-
-    import sqlite3
 
     db = tmp_path / "app.sqlite3"
     sqlite3.connect(db).execute("CREATE TABLE t (id INTEGER PRIMARY KEY)").connection.close()

@@ -19,7 +19,7 @@ from alerts.models import Notification
 from backups.models import BackupRun, Objective, Target
 from backups.services import rpo
 from drportal.models import Heartbeat, Probe
-from tests.portal.test_health_safety import alive, plan, record_heartbeat, run, safe_now  # noqa: F401
+from tests.portal.test_health_safety import alive, record_heartbeat, run, safe_now  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def verdict(admin_client) -> tuple[str, str]:
 
 
 @pytest.fixture
-def installed_long_ago(plan):  # noqa: F811
+def installed_long_ago(plan_applied):  # noqa: F811
     """The shipped plan's objectives, created a month ago: their first-backup grace is long over."""
     Objective.objects.update(created_at=LONG_AGO)
 
@@ -115,7 +115,7 @@ def test_soft_problems_make_it_at_risk_not_safe(admin_client, client, installed_
 def test_a_fresh_install_waits_for_the_first_backup_without_alerts_or_reminders(
     admin_client,
     client,
-    plan,
+    plan_applied,
     alive,
     settings,
     grace,  # noqa: F811
@@ -160,7 +160,7 @@ def test_a_fresh_install_waits_for_the_first_backup_without_alerts_or_reminders(
     assert "waiting for the first backup" in database and "rpo-state-breached" not in database
 
 
-def test_after_the_grace_period_a_missing_first_backup_is_alerted_once(admin_client, plan, settings):  # noqa: F811
+def test_after_the_grace_period_a_missing_first_backup_is_alerted_once(admin_client, plan_applied, settings):  # noqa: F811
     settings.ALERT_EMAIL_TO = ["oncall@example.com"]
     settings.FIRST_ALERT_GRACE_SECONDS = 3600
     now = timezone.now()
@@ -175,7 +175,7 @@ def test_after_the_grace_period_a_missing_first_backup_is_alerted_once(admin_cli
     assert level == "not_safe" and "objective logs: no verified copy yet" in text
 
 
-def test_after_the_grace_period_an_overdue_plan_review_is_reminded(plan, grace):  # noqa: F811
+def test_after_the_grace_period_an_overdue_plan_review_is_reminded(plan_applied, grace):  # noqa: F811
     from drills.models import PlanDocument
     from drills.services import schedule
 
@@ -190,7 +190,7 @@ def test_after_the_grace_period_an_overdue_plan_review_is_reminded(plan, grace):
     assert PlanDocument.objects.get(pk=document.pk).reminded_at is not None
 
 
-def test_an_objective_that_existed_before_the_upgrade_gets_no_grace(plan, grace):  # noqa: F811
+def test_an_objective_that_existed_before_the_upgrade_gets_no_grace(plan_applied, grace):  # noqa: F811
     # The migration dates existing objectives in the past; one created now is new.
     fresh = Objective.objects.get(name="database")
     assert fresh.waiting_for_first_copy(None, timezone.now())

@@ -8,11 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from backups.models import Location, Target
-from tests.conftest import ROOT
+from tests.conftest import PLAN
 
 pytestmark = pytest.mark.django_db
-
-PLAN = ROOT / "plans" / "botflow.toml"
 
 
 def apply(path, capsys=None) -> str:
@@ -26,20 +24,74 @@ def write_plan(tmp_path, text: str):
     return path
 
 
-def test_shipped_plan_applies_and_second_apply_changes_nothing(capsys, monkeypatch, tmp_path):
+def rows(*models) -> dict[str, list[dict]]:
+    """Every row of ``models``, every column (updated_at too) and every many-to-many link, in pk order."""
+    return {
+        model.__name__: [
+            {field.attname: getattr(obj, field.attname) for field in model._meta.concrete_fields}
+            | {
+                field.name: sorted(getattr(obj, field.name).values_list("pk", flat=True))
+                for field in model._meta.many_to_many
+            }
+            for obj in model.objects.order_by("pk")
+        ]
+        for model in models
+    }
+
+
+def backups_rows() -> dict:
+    from backups.models import Objective
+
+    return rows(Location, Target, Objective)
+
+
+def incidents_rows() -> dict:
+    from incidents.models import (
+        ChecklistItemTemplate,
+        Contact,
+        ResponseRole,
+        Scenario,
+        ScenarioStep,
+        ServiceProvider,
+        Severity,
+        StatusComponent,
+    )
+
+    return rows(
+        Severity, Scenario, ScenarioStep, ChecklistItemTemplate, ResponseRole, Contact, ServiceProvider, StatusComponent
+    )
+
+
+def drills_rows() -> dict:
+    from drills.models import ChangeLogEntry, PlanDocument, TestActivity
+
+    return rows(TestActivity, PlanDocument, ChangeLogEntry)
+
+
+# One test for the whole plan's idempotence, once per app's sections (it was three copies, one per app):
+# the first apply creates that app's rows, the second reports nothing to change and leaves them as they were.
+@pytest.mark.parametrize(
+    ("created", "snapshot"),
+    [
+        (["created location local", "created target portal", "created objective "], backups_rows),
+        (["created severity P1", "created scenario database-corruption", "created role "], incidents_rows),
+        (["created test backup-verification", "created document botflow-dr-plan"], drills_rows),
+    ],
+    ids=["backups", "incidents", "drills"],
+)
+def test_the_shipped_plan_applies_twice_with_the_same_result(capsys, monkeypatch, tmp_path, created, snapshot):
     monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
     first = apply(PLAN, capsys)
-    assert "created target portal" in first
-    snapshot = [
-        (loc.name, loc.url, loc.storage_class, loc.retention_days, loc.keep_last, loc.updated_at)
-        for loc in Location.objects.all()
-    ]
-    assert apply(PLAN, capsys).strip().endswith("nothing to change")
-    assert snapshot == [
-        (loc.name, loc.url, loc.storage_class, loc.retention_days, loc.keep_last, loc.updated_at)
-        for loc in Location.objects.all()
-    ]
-    assert Location.objects.get(name="local").url == f"file://{tmp_path}/botflow"
+    for line in created:
+        assert line in first, first
+    before = snapshot()
+    assert all(before.values()), before  # the plan made rows of every kind snapshotted
+    assert apply(PLAN, capsys).strip().endswith(": nothing to change")
+    assert snapshot() == before
+
+
+def test_the_shipped_plan_makes_its_locations_and_targets(plan_applied):
+    assert Location.objects.get(name="local").url == f"file://{plan_applied}/botflow"
     assert Location.objects.get(name="s3-daily").storage_class == "STANDARD_IA"
     assert Location.objects.get(name="s3-archive").retention_days == 365
     portal = Target.objects.get(name="portal")

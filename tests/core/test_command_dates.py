@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from django.db import connection
 
 from drportal.dates import parse_moment
-from tests.conftest import ROOT, pg_url
+from tests.conftest import manage_py
 
 pytestmark = pytest.mark.django_db
-
-
-def manage(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    env["DATABASE_URL"] = pg_url(connection.settings_dict["NAME"])
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.mark.parametrize(
@@ -43,14 +31,14 @@ def test_the_core_parser_reads_every_form_the_help_shows(text, expected):
 
 @pytest.mark.parametrize("value", ["2027-06-01", "2027-06-01T14:00", "2027-06-01T14:00Z", "2027-06-01T14:00+02:00"])
 def test_prune_as_of_accepts_dates_with_or_without_time_and_zone(value):
-    done = manage("prune", "--as-of", value, "--dry-run", "--json")
+    done = manage_py("prune", "--as-of", value, "--dry-run", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["dry_run"] is True
 
 
 @pytest.mark.parametrize("value", ["2027-13-01", "tomorrow", "", "2027-06-01T25:00"])
 def test_prune_refuses_a_bad_date_in_one_line(value):
-    done = manage("prune", "--as-of", value, "--dry-run")
+    done = manage_py("prune", "--as-of", value, "--dry-run")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from tests.conftest import ROOT
+from tests.conftest import manage_py
 
 
 def test_check_deploy_is_clean_under_production_settings(tmp_path):
@@ -24,14 +22,7 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
         "ALLOWED_HOSTS": "dr.example.com",
         "HTTPS": "true",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage_py("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
@@ -43,14 +34,7 @@ def test_check_deploy_complains_without_https(tmp_path):
         "DRPORTAL_HOME": str(tmp_path),
         "DJANGO_SECRET_KEY": "k" + os.urandom(40).hex(),
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage_py("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode != 0
     assert "SECURE_HSTS_SECONDS" in result.stdout + result.stderr
 
