@@ -70,3 +70,39 @@ def size(value: int | None, empty: str = "-") -> str:
     if value is None:
         return empty
     return filesizeformat(value)
+
+
+# --- chart axes -----------------------------------------------------------------------------
+# A chart's axis is labelled once with its unit ("duration (min)") and its ticks are plain numbers in
+# that unit. The unit names are the ones duration() and size() write, so an axis and the tooltips
+# and tables beside it speak the same words.
+
+DURATION_UNITS = (("s", 1), ("min", 60), ("h", 3600), ("d", 86400))
+SIZE_UNITS = (("bytes", 1), ("KB", 1024), ("MB", 1024**2), ("GB", 1024**3), ("TB", 1024**4))
+
+
+def duration_unit(peak: Duration) -> tuple[str, int]:
+    """(unit, seconds in it) to write durations up to ``peak`` on an axis: under 2 min in s, under 2 h in min,
+    under 2 d in h, then days; so the top tick is at least 2 (never "0.5 h")."""
+    seconds = _seconds(peak)
+    chosen = DURATION_UNITS[0]
+    for name, length in DURATION_UNITS:
+        if seconds >= 2 * length:
+            chosen = (name, length)
+    return chosen
+
+
+def size_unit(peak: int | float) -> tuple[str, int]:
+    """(unit, bytes in it) to write sizes up to ``peak`` on an axis, in size()'s units (1 KB = 1024 bytes)."""
+    chosen = SIZE_UNITS[0]
+    for name, length in SIZE_UNITS:
+        if peak >= length:
+            chosen = (name, length)
+    return chosen
+
+
+def number(value: float) -> str:
+    """A tick's number: ``0``, ``15``, ``2.5``, ``0.25``, ``1,200``: no trailing zeros, thousands separated."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")

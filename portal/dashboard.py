@@ -106,7 +106,7 @@ def objectives(now: datetime) -> list[dict]:
     return result
 
 
-def exposure_series(series: list[list[datetime]], now: datetime) -> list[tuple[float, float | None]]:
+def exposure_series(series: list[list[datetime]], now: datetime) -> list[tuple[datetime, float | None]]:
     """Exposure sampled over the chart window: the age of the stalest series' newest point."""
     start = now - timedelta(days=CHART_DAYS)
     span = (now - start).total_seconds()
@@ -120,7 +120,7 @@ def exposure_series(series: list[list[datetime]], now: datetime) -> list[tuple[f
                 worst = None
                 break
             worst = max(worst, (moment - points[position - 1]).total_seconds())
-        samples.append((index / SAWTOOTH_SAMPLES, worst))
+        samples.append((moment, worst))
     return samples
 
 
@@ -153,7 +153,6 @@ def targets(now: datetime) -> list[dict]:
     for row in daily:
         by_target.setdefault(row["target_id"], {})[row["day"].date()] = row
     days = [(since + timedelta(days=i + 1)).date() for i in range(CHART_DAYS)]
-    labels = [d.isoformat() for d in days]
     result = []
     for target in rows:
         stats = by_target.get(target.pk, {})
@@ -167,8 +166,8 @@ def targets(now: datetime) -> list[dict]:
                 "run_url": reverse("admin:backups_backuprun_change", args=[target.last_run_id])
                 if target.last_run_id
                 else None,
-                "size_chart": charts.bars(sizes, labels, unit="B"),
-                "duration_chart": charts.bars(durations, labels, color="#79aec8", unit="s"),
+                "size_chart": charts.bars(sizes, days, kind="size"),
+                "duration_chart": charts.bars(durations, days, kind="duration", color="#79aec8"),
             }
         )
     return result

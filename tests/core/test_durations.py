@@ -118,3 +118,47 @@ def test_the_plan_file_takes_the_same_durations(tmp_path, db):
     apply_plan(plan)
     severity = Severity.objects.get(key="P1")
     assert (severity.target_rto, severity.report_due) == (90 * MIN, timedelta(days=1))
+
+
+def test_every_duration_field_of_every_admin_form_and_inline_takes_45_min_and_1h30(admin_user, rf):
+    """Walk the admin itself: every registered model's form and every inline's formset, so a form added
+    tomorrow (or a field declared by hand) cannot bring back "Enter a valid duration."."""
+    from django.contrib import admin
+    from django.db import models
+
+    from drportal.forms import HumanDurationField
+
+    request = rf.get("/admin/")
+    request.user = admin_user
+    seen = []
+    for model, model_admin in admin.site._registry.items():
+        forms = [(model, model_admin.get_form(request))]
+        forms += [
+            (inline.model, inline.get_formset(request).form) for inline in model_admin.get_inline_instances(request)
+        ]
+        for form_model, form in forms:
+            for name, field in form.base_fields.items():
+                try:
+                    db_field = form_model._meta.get_field(name)
+                except Exception:
+                    db_field = None
+                if not isinstance(db_field, models.DurationField) and not isinstance(field, HumanDurationField):
+                    continue
+                where = f"{model._meta.label} form, {form_model._meta.label}.{name}"
+                assert isinstance(field, HumanDurationField), f"{where}: {type(field).__name__}"
+                assert field.clean("45 min") == 45 * MIN, where
+                assert field.clean("1h30") == 90 * MIN, where
+                seen.append(f"{form_model._meta.label}.{name}")
+    # The duration fields people edit: objectives, severities, scenarios (and their steps), probes, drills.
+    for expected in (
+        "backups.Objective.rpo",
+        "backups.Objective.grace",
+        "incidents.Severity.target_rto",
+        "incidents.Severity.report_due",
+        "incidents.Scenario.target_rto",
+        "incidents.Scenario.target_rpo",
+        "drportal.Probe.interval",
+        "drportal.Probe.timeout",
+        "drills.Drill.measured_rto",
+    ):
+        assert expected in seen, (expected, sorted(set(seen)))

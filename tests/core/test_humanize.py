@@ -57,3 +57,28 @@ def test_size():
     assert humanize.size(5_000_000) == "4.8\xa0MB"
     assert humanize.size(7) == "7\xa0bytes"
     assert humanize.size(None) == "-"
+
+
+@pytest.mark.parametrize(
+    ("peak", "unit"),
+    [(0, ("s", 1)), (90, ("s", 1)), (120, ("min", 60)), (2700, ("min", 60)), (7199, ("min", 60))]
+    + [(timedelta(hours=2), ("h", 3600)), (timedelta(hours=47), ("h", 3600)), (timedelta(days=3), ("d", 86400))],
+)
+def test_duration_unit_of_an_axis(peak, unit):
+    assert humanize.duration_unit(peak) == unit
+
+
+@pytest.mark.parametrize(
+    ("peak", "unit"),
+    [(0, ("bytes", 1)), (1023, ("bytes", 1)), (1024, ("KB", 1024)), (5 * 1024**2, ("MB", 1024**2))]
+    + [(3 * 1024**3, ("GB", 1024**3))],
+)
+def test_size_unit_of_an_axis_is_the_one_size_writes(peak, unit):
+    assert humanize.size_unit(peak) == unit
+    if peak >= 1024:  # the same unit word as the tables and tooltips use
+        assert humanize.size(peak).endswith(unit[0])
+
+
+@pytest.mark.parametrize(("value", "text"), [(0, "0"), (15.0, "15"), (2.5, "2.5"), (0.25, "0.25"), (1200, "1,200")])
+def test_number_of_a_tick(value, text):
+    assert humanize.number(value) == text
