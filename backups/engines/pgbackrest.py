@@ -205,6 +205,8 @@ def render_config(stanza, repos: list[Repo]) -> str:
             lines += _s3_options(n, repo.location, stanza.verify_tls)
         lines += [f"repo{n}-cipher-type=aes-256-cbc", f"repo{n}-cipher-pass={stanza.cipher_pass}"]
         lines += retention_options(n, repo.location)
+        if settings.PGBACKREST_REPO_BUNDLE:
+            lines.append(f"repo{n}-bundle=y")
     lines += ["", f"[{name}]", f"pg1-path={stanza.pg_path}", f"pg1-port={stanza.pg_port}"]
     # pgBackRest reads the data directory, so the cluster is on this worker's host and is reached through
     # its socket; pg_host only serves the portal's own SQL checks (pg1-host would mean a remote pgBackRest).
