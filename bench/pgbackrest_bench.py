@@ -335,10 +335,6 @@ def main() -> None:
     (results / "pgbackrest-latest.json").write_text(json.dumps(result, indent=2, default=str))
 
 
-if __name__ == "__main__":
-    main()
-
-
 def variants_main(args) -> None:
     """pg_dump, manage.py backup, then each variant's full backup (portal, then bare pgbackrest), per repeat."""
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -389,3 +385,7 @@ def variants_main(args) -> None:
     (results / "pgbackrest-variants-latest.json").write_text(
         json.dumps({"size": args.size, "seconds": med, "samples": samples}, indent=2, default=str)
     )
+
+
+if __name__ == "__main__":
+    main()

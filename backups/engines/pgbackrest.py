@@ -55,6 +55,7 @@ class PgBackRestEngine(Engine):
     # The backup service hands the whole run to backups.services.pgbackrest instead of streaming a dump.
     runs_own_backup = True
     # Restored by pgBackRest to a moment, never through the generic restore (restorer None).
+    restores_to_a_moment = True
     restorer = None
     restore_hint = "pgbackrest --stanza=TARGET restore"
     restore_refusal = (
