@@ -293,6 +293,19 @@ def run(stanza, command: str, *args: str, timeout: float = DEFAULT_TIMEOUT, what
     return _run(argv, stanza, timeout=timeout, what=what or f"pgbackrest {command}")
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment of a pgbackrest process: the portal's own, without its PGBACKREST_* settings.
+
+    pgBackRest reads every PGBACKREST_<OPTION> variable as an option that overrides the configuration file
+    (PGBACKREST_PROCESS_MAX would be process-max; PGBACKREST_CONFIG_DIR is refused with a warning, and an
+    indexed option such as repo-bundle is an error): the generated file alone says how it runs, as it does
+    for the archive_command PostgreSQL runs.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PGBACKREST_")}
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
 def _run(argv: list[str], stanza, *, timeout: float, what: str) -> str:
     secrets = [stanza.cipher_pass]
     for location in stanza.target.locations.all():
@@ -304,7 +317,7 @@ def _run(argv: list[str], stanza, *, timeout: float, what: str) -> str:
             text=True,
             timeout=timeout,
             cwd="/",
-            env={**os.environ, "LC_ALL": "C.UTF-8"},
+            env=subprocess_env(),
         )
     except subprocess.TimeoutExpired as exc:
         output = (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
@@ -369,7 +382,14 @@ def pg_ctl(os_user: str, *args: str, timeout: float = 600) -> str:
     argv = [pg_tool("pg_ctl"), *args]
     try:
         result = subprocess.run(
-            as_user(argv, os_user), capture_output=True, text=True, timeout=timeout, cwd="/", stdin=subprocess.DEVNULL
+            as_user(argv, os_user),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            # The server it starts runs archive-get (restore_command) with this environment: no PGBACKREST_*.
+            env={name: value for name, value in os.environ.items() if not name.startswith("PGBACKREST_")},
         )
     except subprocess.TimeoutExpired:
         raise PgBackRestError(f"pg_ctl {args[0]}", None, "") from None

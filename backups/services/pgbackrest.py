@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -250,7 +251,9 @@ def manifest_sha256(stanza: PgBackRestStanza, repo_index: int, label: str) -> st
     ]
     import subprocess
 
-    result = subprocess.run(pgbr.as_user(argv, stanza.os_user), capture_output=True, timeout=600, cwd="/")
+    result = subprocess.run(
+        pgbr.as_user(argv, stanza.os_user), capture_output=True, timeout=600, cwd="/", env=pgbr.subprocess_env()
+    )
     if result.returncode != 0:
         raise pgbr.PgBackRestError("pgbackrest repo-get backup.manifest", result.returncode, result.stderr.decode())
     return hashlib.sha256(result.stdout).hexdigest()
@@ -671,7 +674,46 @@ def execute_pitr(record: Restore, plan: PitrPlan) -> Restore:
     return _carry_out(record, plan)
 
 
+def _lock_path(data_dir: Path) -> Path:
+    return data_dir.parent / f".{data_dir.name}.drportal-restore.lock"
+
+
+def _claim(plan: PitrPlan, record: Restore) -> Path:
+    """Take the destination for this restore alone (two restores asked for at once into one folder).
+
+    Without it, the second would find the first one's files, fail, and clean up a folder that is not its own.
+    """
+    lock = _lock_path(plan.to)
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        holder = lock.read_text(errors="replace").strip() if lock.exists() else "?"
+        raise PitrRefused(
+            f"another restore ({holder}) is writing into {plan.to}; if no restore is running there any more, "
+            f"remove {lock} and try again"
+        ) from None
+    with os.fdopen(fd, "w") as out:
+        out.write(f"restore #{record.pk}\n")
+    if not plan.in_place and plan.to.exists() and any(plan.to.iterdir()):
+        lock.unlink(missing_ok=True)
+        raise PitrRefused(f"{plan.to} is not empty any more; name a new folder")
+    return lock
+
+
 def _carry_out(record: Restore, plan: PitrPlan) -> Restore:
+    try:
+        lock = _claim(plan, record)
+    except (PitrRefused, OSError) as exc:
+        record.note(f"refused: {exc}")
+        record.fail(str(exc))
+        return record
+    try:
+        return _restore_claimed(record, plan)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
     stanza = stanza_of(plan.target)
     started = time.monotonic()
     created_dir = False
