@@ -30,6 +30,7 @@ from ..engines.base import SourceError
 from ..keys import KeyProblem, load_recipients
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, PgBackRestBackup, PgBackRestStanza, Restore, Target, Verification
+from .restore import authorize
 
 logger = logging.getLogger(__name__)
 
@@ -564,8 +565,6 @@ def request_pitr(plan: PitrPlan, *, user, via: tuple[str, str] | None = None) ->
     Raises RestoreNotAllowed (from the restore service's one check: the permission, or the incident
     it comes through). The row and its link (an incident's timeline) are made together or not at all.
     """
-    from .restore import authorize
-
     link = authorize(user, via)
     return record_pitr(plan, trigger=BackupRun.Trigger.MANUAL, user=user, link=link)
 

@@ -330,3 +330,15 @@ def test_two_restores_confirmed_at_once_into_one_folder_the_second_is_refused_by
     assert cluster.sql("SELECT count(*) FROM messages", port=winner.port) == [(1000,)]
     assert not list(destination.parent.glob(".*.drportal-restore.lock"))
     pgbr.pg_ctl("postgres", "stop", "-D", str(destination), "-m", "fast", "-w")
+
+
+def test_the_portals_pgbackrest_settings_never_reach_pgbackrest_as_options(cluster, target, monkeypatch, settings):
+    """pgBackRest reads any PGBACKREST_* variable as an option: the portal's own settings must stay out of it."""
+    monkeypatch.setenv("PGBACKREST_REPO_BUNDLE", "1")  # as repo-bundle: "requires an index", an error
+    monkeypatch.setenv("PGBACKREST_CONFIG_DIR", str(pgbr.config_path("maindb").parent))  # a warning
+    settings.PGBACKREST_REPO_BUNDLE = True
+
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+
+    assert run.status == "succeeded", run.error
+    assert "repo1-bundle=y" in pgbr.config_path("maindb").read_text()
