@@ -780,6 +780,12 @@ class Verification(TriggeredJob):
         verification_finished.send(sender=Verification, verification=self)
 
 
+class RecoveryKind(models.TextChoices):
+    TIME = "time", "to a time"
+    LSN = "lsn", "to an LSN"
+    LATEST = "latest", "to the end of the archived WAL"
+
+
 class Restore(LeasedJob, TriggeredJob):
     """One restore: where from, where to, what was kept for rollback, and how it ended."""
 
@@ -788,6 +794,8 @@ class Restore(LeasedJob, TriggeredJob):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+
+    RecoveryKind = RecoveryKind
 
     run = models.ForeignKey(BackupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="restores")
     source = models.CharField(max_length=1000, help_text="Run id, artifact path or s3:// URL restored from.")
@@ -818,12 +826,47 @@ class Restore(LeasedJob, TriggeredJob):
     tables = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True, help_text="What was done, step by step, including how to roll back.")
     error = models.TextField(blank=True)
+    # A restore to a moment (pgbackrest targets): what it restores to, into which data directory and port.
+    # The worker re-checks the request with these before it touches anything (services/pgbackrest).
+    target = models.ForeignKey(
+        Target,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="restores",
+        help_text="The target restored to a moment (empty for a restore of one run's artifact).",
+    )
+    recovery_kind = models.CharField(
+        max_length=10,
+        choices=RecoveryKind.choices,
+        blank=True,
+        help_text="Restore to a moment: to a time, to an LSN, or to the end of the archived WAL.",
+    )
+    recovery_target = models.CharField(
+        max_length=100, blank=True, help_text="The moment (ISO 8601, with its time zone) or the LSN restored to."
+    )
+    port = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Port of the restored cluster; empty when asked for: a free one."
+    )
+    keep_running = models.BooleanField(
+        default=False,
+        help_text="Leave the restored cluster running for a switch-over (else checked, stopped and removed).",
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(recovery_kind="") | Q(target__isnull=False), name="restore_to_a_moment_names_its_target"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"restore #{self.pk} from {self.source}: {self.status}"
+
+    @property
+    def is_to_a_moment(self) -> bool:
+        return bool(self.recovery_kind)
 
     def mark_swapped(self, at, rollback_name: str) -> None:
         """Record the one moment live data changed, before anything else can fail."""

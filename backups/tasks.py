@@ -56,8 +56,14 @@ def enqueue_verification(verification: Verification) -> None:
 
 
 def enqueue_restore(record: Restore) -> None:
-    """A restore from a run goes to its target's queue; one without a run to the shared queue."""
-    queue = record.run.target.queue if record.run_id else settings.CELERY_TASK_DEFAULT_QUEUE
+    """A restore goes to its target's queue (a restore to a moment: the workers on the database host, as the
+    cluster's OS user); one without a target or run to the shared queue."""
+    if record.target_id:
+        queue = record.target.queue
+    elif record.run_id:
+        queue = record.run.target.queue
+    else:
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
     enqueue(run_restore, (record.pk,), queue=queue, on_failure=record.give_up)
 
 
@@ -139,9 +145,13 @@ def verify_backup(verification_id: int) -> str:
 def run_restore(restore_id: int) -> str:
     from .services import restore
 
-    record = Restore.objects.filter(pk=restore_id).first()
+    record = Restore.objects.select_related("target", "triggered_by").filter(pk=restore_id).first()
     if record is None:
         return "missing"
+    if record.is_to_a_moment:
+        from .services import pgbackrest
+
+        return pgbackrest.run_requested(record).status
     return restore.execute(record).status
 
 

@@ -1,6 +1,7 @@
 """pgBackRest benchmark: full backup and restore to a moment, beside pg_dump and the portal's logical path.
 
     .venv/bin/python bench/pgbackrest_bench.py [--size 4m] [--repeat 1]      # as root (runs postgres via runuser)
+    .venv/bin/python bench/pgbackrest_bench.py --variants lz4:1:2,zst:1:2,lz4:1:1,lz4:1:2:bundle --backups-only
 
 Copies the generated BotFlow-shaped database (bench/generate.py; drp_bench_4m ≈ 940 MB of
 messages) into a throwaway PostgreSQL 15 cluster made with initdb as the postgres OS user
@@ -15,6 +16,11 @@ appended to postgresql.conf, `--apply` creates the stanza. Then, ``--repeat`` ti
   PITR restore     manage.py restore bench --time T --to NEW_DIR (restore, start on a free port with
                    archive_mode=off, replay to T, promote, count every table, stop, remove), with T
                    just after the full backup (WAL written since the backup adds its replay time)
+
+``--variants`` repeats the pgBackRest full backup with other generated settings
+(``compress-type:compress-level:process-max[:bundle]``, through the PGBACKREST_* environment the
+portal reads), each also timed as a bare ``pgbackrest backup`` (the engine alone, without the
+portal's Django start, catalogue import and manifest checksum); ``--backups-only`` skips the restores.
 
 Targets (issue 16): pgBackRest full ≤ 1.0× bare pg_dump; restore to a moment ≤ 0.5× the logical
 restore. The machine may be shared: figures are wall times of single runs unless --repeat says
@@ -178,15 +184,25 @@ class Bench:
         assert run["status"] == "succeeded", run
         return {"seconds": wall, "bytes": run["bytes_out"], "run": run["id"]}
 
-    def pgbackrest_full(self) -> dict:
+    def pgbackrest_full(self, variant: str = "") -> dict:
         wall, result = self.timed(
             [PYTHON, "manage.py", "backup", "bench", "--type", "full", "--verify", "no", "--json"],
-            env=self.env,
+            env={**self.env, **variant_env(variant)},
             cwd=ROOT,
         )
         run = json.loads(result.stdout)
         assert run["status"] == "succeeded", run
         return {"seconds": wall, "bytes": run["bytes_out"], "run": run["id"], "database_bytes": run["bytes_in"]}
+
+    def pgbackrest_bare(self) -> dict:
+        """The engine alone, with the configuration the portal generated last (its variant's settings)."""
+        config = self.home / "pgbackrest" / "bench.conf"
+        wall, _ = self.timed(
+            ["runuser", "-u", "postgres", "--", "pgbackrest", f"--config={config}", "--stanza=bench", "--type=full"]
+            + ["backup"],
+            cwd="/",
+        )
+        return {"seconds": wall}
 
     def logical_restore(self, run_id: int, i: int) -> dict:
         db = f"restored_{i}"
@@ -239,12 +255,30 @@ class Bench:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def variant_env(variant: str) -> dict[str, str]:
+    """``lz4:1:2`` or ``zst:1:2:bundle`` -> the PGBACKREST_* settings the portal generates the stanza from."""
+    if not variant:
+        return {}
+    kind, level, processes, *rest = variant.split(":")
+    return {
+        "PGBACKREST_COMPRESS_TYPE": kind,
+        "PGBACKREST_COMPRESS_LEVEL": level,
+        "PGBACKREST_PROCESS_MAX": processes,
+        "PGBACKREST_REPO_BUNDLE": "1" if "bundle" in rest else "0",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="4m", choices=sorted(generate.SIZES))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="Leave the throwaway cluster and portal for inspection.")
+    parser.add_argument("--variants", default="", help="Comma-separated type:level:process-max[:bundle] settings.")
+    parser.add_argument("--backups-only", action="store_true", help="Time the backups only (no restores).")
     args = parser.parse_args()
+    if args.variants:
+        variants_main(args)
+        return
     bench = Bench(args.size)
     samples: dict[str, list[dict]] = {k: [] for k in ("pg_dump", "portal", "pgbackrest", "logical_restore", "pitr")}
     try:
@@ -299,6 +333,65 @@ def main() -> None:
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
     (results / "pgbackrest-latest.json").write_text(json.dumps(result, indent=2, default=str))
+
+
+def variants_main(args) -> None:
+    """pg_dump, manage.py backup, then each variant's full backup (portal, then bare pgbackrest), per repeat."""
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for variant in variants:
+        variant_env(variant)  # a malformed one fails before the long setup
+    bench = Bench(args.size)
+    samples: dict[str, list[dict]] = {"pg_dump": [], "portal": []}
+    for variant in variants:
+        samples[f"pgbackrest {variant}"] = []
+        samples[f"bare {variant}"] = []
+    try:
+        bench.setup()
+        for i in range(args.repeat):
+            for name, call in (("pg_dump", bench.pg_dump), ("portal", bench.portal_backup)):
+                samples[name].append(call())
+                print(f"  {name:<28} #{i + 1}: {samples[name][-1]['seconds']:7.1f} s", flush=True)
+            for variant in variants:
+                # A pg_dump right before each variant: on a shared machine the load moves between samples, and
+                # the ratio that matters is against the pg_dump taken under the same load.
+                dump = bench.pg_dump()
+                samples["pg_dump"].append(dump)
+                print(f"  {'pg_dump':<28} #{i + 1}: {dump['seconds']:7.1f} s", flush=True)
+                sample = bench.pgbackrest_full(variant)
+                sample["vs_pg_dump_before"] = sample["seconds"] / dump["seconds"]
+                samples[f"pgbackrest {variant}"].append(sample)
+                print(
+                    f"  {'pgbackrest ' + variant:<28} #{i + 1}: {sample['seconds']:7.1f} s "
+                    f"{sample['bytes'] / 1e6:7.1f} MB",
+                    flush=True,
+                )
+                sample = bench.pgbackrest_bare()
+                samples[f"bare {variant}"].append(sample)
+                print(f"  {'bare ' + variant:<28} #{i + 1}: {sample['seconds']:7.1f} s", flush=True)
+            if not args.backups_only:
+                sample = bench.pitr_restore(i)
+                print(f"  {'PITR restore':<28} #{i + 1}: {sample['seconds']:7.1f} s", flush=True)
+    finally:
+        if not args.keep:
+            bench.close()
+    med = {name: statistics.median(s["seconds"] for s in values) for name, values in samples.items() if values}
+    lines = [f"\n{args.size}, median of {args.repeat}:", f"  bare pg_dump {med['pg_dump']:27.1f} s"]
+    lines.append(f"  manage.py backup {med['portal']:23.1f} s   artifact {samples['portal'][0]['bytes'] / 1e6:7.1f} MB")
+    for variant in variants:
+        full, bare = med[f"pgbackrest {variant}"], med[f"bare {variant}"]
+        size = samples[f"pgbackrest {variant}"][0]["bytes"] / 1e6
+        paired = statistics.median(s["vs_pg_dump_before"] for s in samples[f"pgbackrest {variant}"])
+        lines.append(
+            f"  pgBackRest {variant:<20} {full:7.1f} s = {full / med['pg_dump']:.2f}x pg_dump "
+            f"({paired:.2f}x the pg_dump just before), repository {size:7.1f} MB"
+            f" (bare pgbackrest {bare:.1f} s = {bare / med['pg_dump']:.2f}x)"
+        )
+    print("\n".join(lines), flush=True)
+    results = BENCH / "results"
+    results.mkdir(exist_ok=True)
+    (results / "pgbackrest-variants-latest.json").write_text(
+        json.dumps({"size": args.size, "seconds": med, "samples": samples}, indent=2, default=str)
+    )
 
 
 if __name__ == "__main__":

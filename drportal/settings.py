@@ -249,6 +249,8 @@ PGBACKREST_PROCESS_MAX = envint("PGBACKREST_PROCESS_MAX", 2, minimum=1)
 # zst makes smaller repositories for ~2-3x the CPU.
 PGBACKREST_COMPRESS_TYPE = env("PGBACKREST_COMPRESS_TYPE", "lz4")
 PGBACKREST_COMPRESS_LEVEL = envint("PGBACKREST_COMPRESS_LEVEL", 1, minimum=0)
+# repo-bundle=y packs small files into bundles (fewer files to create, encrypt and checksum one by one).
+PGBACKREST_REPO_BUNDLE = envbool("PGBACKREST_REPO_BUNDLE", False)
 if PGBACKREST_COMPRESS_TYPE not in ("none", "gz", "bz2", "lz4", "zst"):
     raise ImproperlyConfigured("PGBACKREST_COMPRESS_TYPE must be one of none, gz, bz2, lz4, zst")
 BACKUP_DEFAULT_LOCAL_DIR = Path(env("BACKUP_LOCAL_DIR", str(PORTAL_HOME / "backups")))

@@ -11,6 +11,7 @@ from django.utils.safestring import mark_safe
 from drportal import humanize
 from drportal.admin_base import RecordAdminMixin
 
+from .. import engines
 from ..display import progress_bar, restore_progress_bar  # noqa: F401  re-exported for the admin modules
 from ..models import BackupRun, Target, Verification
 
@@ -44,22 +45,33 @@ def _post_button(url: str, label: str, *, kind: str = "") -> str:
     )
 
 
-def job_buttons(target_id: int, stored_run_id: int | None, perms: dict[str, bool]) -> str:
-    """Back up now (the target), Verify and Restore… (a stored run: the newest, on a target's row)."""
+def job_buttons(target_id: int, stored_run_id: int | None, perms: dict[str, bool], *, to_a_moment: bool = False) -> str:
+    """Back up now (the target), Verify and Restore… (a stored run: the newest, on a target's row).
+
+    A target that restores to a moment (pgbackrest) gets "Restore to a moment…" instead of a run's Restore….
+    """
     parts = []
     if perms["backup"]:
         parts.append(_post_button(reverse("admin:backups_target_backup", args=[target_id]), "Back up now"))
     if stored_run_id and perms["verify"]:
         url = reverse("admin:backups_backuprun_verify", args=[stored_run_id])
         parts.append(_post_button(url, "Verify", kind=Verification.Kind.INTEGRITY))
-    if stored_run_id and perms["restore"]:
+    if to_a_moment and perms["restore"]:
+        url = reverse("admin:backups_target_restore_moment", args=[target_id])
+        parts.append(format_html('<a class="button row-button" href="{}">Restore to a moment…</a>', url))
+    elif stored_run_id and perms["restore"]:
         url = reverse("admin:backups_backuprun_restore", args=[stored_run_id])
         parts.append(format_html('<a class="button row-button" href="{}">Restore…</a>', url))
     return format_html('<span class="row-buttons">{}</span>', mark_safe(" ".join(parts))) if parts else "-"
 
 
+def _to_a_moment(engine_name: str) -> bool:
+    engine = engines.find(engine_name)
+    return engine is not None and engine.restores_to_a_moment
+
+
 def target_buttons(target: Target, perms: dict[str, bool]) -> str:
-    return job_buttons(target.pk, target.stored_run_id, perms)
+    return job_buttons(target.pk, target.stored_run_id, perms, to_a_moment=_to_a_moment(target.engine))
 
 
 def target_buttons_column(perms: dict[str, bool]):
@@ -73,7 +85,7 @@ def target_buttons_column(perms: dict[str, bool]):
 def run_buttons_column(perms: dict[str, bool]):
     def buttons(obj):
         stored = obj.pk if obj.status in BackupRun.WITH_ARTIFACT else None
-        return job_buttons(obj.target_id, stored, perms)
+        return job_buttons(obj.target_id, stored, perms, to_a_moment=_to_a_moment(obj.target.engine))
 
     buttons.short_description = "actions"
     return buttons

@@ -33,14 +33,19 @@ class RestoreAdmin(PermanentRecordAdminMixin, TriggerColumn, JobColumns, admin.M
     list_filter = ("status", "trigger")
     list_select_related = ("run__target", "triggered_by")
     show_full_result_count = False
-    raw_id_fields = ("run",)
+    raw_id_fields = ("run", "target")
     fields = (
         "status_badge",
         "progress",
         "source",
         "run",
         "location",
+        "target",
+        "recovery_kind",
+        "recovery_target",
         "destination_display",
+        "port",
+        "keep_running",
         "swapped_at",
         "rollback_name",
         "trigger",
@@ -73,6 +78,6 @@ class RestoreAdmin(PermanentRecordAdminMixin, TriggerColumn, JobColumns, admin.M
         record = get_object_or_404(Restore, pk=restore_id)
         return JsonResponse({"id": record.pk, "status": record.status, "html": restore_progress_bar(record)})
 
-    @admin.display(description="tables")
+    @admin.display(description="tables (rows restored)")
     def tables_display(self, obj):
         return restored_tables_html(obj.tables)

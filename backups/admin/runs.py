@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from drportal import humanize
 from drportal.admin_base import RecordAdminMixin
 
+from .. import engines
 from ..admin_pgbackrest import PgBackRestBackupInline
 from ..models import Artifact, BackupRun, Verification
 from ..services import queues, retention, verify
@@ -218,6 +219,12 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         except restores.RestoreNotAllowed as exc:
             return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
         run = get_object_or_404(BackupRun.objects.select_related("target"), pk=run_id)
+        engine = engines.find(run.target.engine)
+        if engine is not None and engine.restores_to_a_moment:
+            # Such a run is one backup set among the target's: it restores to a moment, from the target's page
+            # (the same ?incident=ID carried over).
+            url = reverse("admin:backups_target_restore_moment", args=[run.target_id])
+            return HttpResponseRedirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
         copies = restores.stored_copies(run)
         form = RestoreForm(request.POST or None)
         form.fields["location"].choices = [(a.location.name, f"{a.location.name} — {a.url}") for a in copies]

@@ -12,8 +12,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -23,9 +24,12 @@ from drportal.cron import next_cron
 
 from .. import engines
 from ..admin_pgbackrest import PgBackRestStanzaInline
-from ..models import BackupRun, Target
-from ..services import backup, queues
-from ..tasks import enqueue_backup
+from ..engines import SourceError
+from ..locations import LocationError
+from ..models import BackupRun, Restore, Target
+from ..services import backup, pgbackrest, queues
+from ..services import restore as restores
+from ..tasks import enqueue_backup, enqueue_restore
 from .display import _relative, button_permissions, target_buttons, target_buttons_column
 from .kept_secrets import KeepSecretsForm, _formfield
 
@@ -68,6 +72,72 @@ class TargetForm(KeepSecretsForm):
         if engine is not None and engine.needs_source and not cleaned.get("source"):
             self.add_error("source", "This engine needs a source (a URL or env:NAME).")
         return cleaned
+
+
+class RestoreToMomentForm(forms.Form):
+    """A restore to a moment (pgbackrest targets): to when, into which data directory, on which port."""
+
+    kind = forms.ChoiceField(
+        label="Restore",
+        choices=Restore.RecoveryKind.choices,
+        initial=Restore.RecoveryKind.TIME,
+        widget=forms.RadioSelect,
+    )
+    moment = forms.CharField(
+        label="Time",
+        required=False,
+        help_text="With its time zone: 2026-12-01T14:03:06Z (UTC) or 2026-12-01 16:03:06+02:00.",
+        widget=forms.TextInput(attrs={"size": 32, "autocomplete": "off"}),
+    )
+    lsn = forms.CharField(
+        label="LSN", required=False, help_text="e.g. 0/3000060", widget=forms.TextInput(attrs={"size": 20})
+    )
+    to = forms.CharField(
+        label="Destination data directory",
+        help_text="A new, empty folder on the database host (absolute path). The live data directory only with "
+        "the cluster stopped; the current one is then kept for rollback.",
+        widget=forms.TextInput(attrs={"size": 60, "autocomplete": "off"}),
+    )
+    port = forms.IntegerField(
+        label="Port", required=False, min_value=1, max_value=65535, help_text="Empty: a free port."
+    )
+    keep_running = forms.BooleanField(
+        label="Keep running",
+        required=False,
+        help_text="Leave the restored cluster up (archive_mode=off) for you to switch over; "
+        "otherwise it is checked, stopped and removed.",
+    )
+    replace_live = forms.BooleanField(
+        label="Replace the live data directory",
+        required=False,
+        help_text="Needed only when the destination is the live data directory: I have stopped the cluster and "
+        "want it replaced by the restored one.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind == Restore.RecoveryKind.TIME and not cleaned.get("moment", "").strip():
+            self.add_error("moment", "Say to which time (with its time zone).")
+        if kind == Restore.RecoveryKind.LSN and not cleaned.get("lsn", "").strip():
+            self.add_error("lsn", "Say to which LSN.")
+        return cleaned
+
+    def proposal_arguments(self) -> dict:
+        data = self.cleaned_data
+        kind = data["kind"]
+        return {
+            "moment": data["moment"].strip() if kind == Restore.RecoveryKind.TIME else None,
+            "lsn": data["lsn"].strip() if kind == Restore.RecoveryKind.LSN else None,
+            "latest": kind == Restore.RecoveryKind.LATEST,
+            "to": data["to"].strip(),
+            "port": data.get("port"),
+            "keep_running": bool(data.get("keep_running")),
+        }
+
+
+def refused(exc: Exception) -> HttpResponseForbidden:
+    return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
 
 
 @admin.register(Target)
@@ -143,6 +213,11 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("<int:target_id>/backup/", view(self.backup_view), name="backups_target_backup"),
+            path(
+                "<int:target_id>/restore-to-a-moment/",
+                view(self.restore_moment_view),
+                name="backups_target_restore_moment",
+            ),
             *super().get_urls(),
         ]
 
@@ -213,6 +288,58 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         if waiting := queues.waiting_reason(run):
             self.message_user(request, f"Run #{run.pk} is {waiting}", messages.WARNING)
         return run
+
+    def restore_moment_view(self, request, target_id):
+        """Restore a pgbackrest target to a moment: the form, a page saying exactly what will happen, then a POST.
+
+        The checks are the restore command's (services.pgbackrest.propose_pitr), made again by the worker
+        before it touches anything. ``?incident=ID`` (an incident's "restore to T") lets someone restore
+        through that incident, and links the restore to its timeline; ``?time=T`` fills in the time.
+        """
+        via = next(((kind, request.GET[kind]) for kind in restores.requester_kinds() if kind in request.GET), None)
+        try:
+            restores.authorize(request.user, via)
+        except restores.RestoreNotAllowed as exc:
+            return refused(exc)
+        target = get_object_or_404(Target, pk=target_id)
+        engine = engines.find(target.engine)
+        plan, problem = None, ""
+        form = RestoreToMomentForm(request.POST or None, initial={"moment": request.GET.get("time", "")[:100]})
+        if engine is None or not engine.restores_to_a_moment:
+            problem = (
+                f"target {target.name} uses the {target.engine} engine: it restores one backup run, not to a moment"
+            )
+        elif form.is_bound and form.is_valid():
+            try:
+                plan = pgbackrest.propose_pitr(target.name, **form.proposal_arguments(), user=request.user)
+            except (pgbackrest.PitrRefused, SourceError, LocationError) as exc:
+                problem = str(exc)
+        if plan is not None and request.POST.get("confirm") == "yes":
+            if plan.in_place and not form.cleaned_data.get("replace_live"):
+                problem = (
+                    f"{plan.to} is the live data directory: tick “Replace the live data directory” to confirm "
+                    "that the stopped cluster is to be replaced (the current directory is kept for rollback)"
+                )
+            else:
+                try:
+                    record = pgbackrest.request_pitr(plan, user=request.user, via=via)
+                except restores.RestoreNotAllowed as exc:
+                    return refused(exc)
+                enqueue_restore(record)
+                self.log_change(request, target, f"Started restore #{record.pk}: {plan.lines()[0]}")
+                self.message_user(request, f"Restore #{record.pk} queued: {plan.lines()[0]}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[record.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Restore {target.name} to a moment",
+            "opts": self.model._meta,
+            "target": target,
+            "form": form,
+            "plan": plan,
+            "plan_lines": plan.lines() if plan else [],
+            "problem": problem,
+        }
+        return TemplateResponse(request, "admin/backups/target/restore_moment.html", context)
 
     @admin.action(description="Back up now", permissions=["run_backup"])
     def back_up_now(self, request, queryset):

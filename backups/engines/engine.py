@@ -35,6 +35,9 @@ class Engine:
     runs_own_backup: bool = False
     #: Whether a restore may replace its live source; False refuses an in-place restore (``restore_refusal`` says why).
     restores_in_place: bool = True
+    #: Whether its target restores to a moment (a time, an LSN, the latest WAL) rather than to one run's copy: the
+    #: admin's "Restore to a moment…" and an incident's "restore to T" then apply (backups.services.pgbackrest).
+    restores_to_a_moment: bool = False
     #: What a person runs to load a decrypted, decompressed artifact by hand (written into every manifest).
     restore_hint: str = "cat > restored"
     #: When the portal refuses to restore its backups (in place when not restores_in_place, at all when it has no

@@ -55,6 +55,7 @@ class PgBackRestEngine(Engine):
     # The backup service hands the whole run to backups.services.pgbackrest instead of streaming a dump.
     runs_own_backup = True
     # Restored by pgBackRest to a moment, never through the generic restore (restorer None).
+    restores_to_a_moment = True
     restorer = None
     restore_hint = "pgbackrest --stanza=TARGET restore"
     restore_refusal = (
@@ -205,6 +206,8 @@ def render_config(stanza, repos: list[Repo]) -> str:
             lines += _s3_options(n, repo.location, stanza.verify_tls)
         lines += [f"repo{n}-cipher-type=aes-256-cbc", f"repo{n}-cipher-pass={stanza.cipher_pass}"]
         lines += retention_options(n, repo.location)
+        if settings.PGBACKREST_REPO_BUNDLE:
+            lines.append(f"repo{n}-bundle=y")
     lines += ["", f"[{name}]", f"pg1-path={stanza.pg_path}", f"pg1-port={stanza.pg_port}"]
     # pgBackRest reads the data directory, so the cluster is on this worker's host and is reached through
     # its socket; pg_host only serves the portal's own SQL checks (pg1-host would mean a remote pgBackRest).
@@ -290,6 +293,19 @@ def run(stanza, command: str, *args: str, timeout: float = DEFAULT_TIMEOUT, what
     return _run(argv, stanza, timeout=timeout, what=what or f"pgbackrest {command}")
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment of a pgbackrest process: the portal's own, without its PGBACKREST_* settings.
+
+    pgBackRest reads every PGBACKREST_<OPTION> variable as an option that overrides the configuration file
+    (PGBACKREST_PROCESS_MAX would be process-max; PGBACKREST_CONFIG_DIR is refused with a warning, and an
+    indexed option such as repo-bundle is an error): the generated file alone says how it runs, as it does
+    for the archive_command PostgreSQL runs.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PGBACKREST_")}
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
 def _run(argv: list[str], stanza, *, timeout: float, what: str) -> str:
     secrets = [stanza.cipher_pass]
     for location in stanza.target.locations.all():
@@ -301,7 +317,7 @@ def _run(argv: list[str], stanza, *, timeout: float, what: str) -> str:
             text=True,
             timeout=timeout,
             cwd="/",
-            env={**os.environ, "LC_ALL": "C.UTF-8"},
+            env=subprocess_env(),
         )
     except subprocess.TimeoutExpired as exc:
         output = (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
@@ -366,7 +382,14 @@ def pg_ctl(os_user: str, *args: str, timeout: float = 600) -> str:
     argv = [pg_tool("pg_ctl"), *args]
     try:
         result = subprocess.run(
-            as_user(argv, os_user), capture_output=True, text=True, timeout=timeout, cwd="/", stdin=subprocess.DEVNULL
+            as_user(argv, os_user),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            # The server it starts runs archive-get (restore_command) with this environment: no PGBACKREST_*.
+            env={name: value for name, value in os.environ.items() if not name.startswith("PGBACKREST_")},
         )
     except subprocess.TimeoutExpired:
         raise PgBackRestError(f"pg_ctl {args[0]}", None, "") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -29,6 +30,7 @@ from ..engines.base import SourceError
 from ..keys import KeyProblem, load_recipients
 from ..locations import LocationError
 from ..models import Artifact, BackupRun, PgBackRestBackup, PgBackRestStanza, Restore, Target, Verification
+from .restore import authorize
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +252,9 @@ def manifest_sha256(stanza: PgBackRestStanza, repo_index: int, label: str) -> st
     ]
     import subprocess
 
-    result = subprocess.run(pgbr.as_user(argv, stanza.os_user), capture_output=True, timeout=600, cwd="/")
+    result = subprocess.run(
+        pgbr.as_user(argv, stanza.os_user), capture_output=True, timeout=600, cwd="/", env=pgbr.subprocess_env()
+    )
     if result.returncode != 0:
         raise pgbr.PgBackRestError("pgbackrest repo-get backup.manifest", result.returncode, result.stderr.decode())
     return hashlib.sha256(result.stdout).hexdigest()
@@ -386,6 +390,7 @@ class PitrPlan:
     backup_set: str = ""
     run: BackupRun | None = None
     rollback: Path | None = None
+    port_given: bool = False  # False: a free port was picked (and is picked again where it runs)
 
     def lines(self) -> list[str]:
         what = {"time": f"to {self.value}", "lsn": f"to LSN {self.value}", "latest": "to the end of the archived WAL"}
@@ -449,6 +454,7 @@ def propose_pitr(
     if not in_place and (live in resolved.parents or resolved in live.parents):
         raise PitrRefused(f"--to {to} is inside (or contains) the live data directory {live}; choose a separate folder")
     plan = PitrPlan(target, chosen[0][2:], moment or lsn or "", resolved, port or 0, in_place, keep_running)
+    plan.port_given = bool(port)
     if plan.kind == "time":
         plan.moment = _parse_moment(moment)
         if plan.moment > timezone.now():
@@ -492,24 +498,109 @@ def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
 
 
 def _choose_backup(plan: PitrPlan, stanza: PgBackRestStanza) -> None:
+    plan.backup_set, plan.run = backup_set_for(plan.target, plan.moment, stanza=stanza)
+
+
+def backup_set_for(
+    target: Target, moment: datetime | None, *, stanza: PgBackRestStanza | None = None
+) -> tuple[str, BackupRun | None]:
+    """The backup set a restore to ``moment`` (None: to the latest) starts from, and its catalogued run.
+
+    Raises PitrRefused saying why there is none: no backup yet, or none had finished by the moment
+    (with the earliest moment it can restore to).
+    """
+    stanza = stanza or stanza_of(target)
     data = pgbr.info(stanza)
     backups = sorted(data.get("backup", []), key=lambda b: b["timestamp"]["stop"])
     if not backups:
-        raise PitrRefused(f"the repositories of {plan.target.name} hold no backup yet: run a full backup first")
-    if plan.kind == "time":
+        raise PitrRefused(f"the repositories of {target.name} hold no backup yet: run a full backup first")
+    if moment is not None:
         # pgBackRest records whole seconds: a backup that stopped in T's own second may have ended after T.
-        whole = plan.moment.replace(microsecond=0)
+        whole = moment.replace(microsecond=0)
         before = [b for b in backups if pgbr.stamp(b["timestamp"]["stop"]) < whole]
         if not before:
             first = pgbr.stamp(backups[0]["timestamp"]["stop"])
             raise PitrRefused(
-                f"no backup had finished by {plan.value}: the earliest moment it can restore to is {first.isoformat()}"
+                f"no backup had finished by {moment.isoformat()}: the earliest moment it can restore to is "
+                f"{(first + timedelta(seconds=1)).isoformat()} (the first backup of {target.name} ended at "
+                f"{first.isoformat()}; WAL before a backup cannot be replayed without one)"
             )
         chosen = before[-1]
     else:
         chosen = backups[-1]
-    plan.backup_set = chosen["label"]
-    plan.run = BackupRun.objects.filter(target=plan.target, artifacts__key=chosen["label"]).first()
+    return chosen["label"], BackupRun.objects.filter(target=target, artifacts__key=chosen["label"]).first()
+
+
+# --- a restore to a moment asked for from a page (the admin, an incident) and run by a worker -----
+
+
+def record_pitr(plan: PitrPlan, *, trigger: str, user=None, command_user: str = "", link=None) -> Restore:
+    """The Restore row of a checked plan: everything a worker needs to check it again and carry it out."""
+    with transaction.atomic():
+        record = Restore.objects.create(
+            source=f"{plan.target.name} {plan.kind} {plan.value}".strip(),
+            target=plan.target,
+            recovery_kind=plan.kind,
+            recovery_target=plan.value,
+            port=plan.port if plan.port_given or plan.in_place else None,
+            keep_running=plan.keep_running,
+            destination=str(plan.to),
+            destination_display=str(plan.to),
+            scratch_name=str(plan.to),
+            trigger=trigger,
+            triggered_by=user,
+            command_user=command_user,
+            run=plan.run,
+            format="pgbackrest",
+            rollback_name=str(plan.rollback or ""),
+        )
+        if link is not None:
+            link(record)
+    return record
+
+
+def request_pitr(plan: PitrPlan, *, user, via: tuple[str, str] | None = None) -> Restore:
+    """Queue a restore to a moment that ``user`` confirmed on a page showing ``plan``; the caller enqueues it.
+
+    Raises RestoreNotAllowed (from the restore service's one check: the permission, or the incident
+    it comes through). The row and its link (an incident's timeline) are made together or not at all.
+    """
+    link = authorize(user, via)
+    return record_pitr(plan, trigger=BackupRun.Trigger.MANUAL, user=user, link=link)
+
+
+def plan_of(record: Restore) -> PitrPlan:
+    """Check a queued restore to a moment again, where it runs: the same checks as when it was asked for."""
+    if record.target is None:
+        raise PitrRefused("the target of this restore no longer exists")
+    kind, value = record.recovery_kind, record.recovery_target
+    user = record.triggered_by if record.trigger == BackupRun.Trigger.MANUAL else None
+    return propose_pitr(
+        record.target.name,
+        moment=value if kind == "time" else None,
+        lsn=value if kind == "lsn" else None,
+        latest=kind == "latest",
+        to=record.destination,
+        port=record.port,
+        keep_running=record.keep_running,
+        user=user,
+    )
+
+
+def run_requested(record: Restore) -> Restore:
+    """A worker carries out a queued restore to a moment; a refusal or failure is stored on the row."""
+    if not record.start():
+        record.refresh_from_db()
+        return record
+    try:
+        plan = plan_of(record)
+    except (PitrRefused, SourceError, LocationError) as exc:
+        record.note(f"refused: {exc}")
+        record.fail(str(exc))
+        return record
+    if plan.port != record.port:
+        record.write_held(port=plan.port)
+    return _carry_out(record, plan)
 
 
 def ensure_wal_past(plan: PitrPlan, stanza: PgBackRestStanza, *, wait_seconds: float = 180, note=None) -> str:
@@ -579,6 +670,49 @@ def execute_pitr(record: Restore, plan: PitrPlan) -> Restore:
     if not record.start():
         record.refresh_from_db()
         return record
+    return _carry_out(record, plan)
+
+
+def _lock_path(data_dir: Path) -> Path:
+    return data_dir.parent / f".{data_dir.name}.drportal-restore.lock"
+
+
+def _claim(plan: PitrPlan, record: Restore) -> Path:
+    """Take the destination for this restore alone (two restores asked for at once into one folder).
+
+    Without it, the second would find the first one's files, fail, and clean up a folder that is not its own.
+    """
+    lock = _lock_path(plan.to)
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        holder = lock.read_text(errors="replace").strip() if lock.exists() else "?"
+        raise PitrRefused(
+            f"another restore ({holder}) is writing into {plan.to}; if no restore is running there any more, "
+            f"remove {lock} and try again"
+        ) from None
+    with os.fdopen(fd, "w") as out:
+        out.write(f"restore #{record.pk}\n")
+    if not plan.in_place and plan.to.exists() and any(plan.to.iterdir()):
+        lock.unlink(missing_ok=True)
+        raise PitrRefused(f"{plan.to} is not empty any more; name a new folder")
+    return lock
+
+
+def _carry_out(record: Restore, plan: PitrPlan) -> Restore:
+    try:
+        lock = _claim(plan, record)
+    except (PitrRefused, OSError) as exc:
+        record.note(f"refused: {exc}")
+        record.fail(str(exc))
+        return record
+    try:
+        return _restore_claimed(record, plan)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
     stanza = stanza_of(plan.target)
     started = time.monotonic()
     created_dir = False

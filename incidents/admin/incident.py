@@ -394,7 +394,9 @@ class IncidentAdmin(admin.ModelAdmin):
             "can_force_logout": user.has_perm("incidents.force_logout"),
             "can_toggle_read_only": user.has_perm("incidents.toggle_read_only"),
             "read_only": security.read_only_on(),
-            "targets": Target.objects.filter(engine__in=engines.names(restores_in_place=True)).order_by("name"),
+            "targets": Target.objects.filter(
+                engine__in={*engines.names(restores_in_place=True), *engines.names(restores_to_a_moment=True)}
+            ).order_by("name"),
             # The restore helper starts on the data this incident's scenario puts at risk, not the first name.
             "default_target_id": next((t.pk for t in incident.scenario.targets.order_by("name")), None)
             if incident.scenario_id
@@ -514,14 +516,15 @@ class IncidentAdmin(admin.ModelAdmin):
         return self._back(incident)
 
     def restore_before_view(self, request, pk):
-        """POST target + time T: to the safe restore's confirmation page for the newest good backup before T."""
+        """POST target + time T: to the safe restore's confirmation page: the newest good backup before T, or, for a
+        target that restores to a moment (pgbackrest), a restore to T itself."""
         if request.method != "POST":
             raise PermissionDenied
         incident = self._incident_for(request, pk, perm="incidents.restore_via_incident")
         target = Target.objects.filter(pk=request.POST.get("target") or 0).first()
         before = parse_datetime(request.POST.get("before", "").strip().replace(" ", "T"))
         if target is None or before is None:
-            self.message_user(request, "Choose a target and a time (YYYY-MM-DD HH:MM, UTC).", messages.ERROR)
+            self.message_user(request, "Choose a target and a time (YYYY-MM-DD HH:MM[:SS], UTC).", messages.ERROR)
             return self._back(incident)
         if timezone.is_naive(before):
             before = timezone.make_aware(before, UTC)

@@ -375,7 +375,10 @@ class Incident(models.Model):
             if created:
                 obj = run or verification or restore
                 self.log(TimelineEntry.Kind.SYSTEM, f"Linked {job} ({obj.status}).", user=user)
-        if created and restore is not None and restore.run_id:
+        if created and restore is not None and restore.target_id:
+            # A restore to a moment confirms the target's proposal even if the time was edited (another backup set).
+            self.close_restore_proposals(TimelineEntry.Proposal.CONFIRMED, "confirmed", target_id=restore.target_id)
+        elif created and restore is not None and restore.run_id:
             self.close_restore_proposals(TimelineEntry.Proposal.CONFIRMED, "confirmed", run_id=restore.run_id)
         if created and restore is not None and restore.status == restore.Status.SUCCEEDED:
             self.job_finished(restore=restore)
@@ -431,11 +434,30 @@ class Incident(models.Model):
             proposal_state=TimelineEntry.Proposal.AWAITING,
         )
 
-    def close_restore_proposals(self, state: str, why: str, *, run_id: int | None = None, before=None) -> int:
-        """Close this incident's awaiting proposals (of ``run_id`` / logged before ``before``), saying why."""
+    def propose_restore_to_moment(self, target, moment, label, run, user=None, *, expires: str = "") -> TimelineEntry:
+        """Log a proposed restore of ``target`` to ``moment`` (point in time, from backup set ``label``)."""
+        lapse = f" Unconfirmed, it expires after {expires} or when the incident is resolved." if expires else ""
+        source = f"backup set {label}" + (f" (backup run #{run.pk})" if run is not None else "")
+        return TimelineEntry.objects.create(
+            incident=self,
+            kind=TimelineEntry.Kind.SYSTEM,
+            text=f"Restore of {target.name} to {moment:%Y-%m-%d %H:%M:%S} UTC (point in time) proposed: "
+            f"{source} plus the WAL archived up to that moment.{lapse}",
+            author=user,
+            proposed_run=run,
+            proposal_state=TimelineEntry.Proposal.AWAITING,
+        )
+
+    def close_restore_proposals(
+        self, state: str, why: str, *, run_id: int | None = None, target_id: int | None = None, before=None
+    ) -> int:
+        """Close this incident's awaiting proposals (of ``run_id`` / of ``target_id``'s runs / logged before
+        ``before``), saying why."""
         awaiting = self.timeline.filter(proposal_state=TimelineEntry.Proposal.AWAITING)
         if run_id is not None:
             awaiting = awaiting.filter(proposed_run_id=run_id)
+        if target_id is not None:
+            awaiting = awaiting.filter(proposed_run__target_id=target_id)
         if before is not None:
             awaiting = awaiting.filter(at__lt=before)
         closed = 0

@@ -1,4 +1,4 @@
-"""Security-incident helpers (scenario 6): force logout, the read-only switch, restore before T.
+"""Security-incident helpers (scenario 6): force logout, the read-only switch, restore before T (or to T).
 
 Each is logged on the incident's timeline. The restore goes through the backups app's own
 confirmation page (the safe restore): nothing here restores anything by itself.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
@@ -16,7 +17,11 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from backups import engines
+from backups.engines import SourceError
+from backups.locations import LocationError
 from backups.models import Artifact, BackupRun, Restore, Target
+from backups.services import pgbackrest
 from backups.services.restore import RestoreNotAllowed
 from drportal import humanize
 
@@ -79,14 +84,28 @@ def newest_good_run_before(target: Target, before: datetime) -> BackupRun:
 
 
 def restore_before_url(incident: Incident, target: Target, before: datetime, user) -> str:
-    """The backups app's confirmation page for the newest good backup before ``before``, linked to the incident."""
+    """The backups app's confirmation page for restoring ``target`` as of ``before``, linked to the incident.
+
+    A target that restores to a moment (pgBackRest's archived WAL) is restored *to* ``before`` itself: nothing
+    written until then is lost. Any other target: the newest good backup taken before it.
+    """
     if not incident.is_open:
         # The restore page would refuse it anyway; say so here rather than log a proposal that cannot go ahead.
         raise ValidationError(
             f"Incident #{incident.pk} is {incident.get_status_display().lower()}; restores start only from an open one."
         )
+    expires = humanize.duration(RESTORE_PROPOSAL_TTL)
+    engine = engines.find(target.engine)
+    if engine is not None and engine.restores_to_a_moment:
+        try:
+            label, run = pgbackrest.backup_set_for(target, before)
+        except (pgbackrest.PitrRefused, SourceError, LocationError) as exc:
+            raise ValidationError(f"Cannot restore {target.name} to {before:%Y-%m-%d %H:%M:%S} UTC: {exc}") from None
+        incident.propose_restore_to_moment(target, before, label, run, user, expires=expires)
+        query = urlencode({"incident": incident.pk, "time": before.isoformat()})
+        return f"{reverse('admin:backups_target_restore_moment', args=[target.pk])}?{query}"
     run = newest_good_run_before(target, before)
-    incident.propose_restore(target, run, before, user, expires=humanize.duration(RESTORE_PROPOSAL_TTL))
+    incident.propose_restore(target, run, before, user, expires=expires)
     return f"{reverse('admin:backups_backuprun_restore', args=[run.pk])}?incident={incident.pk}"
 
 

@@ -170,6 +170,7 @@ ATTRIBUTES = {
     "reads_local_disk": bool,
     "runs_own_backup": bool,
     "restores_in_place": bool,
+    "restores_to_a_moment": bool,
     "restore_hint": str,
     "restore_refusal": str,
     "implied_source": str,
@@ -208,6 +209,7 @@ def test_the_capabilities_the_services_ask_for():
     assert engines.names(is_database=True) == ["postgresql", "sqlite", "portal"]
     assert engines.names(restores_in_place=False) == ["portal"]
     assert engines.names(runs_own_backup=True) == ["pgbackrest"]
+    assert engines.names(restores_to_a_moment=True) == ["pgbackrest"]
     assert engines.names(needs_source=False) == ["portal", "pgbackrest"]
     assert engines.names(uses_endpoint=True) == ["files"]
     assert sorted(engines.names(reads_local_disk=True)) == ["env", "files", "sqlite"]

@@ -78,17 +78,7 @@ class Command(BaseCommand):
             out.write(line)
         if not yes and not self._confirm():
             raise CommandError("not confirmed; nothing was changed (pass --yes to skip this question)")
-        record = Restore.objects.create(
-            source=f"{target} {plan.kind} {plan.value}".strip(),
-            destination=str(plan.to),
-            destination_display=str(plan.to),
-            scratch_name=str(plan.to),
-            trigger=BackupRun.Trigger.COMMAND,
-            command_user=command_line_user(),
-            run=plan.run,
-            format="pgbackrest",
-            rollback_name=str(plan.rollback or ""),
-        )
+        record = pgbackrest.record_pitr(plan, trigger=BackupRun.Trigger.COMMAND, command_user=command_line_user())
         record = pgbackrest.execute_pitr(record, plan)
         self._report(record, as_json)
         if record.status != Restore.Status.SUCCEEDED:

@@ -1,0 +1,344 @@
+"""Restore a pgbackrest target to a moment from the admin and from an incident, run by a real worker.
+
+One throwaway cluster for the module (they are slow to make): each test gives it a new target
+(always named maindb: the cluster's archive_command names that stanza) with a repository of its
+own, and a fresh messages table. A Celery worker of the target's queue runs the restores, as the
+cluster's OS user would on the database host. People are role users, not superusers, and their
+POSTs are typed by hand with a real CSRF token.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from datetime import UTC, timedelta
+from html import unescape
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+
+from backups.engines import pgbackrest as pgbr
+from backups.models import BackupRun, Restore, Target, Verification
+from backups.services import backup
+from tests.conftest import role_client, start_worker, stop_worker, wait_for
+from tests.pg_cluster import destroy, make_cluster, make_pgbr_target, posix_location
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+QUEUE = "db-host"
+
+
+@pytest.fixture(scope="module")
+def conf_dir():
+    folder = Path(tempfile.mkdtemp(prefix="drp-pitr-conf-"))
+    folder.chmod(0o755)
+    with override_settings(PGBACKREST_CONFIG_DIR=folder):
+        yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(conf_dir):
+    made = make_cluster(pgbr.archive_command("maindb"))
+    yield made
+    destroy(made)
+
+
+@pytest.fixture(scope="module")
+def db_host_worker(django_db_setup, django_db_blocker, age_key, conf_dir, tmp_path_factory):
+    """A worker of the target's queue only, reading the same generated configuration folder."""
+    with django_db_blocker.unblock():
+        worker = start_worker(
+            tmp_path_factory.mktemp("db-host-worker") / "worker.log",
+            extra_env={"PGBACKREST_CONFIG_DIR": str(conf_dir)},
+            queues=[QUEUE],
+            name="db-host",
+        )
+    yield worker
+    stop_worker(worker)
+
+
+def ensure_roles() -> None:
+    """A transactional test's flush empties the role groups the migration made; make them again."""
+    from django.contrib.auth.models import Group
+
+    from drportal import roles
+
+    for name in roles.ROLES:
+        Group.objects.get_or_create(name=name)
+    roles.sync_role_permissions()
+
+
+@pytest.fixture
+def target(cluster, request) -> Target:
+    ensure_roles()
+    repo = f"repo-{request.node.name[:40]}"
+    made = make_pgbr_target(cluster, [posix_location(cluster, repo)])
+    Target.objects.filter(pk=made.pk).update(queue=QUEUE)
+    made.refresh_from_db()
+    cluster.sql("DROP TABLE IF EXISTS messages")
+    cluster.sql("CREATE TABLE messages (id bigserial PRIMARY KEY, body text NOT NULL)")
+    cluster.sql("INSERT INTO messages (body) SELECT 'message ' || g FROM generate_series(1, 1000) g")
+    return made
+
+
+def moment_url(target: Target, query: str = "") -> str:
+    return reverse("admin:backups_target_restore_moment", args=[target.pk]) + query
+
+
+def post(client, url: str, data: dict):
+    return client.post(url, {**data, "csrfmiddlewaretoken": client.token})
+
+
+def write_then_make_the_mistake(cluster) -> tuple[list, list, object]:
+    """Rows after the backup, the moment T (to the second, as people type it), then most rows deleted."""
+    cluster.sql("SELECT pg_sleep(1.1)", dbname="postgres")  # pgBackRest keeps whole seconds: T after the backup
+    cluster.sql("INSERT INTO messages (body) SELECT 'after the backup ' || g FROM generate_series(1, 500) g")
+    at_t = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    cluster.sql("SELECT pg_sleep(1.1)", dbname="postgres")
+    moment = cluster.sql("SELECT date_trunc('second', now())")[0][0].astimezone(UTC)
+    cluster.sql("SELECT pg_sleep(1.1)", dbname="postgres")
+    cluster.sql("DELETE FROM messages WHERE id > 100")  # the mistake
+    after = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    assert len(at_t) == 1500 and len(after) == 100
+    return at_t, after, moment
+
+
+def finished(record: Restore) -> Restore:
+    wait_for(
+        lambda: Restore.objects.get(pk=record.pk).status in ("succeeded", "failed"),
+        timeout=300,
+        interval=0.5,
+        message=f"the db-host worker to finish restore #{record.pk}",
+    )
+    return Restore.objects.get(pk=record.pk)
+
+
+def test_devops_restores_to_a_moment_from_the_admin_through_a_real_worker(cluster, target, db_host_worker):
+    devops = role_client("DevOps")
+
+    # Full backup from the admin: the button on the target's page, run by the worker of its queue.
+    response = post(devops, reverse("admin:backups_target_backup", args=[target.pk]), {})
+    assert response.status_code == 302
+    run = BackupRun.objects.get(target=target)
+    wait_for(lambda: BackupRun.objects.get(pk=run.pk).is_finished, timeout=180, message="the backup")
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error + db_host_worker.log()[-3000:]
+    assert run.pgbackrest.type == "full" and run.triggered_by.username == "devops"
+    wait_for(
+        lambda: Verification.objects.filter(run=run).exclude(status__in=["queued", "running"]).exists(),
+        timeout=180,
+        message="the verification after the backup",
+    )
+
+    at_t, after_mistake, moment = write_then_make_the_mistake(cluster)
+
+    page = devops.get(reverse("admin:backups_target_change", args=[target.pk])).content.decode()
+    assert moment_url(target) in page and "Restore to a moment…" in page
+    # The run's own "Restore…" leads to the same form (a pgBackRest run is one backup set of the target's).
+    response = devops.get(reverse("admin:backups_backuprun_restore", args=[run.pk]))
+    assert response.status_code == 302 and response["Location"] == moment_url(target)
+    assert devops.get(moment_url(target)).status_code == 200
+
+    destination = cluster.folder("restores") / "from-admin"
+    form = {"kind": "time", "moment": moment.isoformat(), "to": str(destination), "keep_running": "on"}
+    review = post(devops, moment_url(target), form)
+    assert review.status_code == 200
+    text = unescape(review.content.decode())
+    assert "cannot go ahead" not in text, re.findall(r'errornote"[^>]*>([^<]*)', text)
+    assert f"Restore target maindb to {moment.isoformat()} with pgBackRest" in text
+    assert f"from backup set {run.pgbackrest.label} (run #{run.pk}) plus archived WAL" in text
+    assert f"into a new data directory {destination}" in text and "left running for you to switch over" in text
+    assert not Restore.objects.exists()  # reviewing changes nothing
+
+    response = post(devops, moment_url(target), {**form, "confirm": "yes"})
+    assert response.status_code == 302
+    record = Restore.objects.get()
+    assert response["Location"] == reverse("admin:backups_restore_change", args=[record.pk])
+    assert (record.target, record.recovery_kind, record.recovery_target) == (target, "time", moment.isoformat())
+    assert record.triggered_by.username == "devops" and record.run == run and record.keep_running
+
+    record = finished(record)
+    assert record.status == "succeeded", record.error + "\n" + record.log + db_host_worker.log()[-3000:]
+    assert {"name": "app.public.messages", "expected": None, "restored": 1500} in record.tables
+    assert record.duration.total_seconds() > 0 and "(RTO evidence)" in record.log
+    # A new cluster with exactly the rows as at T, that never archives into the production repository.
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id", port=record.port) == at_t
+    assert cluster.sql("SHOW archive_mode", port=record.port) == [("off",)]
+    # The live cluster is untouched and still archiving.
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id") == after_mistake
+    assert cluster.sql("SHOW archive_mode") == [("on",)]
+    # The page follows it to the result: rows per table, how long it took.
+    page = unescape(devops.get(response["Location"]).content.decode())
+    assert "succeeded" in page and "app.public.messages" in page and "1500" in page and "(RTO evidence)" in page
+    pgbr.pg_ctl("postgres", "stop", "-D", str(destination), "-m", "fast", "-w")
+
+
+def test_an_incident_proposes_a_restore_to_its_impact_start_and_confirming_it_restores_to_t(
+    cluster, target, db_host_worker
+):
+    from incidents.models import Incident, IncidentJob, Severity, TimelineEntry
+
+    commander = role_client("Incident Commander")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    at_t, _after, moment = write_then_make_the_mistake(cluster)
+    severity = Severity.objects.create(
+        key="P1", name="Critical", response_time=timedelta(minutes=15), target_rto=timedelta(hours=4)
+    )
+    incident = Incident.open(title="Messages deleted", severity=severity, impact_started_at=moment)
+
+    # The helper offers the impact start, to the second, and the pgbackrest target.
+    page = commander.get(reverse("admin:incidents_incident_change", args=[incident.pk])).content.decode()
+    helper = page[page.index('id="restore-before"') :]
+    before = re.search(r'name="before"[^>]*value="([^"]+)"', helper).group(1)
+    assert before == f"{moment:%Y-%m-%d %H:%M:%S}" and f'<option value="{target.pk}"' in helper
+
+    response = post(
+        commander,
+        reverse("admin:incidents_incident_restore_before", args=[incident.pk]),
+        {"target": target.pk, "before": before},
+    )
+    # Not "the newest dump before T": a restore to T itself, on the same page as the admin's.
+    assert response.status_code == 302
+    assert response["Location"].startswith(moment_url(target, f"?incident={incident.pk}&time="))
+    proposal = incident.timeline.get(proposal_state=TimelineEntry.Proposal.AWAITING)
+    assert f"Restore of maindb to {moment:%Y-%m-%d %H:%M:%S} UTC (point in time) proposed" in proposal.text
+    assert f"backup set {run.pgbackrest.label} (backup run #{run.pk})" in proposal.text
+
+    url = response["Location"]
+    page = commander.get(url).content.decode()
+    assert unescape(re.search(r'name="moment"[^>]*value="([^"]+)"', page).group(1)) == moment.isoformat()
+    destination = cluster.folder("restores") / "from-incident"
+    form = {"kind": "time", "moment": moment.isoformat(), "to": str(destination), "keep_running": "on"}
+    assert "Yes, restore" in post(commander, url, form).content.decode()
+    response = post(commander, url, {**form, "confirm": "yes"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    record = Restore.objects.get()
+    assert IncidentJob.objects.get(incident=incident).restore == record
+    proposal.refresh_from_db()
+    assert proposal.proposal_state == TimelineEntry.Proposal.CONFIRMED
+
+    record = finished(record)
+    assert record.status == "succeeded", record.error + "\n" + record.log
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id", port=record.port) == at_t
+    texts = list(incident.timeline.values_list("text", flat=True))
+    assert any(f"restore #{record.pk}" in t.lower() and "succeeded" in t.lower() for t in texts), texts
+    pgbr.pg_ctl("postgres", "stop", "-D", str(destination), "-m", "fast", "-w")
+
+
+def test_hand_typed_restores_to_a_moment_without_the_permission_are_403(cluster, target):
+    from incidents.models import Incident, Severity
+
+    destination = cluster.folder("restores") / "never"
+    form = {"kind": "latest", "to": str(destination), "confirm": "yes"}
+    viewer = role_client("Viewer")
+    assert viewer.get(moment_url(target)).status_code == 403
+    response = post(viewer, moment_url(target), form)
+    assert response.status_code == 403 and "permission to restore backups" in response.content.decode()
+    # A commander restores only through an open incident; by hand, without one, it is refused too.
+    commander = role_client("Incident Commander")
+    assert post(commander, moment_url(target), form).status_code == 403
+    severity = Severity.objects.create(
+        key="P2", name="High", response_time=timedelta(hours=1), target_rto=timedelta(hours=8)
+    )
+    incident = Incident.open(title="x", severity=severity)
+    response = post(viewer, moment_url(target, f"?incident={incident.pk}"), form)
+    assert response.status_code == 403 and "permission to start a restore from an incident" in response.content.decode()
+    response = post(
+        viewer,
+        reverse("admin:incidents_incident_restore_before", args=[incident.pk]),
+        {"target": target.pk, "before": "2026-01-01 00:00:00"},
+    )
+    assert response.status_code == 403
+    assert not Restore.objects.exists() and not destination.exists()
+
+
+def test_a_time_before_the_first_backup_is_refused_saying_why(cluster, target):
+    from incidents.models import Incident, Severity
+
+    devops = role_client("DevOps")
+    too_early = cluster.sql("SELECT now()")[0][0].astimezone(UTC)
+    time.sleep(1.1)
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    first_stop = run.pgbackrest.stopped_at
+    destination = cluster.folder("restores") / "too-early"
+    form = {"kind": "time", "moment": too_early.isoformat(), "to": str(destination), "confirm": "yes"}
+
+    response = post(devops, moment_url(target), form)
+
+    assert response.status_code == 200
+    problem = unescape(re.search(r'id="restore-problem">([^<]*)<', response.content.decode()).group(1))
+    assert f"no backup had finished by {too_early.isoformat()}" in problem, problem
+    earliest = (first_stop + timedelta(seconds=1)).isoformat()
+    assert f"the earliest moment it can restore to is {earliest}" in problem, problem
+    assert "WAL before a backup cannot be replayed without one" in problem
+    assert "Yes, restore" not in response.content.decode()
+    # The other refusals a tired operator meets, in words.
+    cases = {
+        "is in the future; WAL past it will be archived by about": {"moment": "2999-01-01T00:00:00Z"},
+        "has no time zone; add Z for UTC": {"moment": "2026-01-01T00:00:00"},
+        "Say to which time": {"moment": ""},
+        "must be an absolute path": {"to": "relative/dir"},
+        "is inside (or contains) the live data directory": {"kind": "latest", "to": str(cluster.data / "x")},
+        "is running: stop it first": {"kind": "latest", "to": str(cluster.data)},
+    }
+    for expected, change in cases.items():
+        page = unescape(post(devops, moment_url(target), {**form, **change}).content.decode())
+        assert expected in page, (expected, re.findall(r'errornote"[^>]*>([^<]*)', page), change)
+    assert not Restore.objects.exists() and not destination.exists()
+
+    # From an incident, the same refusal before any page is offered.
+    commander = role_client("Incident Commander")
+    severity = Severity.objects.create(
+        key="P1", name="Critical", response_time=timedelta(minutes=15), target_rto=timedelta(hours=4)
+    )
+    incident = Incident.open(title="Too early", severity=severity, impact_started_at=too_early)
+    response = commander.post(
+        reverse("admin:incidents_incident_restore_before", args=[incident.pk]),
+        {"target": target.pk, "before": f"{too_early:%Y-%m-%d %H:%M:%S}", "csrfmiddlewaretoken": commander.token},
+        follow=True,
+    )
+    text = unescape(response.content.decode())
+    assert "Cannot restore maindb to" in text and "no backup had finished by" in text
+    assert not incident.timeline.filter(proposal_state="awaiting").exists()
+
+
+def test_two_restores_confirmed_at_once_into_one_folder_the_second_is_refused_by_the_worker(
+    cluster, target, db_host_worker
+):
+    devops = role_client("DevOps")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    destination = cluster.folder("restores") / "contended"
+    form = {"kind": "latest", "to": str(destination), "keep_running": "on", "confirm": "yes"}
+    # Both pass the page's checks (the folder is still empty); the worker checks again and claims the folder.
+    assert post(devops, moment_url(target), form).status_code == 302
+    assert post(devops, moment_url(target), form).status_code == 302
+    records = [finished(r) for r in Restore.objects.order_by("pk")]
+    assert sorted(r.status for r in records) == ["failed", "succeeded"], [r.error for r in records]
+    winner = next(r for r in records if r.status == "succeeded")
+    loser = next(r for r in records if r.status == "failed")
+    assert "is writing into" in loser.error or "is not empty" in loser.error, loser.error
+    assert {"name": "app.public.messages", "expected": None, "restored": 1000} in winner.tables
+    # The loser removed nothing of the winner's: its cluster still answers from that folder.
+    assert cluster.sql("SELECT count(*) FROM messages", port=winner.port) == [(1000,)]
+    assert not list(destination.parent.glob(".*.drportal-restore.lock"))
+    pgbr.pg_ctl("postgres", "stop", "-D", str(destination), "-m", "fast", "-w")
+
+
+def test_the_portals_pgbackrest_settings_never_reach_pgbackrest_as_options(cluster, target, monkeypatch, settings):
+    """pgBackRest reads any PGBACKREST_* variable as an option: the portal's own settings must stay out of it."""
+    monkeypatch.setenv("PGBACKREST_REPO_BUNDLE", "1")  # as repo-bundle: "requires an index", an error
+    monkeypatch.setenv("PGBACKREST_CONFIG_DIR", str(pgbr.config_path("maindb").parent))  # a warning
+    settings.PGBACKREST_REPO_BUNDLE = True
+
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+
+    assert run.status == "succeeded", run.error
+    assert "repo1-bundle=y" in pgbr.config_path("maindb").read_text()
