@@ -115,6 +115,15 @@ def _restore_test(target: Target, user, identities, since: datetime | None = Non
     run = target.runs.with_artifact().order_by("-started_at", "-id").first()
     if run is None:
         return Outcome(target, None, None, f"{target.name} has no succeeded backup to restore")
+    if since is not None:
+        # Its restore tests were sent to the targets' queues; this process may not reach this one.
+        return Outcome(
+            target,
+            run,
+            None,
+            f"{target.name}: no restore test was started for this drill (its backup #{run.pk} "
+            "landed after the drill began); perform the drill again",
+        )
     trigger = BackupRun.Trigger.MANUAL if user else BackupRun.Trigger.SCHEDULE
     verification = verify.start_verification(run, kind=Verification.Kind.RESTORE_TEST, trigger=trigger, user=user)
     verification = verify.verify(verification, identities=identities)

@@ -125,3 +125,35 @@ def test_a_restore_test_the_broker_cannot_take_is_removed_and_the_drill_says_why
     drill.refresh_from_db()
     assert drill.status == "scheduled" and drill.error.startswith("queue unreachable: ")
     assert not Verification.objects.filter(kind="restore_test").exists()
+
+
+def test_a_drill_whose_restore_tests_went_to_the_queues_never_restores_in_its_own_process(
+    admin_user, local_location, make_target, source_db
+):
+    """A backup that lands after the drill began has no restore test on its queue: the drill says so
+    and fails that target, rather than restoring it on the shared queue's worker."""
+    from django.utils import timezone
+
+    from backups.services import backup
+    from drills.services import automated
+
+    target = make_target("db-late", source_db, [local_location], queue="far-away")
+    activity = TestActivity.objects.create(
+        key="verify-late",
+        name="Backup Verification",
+        cadence="monthly",
+        starts_at=datetime(2026, 1, 1, 4, tzinfo=UTC),
+        automation="restore_test",
+        target=target,
+    )
+    drill, _ = schedule.create_occurrence(activity, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    since = timezone.now()
+    assert automated.start_restore_tests(drill, user=admin_user, now=since) == []  # nothing to restore yet
+    late = backup.execute(backup.start_backup(target, trigger="command"))
+    assert late.status == "succeeded", late.error
+
+    drill = automated.perform(drill, user=admin_user, since=since)
+
+    assert (drill.status, drill.result) == ("done", "fail")
+    assert f"no restore test was started for this drill (its backup #{late.pk} landed after" in drill.went_badly
+    assert not Verification.objects.filter(kind="restore_test").exists()
