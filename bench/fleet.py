@@ -11,12 +11,18 @@ shared queue (beat's entry points, housekeeping) and queue fleet-(k mod Q). Half
 worker is killed with SIGKILL (its process group: no cleanup runs); a queue keeps another worker
 whenever W > Q. After the last minute beat is stopped and the runs are left to finish
 (``--drain`` seconds; the bench runs the stale-run reaper every 10 s meanwhile, as beat's
-"jobs: reap dead workers' jobs" entry would every 5 minutes; BACKUP_STALE_SECONDS is 30 here).
+"jobs: reap dead workers' jobs" entry would every 5 minutes; every phase's silence limit is 30 s here).
 
 Printed: runs started, succeeded, failed; schedule-to-start latency (beat's "Sending due task"
-log line to the run's started_at) p50/p95/max; overlapping runs of one target; runs lost
-(a send with no run, or a run never started or never finished); portal SQL queries and broker
-messages (Redis LPUSH: each is one task message) per run. JSON goes to bench/results/.
+log line to the run's started_at) p50/p95/max, and its parts: beat's lag (the minute the entry was
+due to the send), the dispatch (the send to the run's row, made by beat's entry point
+``backup_target`` on the shared queue) and the queue wait (the row to the run's start); then the
+latency from the due minute split by what each run found when it was queued, from the jobs' own
+timestamps: a free pool process of its queue (fewer of the queue's backups and verifications
+queued before it and unfinished than its live workers have pool processes), or busy workers;
+overlapping runs of one target; runs lost (a send with no run, or a run never started or never
+finished); portal SQL queries and broker messages (Redis LPUSH: each is one task message) per run.
+JSON goes to bench/results/.
 """
 
 from __future__ import annotations
@@ -117,7 +123,11 @@ def main() -> int:
         "DATABASE_URL": pg_url(dbname),
         "REDIS_URL": broker,
         "DRPORTAL_HOME": str(work / "home"),
+        # Every phase's silence limit (dump, copy, manifest) is 30 s here: a small SQLite backup
+        # reports far more often, and a run the kill took down is judged within the drain.
         "BACKUP_STALE_SECONDS": "30",
+        "BACKUP_COPY_STALE_SECONDS": "30",
+        "BACKUP_MANIFEST_STALE_SECONDS": "30",
         # A message the killed worker had taken (unacknowledged) comes back after this long; the
         # default 900 s would land after a 10-minute run's drain.
         "BROKER_VISIBILITY_TIMEOUT": "60",
@@ -359,10 +369,10 @@ def main() -> int:
 
         def line(label: str, values: list[float]) -> None:
             if values:
-                print(f"  {label:<28}p50 {percentile(values, 0.5):.2f} s, p95 {percentile(values, 0.95):.2f} s, "
+                print(f"  {label:<32}p50 {percentile(values, 0.5):.2f} s, p95 {percentile(values, 0.95):.2f} s, "
                       f"max {max(values):.2f} s  ({len(values)} runs)")  # fmt: skip
             else:
-                print(f"  {label:<28}(no run)")
+                print(f"  {label:<32}(no run)")
 
         line("  beat lag (due -> send)", beat_lags)
         line("  dispatch (send -> queued)", dispatch)
