@@ -720,6 +720,9 @@ class Verification(TriggeredJob):
     checks = models.JSONField(default=list, blank=True, help_text="Each check: name, result, message.")
     tables = models.JSONField(default=list, blank=True, help_text="Each table: name, expected and restored rows.")
     error = models.TextField(blank=True)
+    worker = models.CharField(
+        max_length=200, blank=True, help_text="The Celery worker (name@host) that ran it; empty when run in-process."
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -744,15 +747,15 @@ class Verification(TriggeredJob):
     def is_finished(self) -> bool:
         return self.status in (self.Status.PASSED, self.Status.FAILED)
 
-    def start(self) -> bool:
+    def start(self, worker: str = "") -> bool:
         now = timezone.now()
         started = Verification.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
-            status=self.Status.RUNNING, started_at=now
+            status=self.Status.RUNNING, started_at=now, worker=worker[:200]
         )
         if started:
             from .signals import verification_started
 
-            self.status, self.started_at = self.Status.RUNNING, now
+            self.status, self.started_at, self.worker = self.Status.RUNNING, now, worker[:200]
             verification_started.send(sender=Verification, verification=self)
         return bool(started)
 

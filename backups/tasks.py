@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 from django.conf import settings
@@ -51,8 +52,17 @@ def enqueue_backup(run: BackupRun) -> None:
     enqueue(run_backup, (run.pk,), queue=run.queue or run.target.queue, on_failure=run.give_up)
 
 
-def enqueue_verification(verification: Verification) -> None:
-    enqueue(verify_backup, (verification.pk,), queue=verification.run.target.queue, on_failure=verification.give_up)
+def enqueue_verification(verification: Verification, on_failure: Callable[[str], None] | None = None) -> None:
+    """Hand a check or restore test to the workers of its target's queue (they can reach its copies and
+    restore its data: a monthly restore test or a drill's runs there, never on whichever worker is free).
+
+    ``on_failure`` (default: the row's ``give_up``) is told when the broker cannot take it."""
+    enqueue(
+        verify_backup,
+        (verification.pk,),
+        queue=verification.run.target.queue,
+        on_failure=on_failure or verification.give_up,
+    )
 
 
 def enqueue_restore(record: Restore) -> None:
@@ -131,14 +141,14 @@ def reap_stale_jobs() -> int:
     return reaped + len(orphans.reap().removed)
 
 
-@shared_task(acks_late=True)
-def verify_backup(verification_id: int) -> str:
+@shared_task(bind=True, acks_late=True)
+def verify_backup(self, verification_id: int) -> str:
     from .services import verify
 
     verification = Verification.objects.select_related("run__target").filter(pk=verification_id).first()
     if verification is None:
         return "missing"
-    return verify.verify(verification).status
+    return verify.verify(verification, worker=self.request.hostname or "").status
 
 
 @shared_task(acks_late=True)

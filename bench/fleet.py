@@ -11,12 +11,18 @@ shared queue (beat's entry points, housekeeping) and queue fleet-(k mod Q). Half
 worker is killed with SIGKILL (its process group: no cleanup runs); a queue keeps another worker
 whenever W > Q. After the last minute beat is stopped and the runs are left to finish
 (``--drain`` seconds; the bench runs the stale-run reaper every 10 s meanwhile, as beat's
-"jobs: reap dead workers' jobs" entry would every 5 minutes; BACKUP_STALE_SECONDS is 30 here).
+"jobs: reap dead workers' jobs" entry would every 5 minutes; every phase's silence limit is 30 s here).
 
 Printed: runs started, succeeded, failed; schedule-to-start latency (beat's "Sending due task"
-log line to the run's started_at) p50/p95/max; overlapping runs of one target; runs lost
-(a send with no run, or a run never started or never finished); portal SQL queries and broker
-messages (Redis LPUSH: each is one task message) per run. JSON goes to bench/results/.
+log line to the run's started_at) p50/p95/max, and its parts: beat's lag (the minute the entry was
+due to the send), the dispatch (the send to the run's row, made by beat's entry point
+``backup_target`` on the shared queue) and the queue wait (the row to the run's start); then the
+latency from the due minute split by what each run found when it was queued, from the jobs' own
+timestamps: a free pool process of its queue (fewer of the queue's backups and verifications
+queued before it and unfinished than its live workers have pool processes), or busy workers;
+overlapping runs of one target; runs lost (a send with no run, or a run never started or never
+finished); portal SQL queries and broker messages (Redis LPUSH: each is one task message) per run.
+JSON goes to bench/results/.
 """
 
 from __future__ import annotations
@@ -95,12 +101,13 @@ def main() -> int:
     parser.add_argument("--no-kill", action="store_true", help="do not SIGKILL a worker halfway")
     parser.add_argument("--drain", type=int, default=240, help="seconds to wait for runs after the last minute")
     parser.add_argument("--keep", action="store_true", help="keep the database and folder afterwards")
+    parser.add_argument("--db-prefix", default="drp_fleet", help="the portal database is named <prefix>_<random>")
     args = parser.parse_args()
 
     import psycopg
 
     tag = secrets.token_hex(3)
-    dbname = f"drp_fleet_{tag}"
+    dbname = f"{args.db_prefix}_{tag}"
     work = Path(tempfile.mkdtemp(prefix="drp-fleet-"))
     redis_port = free_port()
     processes: dict[str, subprocess.Popen] = {}
@@ -120,7 +127,11 @@ def main() -> int:
         "DATABASE_URL": pg_url(dbname),
         "REDIS_URL": broker,
         "DRPORTAL_HOME": str(work / "home"),
+        # Every phase's silence limit (dump, copy, manifest) is 30 s here: a small SQLite backup
+        # reports far more often, and a run the kill took down is judged within the drain.
         "BACKUP_STALE_SECONDS": "30",
+        "BACKUP_COPY_STALE_SECONDS": "30",
+        "BACKUP_MANIFEST_STALE_SECONDS": "30",
         # A message the killed worker had taken (unacknowledged) comes back after this long; the
         # default 900 s would land after a 10-minute run's drain.
         "BROKER_VISIBILITY_TIMEOUT": "60",
@@ -231,13 +242,42 @@ def main() -> int:
         by_target: dict[str, list[tuple]] = {}
         for row in runs:
             by_target.setdefault(row[0], []).append(row)
+        # Every job a queue's workers run (backups and their verifications), to tell, from the jobs'
+        # own timestamps, whether a run found a free pool process of its queue when it was queued.
+        from backups.models import Verification
+
+        jobs_by_queue: dict[str, list[tuple]] = {}
+        for queue, queued, finished in [(r[6], r[2], r[4]) for r in runs] + list(
+            Verification.objects.values_list("target__queue", "queued_at", "finished_at")
+        ):
+            jobs_by_queue.setdefault(queue, []).append((queued, finished or datetime.max.replace(tzinfo=UTC)))
+
+        def slots(queue: str, at: datetime) -> int:
+            serving = [k for k in range(args.workers) if f"fleet-{k % args.queues}" == queue]
+            if killed and at >= killed:
+                serving = [k for k in serving if k != 0]
+            return len(serving) * args.concurrency
+
+        def found_free_slot(queue: str, at: datetime) -> bool:
+            # Jobs of the queue queued before this one and not finished by then: running or ahead of it.
+            busy = sum(1 for queued, finished in jobs_by_queue.get(queue, []) if queued < at < finished)
+            return busy < slots(queue, at)
+
         latencies, lost_no_run, overlaps = [], 0, 0
+        split: dict[str, list[float]] = {"free": [], "busy": []}  # due -> started, by what the run found
+        beat_lags, dispatch, queue_waits, from_due = [], [], [], []
         for name, times in sends.items():
             rows = by_target.get(name, [])
             lost_no_run += max(0, len(times) - len(rows))
             for sent, row in zip(times, rows, strict=False):
+                due = sent.replace(second=0, microsecond=0)  # "* * * * *": due on the minute
+                beat_lags.append((sent - due).total_seconds())
+                dispatch.append((row[2] - sent).total_seconds())
                 if row[3] is not None:
                     latencies.append((row[3] - sent).total_seconds())
+                    from_due.append((row[3] - due).total_seconds())
+                    queue_waits.append((row[3] - row[2]).total_seconds())
+                    split["free" if found_free_slot(row[6], row[2]) else "busy"].append((row[3] - due).total_seconds())
             spans = sorted((r[3], r[4] or datetime.max.replace(tzinfo=UTC)) for r in rows if r[3])
             overlaps += sum(1 for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1])
         started = sum(1 for r in runs if r[3] is not None)
@@ -288,6 +328,20 @@ def main() -> int:
             "latency_p95_s": percentile(latencies, 0.95),
             "latency_max_s": max(latencies, default=None),
             "latency_mean_s": statistics.fmean(latencies) if latencies else None,
+            **{
+                f"{key}_{name}_s": percentile(values, q)
+                for key, values in (
+                    ("beat_lag", beat_lags),
+                    ("dispatch", dispatch),
+                    ("queue_wait", queue_waits),
+                    ("due_to_start", from_due),
+                    ("due_to_start_free", split["free"]),
+                    ("due_to_start_busy", split["busy"]),
+                )
+                for name, q in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))
+            },  # fmt: skip
+            "runs_that_found_a_free_slot": len(split["free"]),
+            "runs_that_waited_behind_busy_workers": len(split["busy"]),
             "overlapping_runs": overlaps,
             "reaped_after_kill": reaped,
             "reaped_with_a_later_run": followed,
@@ -315,6 +369,20 @@ def main() -> int:
             if latencies
             else "  schedule-to-start           (no run started)"
         )
+
+        def line(label: str, values: list[float]) -> None:
+            if values:
+                print(f"  {label:<32}p50 {percentile(values, 0.5):.2f} s, p95 {percentile(values, 0.95):.2f} s, "
+                      f"max {max(values):.2f} s  ({len(values)} runs)")  # fmt: skip
+            else:
+                print(f"  {label:<32}(no run)")
+
+        line("  beat lag (due -> send)", beat_lags)
+        line("  dispatch (send -> queued)", dispatch)
+        line("  queue wait (queued -> start)", queue_waits)
+        line("due-to-start, all", from_due)
+        line("  found a free worker slot", split["free"])
+        line("  waited behind busy workers", split["busy"])
         print(f"  overlapping runs of a target {overlaps}")
         print(
             f"  killed mid-run               {reaped} run(s) reaped as failed; {followed} had a later run, which "

@@ -861,9 +861,9 @@ def _stop_and_remove(stanza: PgBackRestStanza, data_dir: Path, log: Path) -> Non
 # --- verification -------------------------------------------------------------------------
 
 
-def verify(verification: Verification) -> Verification:
+def verify(verification: Verification, *, worker: str = "") -> Verification:
     """`pgbackrest verify` of every repository holding the run; a restore test restores it to a scratch copy."""
-    if not verification.start():
+    if not verification.start(worker):
         verification.refresh_from_db()
         return verification
     run = verification.run

@@ -72,11 +72,11 @@ def restore_test_destination(run: BackupRun) -> str:
     return engines.get(run.target.engine).in_place_destination(run.target.source)
 
 
-def verify(verification: Verification, *, identities=None) -> Verification:
-    """Run a queued verification; the outcome is stored on the row."""
+def verify(verification: Verification, *, identities=None, worker: str = "") -> Verification:
+    """Run a queued verification; the outcome is stored on the row (with ``worker``, the Celery worker running it)."""
     if (engine := engines.find(verification.run.engine)) is not None and engine.runs_own_backup:
-        return pgbackrest.verify(verification)
-    if not verification.start():
+        return pgbackrest.verify(verification, worker=worker)
+    if not verification.start(worker):
         verification.refresh_from_db()
         return verification
     run = verification.run

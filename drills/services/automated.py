@@ -82,25 +82,67 @@ def _problem(verification: Verification) -> str:
     return verification.error or "; ".join(failed) or "restore test failed"
 
 
-def _restore_test(target: Target, user, identities) -> Outcome:
-    if user is None and (recent := recent_restore_test(target, timezone.now())) is not None:
+def start_restore_tests(drill: Drill, *, user=None, now: datetime | None = None) -> list[Verification]:
+    """The restore tests ``drill`` needs, made *queued* for the caller to send to each target's queue.
+
+    A restore test has to run where the target's data and copies are reachable: on a worker of the
+    target's queue, not wherever the drill itself runs. So the drill's task starts them first (one
+    per target under test; for the schedule, none for a target restore-tested within REUSE_WITHIN)
+    and ``perform`` later uses them. A target without a backup gets none: ``perform`` says so.
+    """
+    now = now or timezone.now()
+    if drill.activity.automation != TestActivity.Automation.RESTORE_TEST or drill.status != Drill.Status.SCHEDULED:
+        return []
+    trigger = BackupRun.Trigger.MANUAL if user else BackupRun.Trigger.SCHEDULE
+    started = []
+    for target in targets_under_test(drill.activity):
+        if user is None and recent_restore_test(target, now) is not None:
+            continue
+        run = target.runs.with_artifact().order_by("-started_at", "-id").first()
+        if run is not None:
+            started.append(
+                verify.start_verification(run, kind=Verification.Kind.RESTORE_TEST, trigger=trigger, user=user)
+            )
+    return started
+
+
+def _restore_test(target: Target, user, identities, since: datetime | None = None) -> Outcome:
+    recent = recent_restore_test(target, timezone.now())
+    # The schedule takes any recent one; a person only the one started for this performance (since).
+    if recent is not None and (user is None or (since is not None and recent.queued_at >= since)):
         return _reused(recent)
     # A partial run's landed copies are restorable: the drill tests the newest backup with an artifact.
     run = target.runs.with_artifact().order_by("-started_at", "-id").first()
     if run is None:
         return Outcome(target, None, None, f"{target.name} has no succeeded backup to restore")
+    if since is not None:
+        # Its restore tests were sent to the targets' queues; this process may not reach this one.
+        return Outcome(
+            target,
+            run,
+            None,
+            f"{target.name}: no restore test was started for this drill (its backup #{run.pk} "
+            "landed after the drill began); perform the drill again",
+        )
     trigger = BackupRun.Trigger.MANUAL if user else BackupRun.Trigger.SCHEDULE
     verification = verify.start_verification(run, kind=Verification.Kind.RESTORE_TEST, trigger=trigger, user=user)
     verification = verify.verify(verification, identities=identities)
     return Outcome(target, run, verification, "" if verification.ok else _problem(verification))
 
 
-def perform(drill: Drill, *, user=None, identities=None, now: datetime | None = None) -> Drill:
-    """Run an automated drill now; returns it done (pass, partial or fail), or unchanged if not scheduled."""
+def perform(
+    drill: Drill, *, user=None, identities=None, now: datetime | None = None, since: datetime | None = None
+) -> Drill:
+    """Run an automated drill now; returns it done (pass, partial or fail), or unchanged if not scheduled
+    or still waiting for its restore tests.
+
+    ``since``: when the restore tests for this performance were started (``start_restore_tests``); a
+    person's drill then uses those instead of restoring in this process.
+    """
     if drill.activity.automation != TestActivity.Automation.RESTORE_TEST:
         raise DrillNotAutomated(f"{drill.activity.name} is performed by people, not by the portal")
-    if user is None and _waiting_for_restore_tests(drill):
-        return drill  # still scheduled: the hourly task performs it once they finish
+    if (user is None or since is not None) and _waiting_for_restore_tests(drill):
+        return drill  # still scheduled: its task (or the hourly one) performs it once they finish
     if not drill.start(user):
         drill.refresh_from_db()
         return drill
@@ -112,7 +154,7 @@ def perform(drill: Drill, *, user=None, identities=None, now: datetime | None = 
         if not targets:
             error = "no enabled database target to restore-test"
         for target in targets:
-            outcomes.append(_restore_test(target, user, identities))
+            outcomes.append(_restore_test(target, user, identities, since))
     except Exception as exc:  # recorded on the drill, never lost in a log only
         logger.exception("automated drill %s crashed", drill.pk)
         error = f"unexpected error: {type(exc).__name__}: {exc}"

@@ -242,3 +242,82 @@ def test_verifications_and_restores_on_a_queue_without_a_worker_fail_after_the_w
         assert job.status == "failed"
         assert job.error.startswith(f"waiting for a worker on queue {target.queue}: no live worker consumed it")
     assert fail_unserved_runs() == 0  # once
+
+
+def test_a_worker_killed_mid_copy_leaves_no_partial_copy_and_the_next_run_succeeds_on_the_other_worker(
+    settings, tmp_path, s3_endpoint, s3_bucket, make_target, _flush_test_broker, age_key
+):
+    """SIGKILL a worker while its backup is half uploaded (a multipart upload under the temporary
+    prefix, a spool file on disk): after the reaper (beat's `reap_stale_jobs`), the run is failed
+    with the cause, no copy, spool or unfinished upload is left, the target is free (no run holds
+    it), and the next run succeeds on the other worker of the same queue."""
+    import os
+    import signal
+    from urllib.parse import urlsplit
+
+    from django.utils import timezone
+
+    from backups.models import Location
+    from backups.tasks import enqueue_backup, reap_stale_jobs
+    from tests.backups.test_storage import objects, random_folder, unfinished_uploads
+    from tests.killpoints import PART_MB
+    from tests.loopback_proxy import LoopbackProxy
+
+    tag = secrets.token_hex(3)
+    queue = f"copy-{tag}"
+    host = socket.gethostname()
+    with LoopbackProxy("127.0.0.1", urlsplit(s3_endpoint).port) as proxy:
+        location = Location.objects.create(name="far-s3", url=f"s3://{s3_bucket}/{tag}", endpoint_url=proxy.url)
+        target = make_target("uploads", str(random_folder(tmp_path / "tree")), [location], engine="files", queue=queue)
+        env = {"BACKUP_S3_PART_SIZE_MB": str(PART_MB)}  # a 12 MB artifact: a three-part upload
+        workers = {
+            f"{n}-{tag}@{host}": start_worker(
+                tmp_path / f"{n}.log", env, concurrency=1, queues=[queue], name=f"{n}-{tag}"
+            )
+            for n in ("first", "second")
+        }
+        try:
+            run = BackupRun.enqueue(target, trigger="schedule")
+            enqueue_backup(run)
+            # Hang the server once the first part went through: the run is mid-multipart.
+            wait_for(lambda: proxy.bytes_up > (PART_MB + 1) << 20, timeout=120, interval=0.01, message="the upload")
+            proxy.stall()
+            run.refresh_from_db()
+            assert run.status == "running" and run.phase.startswith("copy"), (run.status, run.phase)
+            victim = workers.pop(run.worker)
+            os.killpg(victim.proc.pid, signal.SIGKILL)
+            victim.proc.wait(10)
+            # The premise: partial output exists, on the S3 server and in the spool.
+            assert unfinished_uploads(s3_endpoint, s3_bucket), "the kill landed mid-upload"
+            assert list(settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*")), "the spool file was there"
+            proxy.resume()
+
+            # Not judged dead while its silence is within the limit...
+            settings.BACKUP_STALE_SECONDS = settings.BACKUP_COPY_STALE_SECONDS = 3600
+            reap_stale_jobs()
+            run.refresh_from_db()
+            assert run.status == "running"
+            # ...then beat's reaper fails it with the cause and cleans up after it.
+            settings.BACKUP_STALE_SECONDS = settings.BACKUP_COPY_STALE_SECONDS = 10
+            BackupRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(minutes=5))
+            reap_stale_jobs()
+            run.refresh_from_db()
+            assert run.status == "failed" and "presumed dead" in run.error and "during copy" in run.error, run.error
+            assert run.worker in run.error
+            assert not run.artifacts.exists()
+            assert unfinished_uploads(s3_endpoint, s3_bucket) == []
+            assert [key for key in objects(s3_endpoint, s3_bucket) if key.startswith(f"{tag}/")] == []
+            assert not list(settings.BACKUP_SPOOL_DIR.glob(f"run{run.pk}-*"))
+            assert not BackupRun.objects.filter(target=target, status="running").exists()  # the lock is free
+
+            (survivor,) = workers
+            following = BackupRun.enqueue(target, trigger="schedule")
+            enqueue_backup(following)
+            wait_for(lambda: BackupRun.objects.get(pk=following.pk).is_finished, timeout=120, message="the next run")
+            following.refresh_from_db()
+            assert following.status == "succeeded", following.error
+            assert (following.worker, following.queue) == (survivor, queue)
+            assert following.artifacts.get().status == "stored"
+        finally:
+            for worker in workers.values():
+                stop_worker(worker)

@@ -104,3 +104,66 @@ def test_two_beats_started_at_once_schedule_each_job_once(
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
     # Each 2 s tick sent once: a double would show as two runs well under a second apart.
     assert min(gaps) > 1.0, gaps
+
+
+def test_a_burst_of_due_entries_costs_one_update_a_send_and_a_new_holder_sends_none_again(settings):
+    """Every target due on the same minute: beat saves each send's last run with one UPDATE (not
+    django-celery-beat's read, unique-name check and full save), without marking the schedule
+    changed (which would reload every entry before the next send), and a beat that takes over
+    from the saved rows finds nothing due that was already sent."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    from drportal.beat import PortalScheduler
+    from drportal.celery import app
+
+    every = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    long_ago = timezone.now() - timedelta(hours=2)
+    for n in range(40):
+        PeriodicTask.objects.create(
+            name=f"burst {n:02d}",
+            task="backups.tasks.backup_target",
+            interval=every,
+            args=f'["burst-{n}"]',
+            queue="beat-burst-nobody",  # no worker consumes it: nothing runs
+            last_run_at=long_ago,
+        )
+    PeriodicTask.objects.filter(name__startswith="burst ").update(last_run_at=long_ago)
+
+    def burst_sends(scheduler) -> tuple[int, int]:
+        sent = []
+        original = scheduler.apply_async
+
+        def counting(entry, *args, **kwargs):
+            if entry.name.startswith("burst "):
+                sent.append(entry.name)
+            return original(entry, *args, **kwargs)
+
+        scheduler.apply_async = counting
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(200):
+                if scheduler.tick() > 0 and len(sent) == 40:
+                    break
+        return len(sent), len(queries)
+
+    holder = PortalScheduler(app=app)
+    changed_before = PeriodicTasks.last_change()  # after its start (which saves the app's own entries)
+    try:
+        sends, queries = burst_sends(holder)
+    finally:
+        holder.close()
+    assert sends == 40
+    # One UPDATE a send, plus reading the schedule once, the lease and a once-a-second look for
+    # changes (django-celery-beat's own save made it six queries a send: 240 here).
+    assert queries <= 40 + 20, queries
+    rows = PeriodicTask.objects.filter(name__startswith="burst ")
+    assert set(rows.values_list("total_run_count", flat=True)) == {1}
+    assert all(at > long_ago for at in rows.values_list("last_run_at", flat=True))
+    assert PeriodicTasks.last_change() == changed_before  # no reload of the whole schedule
+
+    successor = PortalScheduler(app=app)
+    try:
+        assert burst_sends(successor)[0] == 0
+    finally:
+        successor.close()
