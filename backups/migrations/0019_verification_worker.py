@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backups', '0017_target_engine_choices_from_registry'),
+        ('backups', '0018_restore_to_a_moment'),
     ]
 
     operations = [
