@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port
-from tests.portal.test_run_env import PY, bare_env
+from tests.core.test_run_env import PY, bare_env
 
 pytestmark = pytest.mark.deploy
 
