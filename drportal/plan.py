@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -303,20 +304,16 @@ def apply_plan(path: str | Path, *, dry_run: bool = False) -> list[str]:
         known = ", ".join(sorted(set(_SECTIONS) | _FREE_SECTIONS))
         raise PlanError(f"{file}: unknown section [{unknown[0]}] (known sections: {known})")
     ctx = PlanContext(file=file)
-    applying = _APPLYING.set(True)
-    try:
-        with transaction.atomic():
-            for name, (_order, handler) in sorted(_SECTIONS.items(), key=lambda item: item[1][0]):
-                raw = data.get(name, {})
-                if not isinstance(raw, dict) or any(not isinstance(v, dict) for v in raw.values()):
-                    raise PlanError(f"{file}: [{name}] must hold tables like [{name}.NAME]")
-                tables = {key: Table(file, name, key, value) for key, value in raw.items()}
-                handler(tables, ctx)
-            _release_unlisted(ctx)
-            if dry_run:
-                transaction.set_rollback(True)
-    finally:
-        _APPLYING.reset(applying)
+    with applying(), transaction.atomic():
+        for name, (_order, handler) in sorted(_SECTIONS.items(), key=lambda item: item[1][0]):
+            raw = data.get(name, {})
+            if not isinstance(raw, dict) or any(not isinstance(v, dict) for v in raw.values()):
+                raise PlanError(f"{file}: [{name}] must hold tables like [{name}.NAME]")
+            tables = {key: Table(file, name, key, value) for key, value in raw.items()}
+            handler(tables, ctx)
+        _release_unlisted(ctx)
+        if dry_run:
+            transaction.set_rollback(True)
     return ctx.changes
 
 
@@ -354,6 +351,17 @@ def upsert(
 _APPLYING: ContextVar[bool] = ContextVar("drportal_applying_plan", default=False)
 
 MANAGED_REFUSAL = "managed by {file}: change it there and run applyplan"
+
+
+@contextmanager
+def applying() -> Iterator[None]:
+    """While applyplan applies a file (its one caller besides tests that stand in for a plan change):
+    plan-managed fields may change."""
+    token = _APPLYING.set(True)
+    try:
+        yield
+    finally:
+        _APPLYING.reset(token)
 
 
 class PlanManagedError(ValidationError):

@@ -1,8 +1,8 @@
 // Follows running jobs live: polls each running or queued job's progress JSON once a second and swaps
 // in its new bar, its status badge and, on its own page, the read-only fields that change (started,
 // finished, error...). A backup run's page thus shows "running", its percentage and time left, then its
-// final status, without a reload. Jobs whose JSON carries no badge (restores) reload the page once
-// they end, so it shows their final state.
+// final status, without a reload. A page without the job's badge (the dashboard, a restore's page)
+// reloads once the job ends, so it shows its final state.
 (function () {
   "use strict";
   var ACTIVE = '.run-progress[data-status="running"], .run-progress[data-status="queued"], ' +
@@ -37,8 +37,11 @@
       fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json(); })
         .then(function (data) {
+          // A page that shows this job's badge (its own page, the runs list) shows the end in place;
+          // any other (the dashboard, a restore's page) reloads once, to show what the job changed.
+          var inPlace = data.badge && document.querySelector('.run-status[data-url="' + url + '"]');
           apply(url, data);
-          if (DONE.indexOf(data.status) >= 0 && !data.badge) { reload = true; }
+          if (DONE.indexOf(data.status) >= 0 && !inPlace) { reload = true; }
         })
         .catch(function () {})
         .finally(function () {
