@@ -89,6 +89,9 @@ def test_running_run_page_shows_running_percent_and_time_left_then_the_final_sta
     expect(badge).to_have_text("Succeeded", timeout=60_000)
     expect(page.locator("div.field-progress progress")).to_have_attribute("value", "100")
     expect(page.locator("div.field-finished_at .readonly")).not_to_have_text("-")
+    # What the end brought (the copy, the per-table row counts) is swapped in without navigating.
+    expect(page.locator("#artifacts-group tr.form-row")).to_have_count(1)
+    expect(page.locator("div.field-tables_display")).to_contain_text("messages")
     assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
     assert page.js_errors == []
     assert BackupRun.objects.get(pk=run_id).status == "succeeded"
