@@ -94,6 +94,22 @@ class PlanManagedAdminMixin:
         PlanManagedForm.__name__ = form.__name__
         return PlanManagedForm
 
+    def get_inline_instances(self, request, obj=None):
+        """Rows the plan sets through a relation of its own (a scenario's steps) are shown, not edited."""
+        inlines = super().get_inline_instances(request, obj)
+        managed = self._plan_managed(request, obj) if obj is not None else None
+        if managed is None:
+            return inlines
+        from django.forms.models import _get_foreign_key
+
+        for inline in inlines:
+            fk = _get_foreign_key(self.model, inline.model, fk_name=inline.fk_name)
+            if fk.remote_field.get_accessor_name() in managed[1]:
+                inline.has_add_permission = lambda request, obj=None: False
+                inline.has_change_permission = lambda request, obj=None: False
+                inline.has_delete_permission = lambda request, obj=None: False
+        return inlines
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         managed = self._plan_managed(request, obj) if obj is not None else None

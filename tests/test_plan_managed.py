@@ -189,3 +189,30 @@ def test_the_shipped_plan_is_named_as_people_know_it(monkeypatch, tmp_path):
         {"csrfmiddlewaretoken": client.token, **target_post(target, description="edited by hand")},
     )
     assert "managed by plans/botflow.toml: change it there and run applyplan" in response.content.decode()
+
+
+def test_a_scenarios_steps_from_the_plan_are_shown_not_edited(monkeypatch, tmp_path):
+    from incidents.models import Scenario
+
+    monkeypatch.setenv("BACKUP_LOCAL_DIR", str(tmp_path))
+    call_command("applyplan", str(ROOT / "plans" / "botflow.toml"))
+    scenario = Scenario.objects.filter(steps__isnull=False).first()
+    steps = list(scenario.steps.values_list("text", flat=True))
+    client = role_client(roles.INCIDENT_COMMANDER)  # may change scenarios
+    url = reverse("admin:incidents_scenario_change", args=[scenario.pk])
+    page = client.get(url).content.decode()
+    assert "Managed by the plan file plans/botflow.toml" in page
+    assert steps[0][:40] in page and 'name="steps-0-text"' not in page  # shown, no input
+    # A hand-typed POST of a changed step does nothing to the plan's steps.
+    client.post(
+        url,
+        {
+            "csrfmiddlewaretoken": client.token,
+            "steps-TOTAL_FORMS": "1",
+            "steps-INITIAL_FORMS": "1",
+            "steps-0-id": scenario.steps.first().pk,
+            "steps-0-scenario": scenario.pk,
+            "steps-0-text": "rm -rf /",
+        },
+    )
+    assert list(scenario.steps.values_list("text", flat=True)) == steps
