@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -459,6 +460,19 @@ class LeasedJob(FinishingJob, models.Model):
         return bool(taken)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A running job's phase in numbers (see ``BackupRun.estimate``)."""
+
+    phase: str
+    done: int
+    total: int | None
+    percent: int | None
+    where: str = ""
+    rate: float | None = None  # bytes per second in this phase so far
+    seconds_left: float | None = None
+
+
 class BackupRun(LeasedJob, TriggeredJob):
     """One backup of one target: its state, progress, checksum and error."""
 
@@ -493,6 +507,9 @@ class BackupRun(LeasedJob, TriggeredJob):
         max_length=80,
         blank=True,
         help_text="What it was doing at its last report: dump, copy:LOCATION or manifest:LOCATION.",
+    )
+    phase_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current phase began: its throughput, and so its time left."
     )
     copied = models.JSONField(default=dict, blank=True, help_text="Encrypted bytes sent so far to each location.")
     bytes_in = models.BigIntegerField(default=0, help_text="Bytes read from the source so far.")
@@ -529,7 +546,8 @@ class BackupRun(LeasedJob, TriggeredJob):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.target_id and self.target.name} {self.status}"
+        # No status: a name is shown in headings and the history, where a status would go stale.
+        return f"#{self.pk} {self.target_id and self.target.name}"
 
     # --- state changes ---------------------------------------------------------------
     @classmethod
@@ -558,6 +576,7 @@ class BackupRun(LeasedJob, TriggeredJob):
                     worker=worker[:200],
                     lease_owner=this_process(),
                     phase="dump",
+                    phase_started_at=lease["heartbeat_at"],
                     **lease,
                 )
         except IntegrityError:
@@ -575,7 +594,8 @@ class BackupRun(LeasedJob, TriggeredJob):
 
     def enter_phase(self, phase: str) -> None:
         """Record the new phase (itself progress); raises ``LeaseLost`` if no longer held, before any write."""
-        self.write_held(phase=phase, **self._renewal(phase))
+        renewal = self._renewal(phase)
+        self.write_held(phase=phase, phase_started_at=renewal["heartbeat_at"], **renewal)
 
     def report_copy(self, location: str, sent: int) -> None:
         """Bytes sent so far to ``location``; raises ``LeaseLost`` if no longer held."""
@@ -588,6 +608,48 @@ class BackupRun(LeasedJob, TriggeredJob):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL, self.Status.FAILED)
+
+    # --- progress, for people ----------------------------------------------------------
+    def expected_bytes_in(self) -> int | None:
+        """What the dump should read: the size of the target's newest stored run before this one (None: no such run)."""
+        previous = (
+            BackupRun.objects.with_artifact()
+            .filter(target_id=self.target_id, bytes_in__gt=0)
+            .exclude(pk=self.pk)
+            .order_by("-queued_at", "-id")
+            .values_list("bytes_in", flat=True)
+            .first()
+        )
+        return previous or None
+
+    def estimate(self, expected_bytes_in: int | None = None, now: datetime | None = None) -> Progress:
+        """Where the current phase stands: bytes done of how many, percent, throughput and time left.
+
+        The dump is measured against ``expected_bytes_in`` (the previous stored run's size, see
+        :meth:`expected_bytes_in`), a copy against the artifact's size. Throughput is the phase's bytes
+        so far over the time since it began, up to the last progress report (when they were counted);
+        the time left is what remains at that rate. No total or no throughput yet: no percent, no time left.
+        """
+        kind, _, where = self.phase.partition(":")
+        if self.status in self.WITH_ARTIFACT:
+            return Progress(phase="done", done=self.bytes_in, total=self.bytes_in, percent=100)
+        if self.status != self.Status.RUNNING:
+            return Progress(
+                phase=self.status, done=self.bytes_in, total=None, percent=None if self.status == "queued" else 0
+            )
+        if kind == "manifest":
+            return Progress(phase=kind, where=where, done=self.bytes_out, total=self.bytes_out, percent=99)
+        if kind == "copy":
+            done, total = (self.copied or {}).get(where, 0), self.bytes_out or None
+        else:
+            kind, done, total = "dump", self.bytes_in, expected_bytes_in
+        began = self.phase_started_at or self.started_at
+        measured = self.heartbeat_at or now or timezone.now()
+        elapsed = (measured - began).total_seconds() if began else 0
+        rate = done / elapsed if done > 0 and elapsed > 0 else None
+        percent = min(99, int(100 * done / total)) if total else None
+        left = max(0.0, (total - done) / rate) if total and rate else None
+        return Progress(phase=kind, where=where, done=done, total=total, percent=percent, rate=rate, seconds_left=left)
 
     def finish_partial(self, error: str, **fields) -> None:
         """Some locations hold a copy, others failed (``error`` names them)."""

@@ -92,9 +92,12 @@ COMPRESSION_SUFFIX = {"zstd": ".zst", "gzip": ".gz"}
 class _CompressingReader:
     """The reader pyrage pulls from: the source stream, compressed as it is read."""
 
-    def __init__(self, source: BinaryIO, comp) -> None:
+    def __init__(self, source: BinaryIO, comp, on_chunk: Callable[[], None] | None = None) -> None:
         self.source = source
         self.comp = comp
+        # Called after each chunk read: progress must follow the source, not only the output, which a
+        # compressor holds back for megabytes (zstd's 2 MiB jobs: a slow source looks stuck otherwise).
+        self.on_chunk = on_chunk
         self.pending = b""
         self.offset = 0
         self.eof = False
@@ -111,6 +114,8 @@ class _CompressingReader:
             if chunk:
                 self.bytes_in += len(chunk)
                 self.pending = self.comp.compress(chunk)
+                if self.on_chunk is not None:
+                    self.on_chunk()
             else:
                 self.eof = True
                 self.pending = self.comp.flush()
@@ -152,6 +157,11 @@ class HashingWriter:
             self.error = exc
             raise
         self.bytes_out += len(data)
+        self.maybe_report()
+        return len(data)
+
+    def maybe_report(self) -> None:
+        """Report progress if ``interval`` has passed since the last report (on writes and on source reads)."""
         if self.on_progress is not None:
             now = time.monotonic()
             if now >= self._next_report:
@@ -161,7 +171,6 @@ class HashingWriter:
                 except BaseException as exc:
                     self.progress_error = exc
                     raise
-        return len(data)
 
     def flush(self) -> None:
         try:
@@ -187,6 +196,7 @@ def encrypt_stream(
     reader = _CompressingReader(source, compressor(compression, level))
     report = (lambda out: on_progress(reader.bytes_in, out)) if on_progress else None
     writer = HashingWriter(sink, report, progress_interval)
+    reader.on_chunk = writer.maybe_report
     try:
         pyrage.encrypt_io(reader, writer, list(recipients))
         writer.flush()

@@ -81,7 +81,7 @@ def apply_targets(tables: dict[str, Table], ctx: PlanContext) -> None:
             raise table.error("locations", f"unknown location(s): {', '.join(missing)}")
         if not locations:
             raise table.error("locations", "needs at least one location")
-        target, created = upsert(Target, {"name": name}, values, ctx, f"target {name}")
+        target, created = upsert(Target, {"name": name}, values, ctx, f"target {name}", related=["locations"])
         if stanza is not None:
             upsert(PgBackRestStanza, {"target": target}, stanza, ctx, f"pgBackRest settings of target {name}")
         current = set(target.locations.values_list("name", flat=True))
@@ -143,7 +143,7 @@ def apply_objectives(tables: dict[str, Table], ctx: PlanContext) -> None:
         missing = sorted(set(target_names) - {t.name for t in targets})
         if missing:
             raise table.error("targets", f"unknown target(s): {', '.join(missing)}")
-        objective, created = upsert(Objective, {"name": name}, values, ctx, f"objective {name}")
+        objective, created = upsert(Objective, {"name": name}, values, ctx, f"objective {name}", related=["targets"])
         if set(objective.targets.values_list("name", flat=True)) != set(target_names):
             objective.targets.set(targets)
             if not created:

@@ -51,7 +51,8 @@ def send(
                 "retry_on_timeout": False,
             },
         ) as connection:
-            task.apply_async(tuple(args), queue=queue, countdown=countdown, retry=False, connection=connection)
+            options = {"countdown": countdown} if countdown else {}
+            task.apply_async(tuple(args), queue=queue, retry=False, connection=connection, **options)
     except Exception as exc:  # kombu raises transport-specific errors
         reason = f"{UNREACHABLE}: {type(exc).__name__}: {exc}"[:1000]
         logger.warning("%s%s not sent to queue %s: %s", task.name, tuple(args), queue, reason)

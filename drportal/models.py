@@ -164,3 +164,27 @@ class ProbeChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.probe}: {self.from_state} → {self.to_state}"
+
+
+class PlanManaged(models.Model):
+    """A row ``applyplan`` created or updated from the plan file, and which of its fields the file sets.
+
+    Those fields are the plan's: an edit anywhere else (the admin, a command, a view) is refused
+    with "managed by <file>: change it there and run applyplan" (``drportal.plan``), instead of being
+    silently undone by the next apply. A row the plan file no longer lists is released at the next apply.
+    """
+
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.CASCADE)
+    object_id = models.PositiveBigIntegerField()
+    fields = models.JSONField(default=list, help_text="The fields (and relations) the plan file sets.")
+    file = models.CharField(max_length=500, help_text="The plan file that manages it, as applyplan was given it.")
+    applied_at = models.DateTimeField(help_text="When applyplan last applied it.")
+
+    class Meta:
+        verbose_name = "plan-managed object"
+        constraints = [
+            models.UniqueConstraint(fields=["content_type", "object_id"], name="one_plan_record_per_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_type.app_label}.{self.content_type.model} #{self.object_id} ({self.file})"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -30,6 +32,7 @@ class PlanError(Exception):
 class PlanContext:
     file: str
     changes: list[str] = field(default_factory=list)
+    managed: set[int] = field(default_factory=set)  # PlanManaged ids applied this time
 
     def changed(self, message: str) -> None:
         self.changes.append(message)
@@ -259,10 +262,12 @@ class Table:
         except ValidationError as exc:
             raise self.error(key, " ".join(exc.messages)) from None
 
-    def upsert(self, model, lookup: dict, values: dict, ctx: PlanContext, label: str) -> tuple[Any, bool]:
+    def upsert(
+        self, model, lookup: dict, values: dict, ctx: PlanContext, label: str, *, related: Iterable[str] = ()
+    ) -> tuple[Any, bool]:
         """:func:`upsert`, with the model's own validation errors reported against this table."""
         try:
-            return upsert(model, lookup, values, ctx, label)
+            return upsert(model, lookup, values, ctx, label, related=related)
         except ValidationError as exc:
             raise self.error(None, " ".join(exc.messages)) from None
 
@@ -299,32 +304,167 @@ def apply_plan(path: str | Path, *, dry_run: bool = False) -> list[str]:
         known = ", ".join(sorted(set(_SECTIONS) | _FREE_SECTIONS))
         raise PlanError(f"{file}: unknown section [{unknown[0]}] (known sections: {known})")
     ctx = PlanContext(file=file)
-    with transaction.atomic():
+    with applying(), transaction.atomic():
         for name, (_order, handler) in sorted(_SECTIONS.items(), key=lambda item: item[1][0]):
             raw = data.get(name, {})
             if not isinstance(raw, dict) or any(not isinstance(v, dict) for v in raw.values()):
                 raise PlanError(f"{file}: [{name}] must hold tables like [{name}.NAME]")
             tables = {key: Table(file, name, key, value) for key, value in raw.items()}
             handler(tables, ctx)
+        _release_unlisted(ctx)
         if dry_run:
             transaction.set_rollback(True)
     return ctx.changes
 
 
-def upsert(model, lookup: dict, values: dict, ctx: PlanContext, label: str) -> tuple[Any, bool]:
-    """Create or update one row, saving (and reporting) only when something differs; returns (row, created)."""
+def upsert(
+    model, lookup: dict, values: dict, ctx: PlanContext, label: str, *, related: Iterable[str] = ()
+) -> tuple[Any, bool]:
+    """Create or update one row, saving (and reporting) only when something differs; returns (row, created).
+
+    The row is recorded as managed by the plan file: its ``lookup`` and ``values`` fields, and the
+    ``related`` ones the section sets itself (a target's locations, a scenario's steps), are the file's
+    from now on (see :func:`refuse_managed_changes`).
+    """
     obj = model.objects.filter(**lookup).first()
-    if obj is None:
+    created = obj is None
+    if created:
         obj = model(**lookup, **values)
         obj.full_clean()
         obj.save()
         ctx.changed(f"created {label}")
-        return obj, True
-    differing = [k for k, v in values.items() if getattr(obj, k) != v]
-    if differing:
-        for key in differing:
-            setattr(obj, key, values[key])
-        obj.full_clean()
-        obj.save()
-        ctx.changed(f"updated {label}: {', '.join(differing)}")
-    return obj, False
+    else:
+        differing = [k for k, v in values.items() if getattr(obj, k) != v]
+        if differing:
+            for key in differing:
+                setattr(obj, key, values[key])
+            obj.full_clean()
+            obj.save()
+            ctx.changed(f"updated {label}: {', '.join(differing)}")
+    _record_managed(obj, [*lookup, *values, *related], ctx)
+    return obj, created
+
+
+# --- plan-managed rows: the plan file is their one place of change --------------------------------
+
+# True while applyplan applies a file: the only writer allowed to change plan-managed fields.
+_APPLYING: ContextVar[bool] = ContextVar("drportal_applying_plan", default=False)
+
+MANAGED_REFUSAL = "managed by {file}: change it there and run applyplan"
+
+
+@contextmanager
+def applying() -> Iterator[None]:
+    """While applyplan applies a file (its one caller besides tests that stand in for a plan change):
+    plan-managed fields may change."""
+    token = _APPLYING.set(True)
+    try:
+        yield
+    finally:
+        _APPLYING.reset(token)
+
+
+class PlanManagedError(ValidationError):
+    """An edit to a field the plan file sets, made anywhere but applyplan. Its message names the file."""
+
+
+def shown_file(file: str) -> str:
+    """The plan file as people know it: relative to the project when it lies inside it (plans/botflow.toml)."""
+    from django.conf import settings
+
+    try:
+        return str(Path(file).resolve().relative_to(Path(settings.BASE_DIR).resolve()))
+    except (ValueError, OSError):
+        return file
+
+
+def _record_managed(obj, fields: list[str], ctx: PlanContext) -> None:
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
+
+    from .models import PlanManaged
+
+    record, _ = PlanManaged.objects.update_or_create(
+        content_type=ContentType.objects.get_for_model(type(obj)),
+        object_id=obj.pk,
+        defaults={"fields": sorted(set(fields)), "file": shown_file(ctx.file), "applied_at": timezone.now()},
+    )
+    ctx.managed.add(record.pk)
+
+
+def _release_unlisted(ctx: PlanContext) -> None:
+    """Rows the applied file no longer lists are no longer the plan's: people may edit (or delete) them."""
+    from .models import PlanManaged
+
+    released = PlanManaged.objects.exclude(pk__in=ctx.managed).delete()[0]
+    if released:
+        ctx.changed(f"released {released} object(s) the plan file no longer lists: editable in the admin")
+
+
+def managed_by(obj) -> tuple[str, list[str]] | None:
+    """(plan file, managed fields) when ``obj`` is plan-managed; None otherwise (or unsaved)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from .models import PlanManaged
+
+    if obj is None or obj.pk is None or not isinstance(obj.pk, int):
+        return None
+    row = (
+        PlanManaged.objects.filter(content_type=ContentType.objects.get_for_model(type(obj)), object_id=obj.pk)
+        .values_list("file", "fields")
+        .first()
+    )
+    return (row[0], list(row[1])) if row else None
+
+
+def refuse_managed_changes(obj, changed: Iterable[str], managed: tuple[str, list[str]] | None = None) -> None:
+    """Raise :class:`PlanManagedError` naming each of ``changed`` that the plan file manages (not while applying)."""
+    if _APPLYING.get():
+        return
+    managed = managed if managed is not None else managed_by(obj)
+    if managed is None:
+        return
+    file, fields = managed
+    refused = [name for name in changed if name in fields]
+    if refused:
+        raise PlanManagedError({name: MANAGED_REFUSAL.format(file=file) for name in refused})
+
+
+def guard_managed_save(sender, instance, raw: bool = False, **kwargs) -> None:
+    """``pre_save`` everywhere: a plan-managed row may not change a managed field outside applyplan.
+
+    Compares the managed fields with the stored row, so a save that changes only the row's own state
+    (an objective's exposure, a probe's last result) goes through.
+    """
+    if raw or _APPLYING.get() or instance.pk is None or sender._meta.label in _NEVER_MANAGED:
+        return
+    managed = managed_by(instance)
+    if managed is None:
+        return
+    concrete = {f.name: f.attname for f in sender._meta.concrete_fields if f.name in managed[1]}
+    stored = sender._default_manager.filter(pk=instance.pk).values(*concrete.values()).first()
+    if stored is None:
+        return
+    changed = [name for name, attname in concrete.items() if getattr(instance, attname) != stored[attname]]
+    refuse_managed_changes(instance, changed, managed)
+
+
+def guard_managed_relations(sender, instance, action: str, reverse: bool, **kwargs) -> None:
+    """``m2m_changed`` everywhere: a target's locations or an objective's targets, when the plan sets them."""
+    if action not in ("pre_add", "pre_remove", "pre_clear") or reverse or _APPLYING.get():
+        return
+    for relation in instance._meta.many_to_many:
+        if relation.remote_field.through is sender:
+            refuse_managed_changes(instance, [relation.name])
+
+
+# Rows written all the time that no plan section manages: not worth a lookup on every save.
+_NEVER_MANAGED = {
+    "drportal.Heartbeat",
+    "drportal.PlanManaged",
+    "drportal.ProbeResult",
+    "sessions.Session",
+    "django_celery_beat.PeriodicTask",
+    "django_celery_beat.PeriodicTasks",
+    "django_celery_beat.CrontabSchedule",
+}

@@ -101,6 +101,7 @@ class LiveWorker:
     queues: list[str]
     env_names: list[str]
     seen_seconds: float
+    seen_at: datetime | None = None  # its last heartbeat: the env: names it reports were checked then
 
 
 def live_workers(now: datetime | None = None) -> list[LiveWorker]:
@@ -113,7 +114,7 @@ def live_workers(now: datetime | None = None) -> list[LiveWorker]:
         .values_list("name", "host", "queues", "env_names", "seen_at")
     )
     return [
-        LiveWorker(name, host, list(queues or []), list(env_names or []), round((now - seen).total_seconds(), 1))
+        LiveWorker(name, host, list(queues or []), list(env_names or []), round((now - seen).total_seconds(), 1), seen)
         for name, host, queues, env_names, seen in rows
     ]
 

@@ -120,7 +120,9 @@ def apply_scenarios(tables: dict[str, Table], ctx: PlanContext) -> None:
         missing = sorted(set(target_names) - {t.name for t in targets})
         if missing:
             raise table.error("targets", f"unknown target(s): {', '.join(missing)} (define them under [targets.*])")
-        scenario, created = table.upsert(Scenario, {"key": key}, values, ctx, f"scenario {key}")
+        scenario, created = table.upsert(
+            Scenario, {"key": key}, values, ctx, f"scenario {key}", related=["targets", "steps"]
+        )
         if set(scenario.targets.values_list("name", flat=True)) != set(target_names):
             scenario.targets.set(targets)
             if not created:

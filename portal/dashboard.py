@@ -16,6 +16,7 @@ from django.db.models.functions import TruncDay
 from django.urls import reverse
 from django.utils import timezone
 
+from backups.admin.display import button_permissions, job_buttons
 from backups.models import BackupRun, Objective, Restore, Target, Verification
 from backups.services.rpo import objective_label, objective_verdict
 from drportal.humanize import duration as human_duration
@@ -36,7 +37,10 @@ def dashboard_context(request) -> dict:
     if user.has_perm("backups.view_objective"):
         context["objectives"] = objectives(now)
     if user.has_perm("backups.view_backuprun"):
-        context["targets"] = targets(now)
+        # The job buttons of the targets list, drawn by the same helper with the same permissions.
+        perms = button_permissions(request)
+        context["targets"] = targets(now, perms)
+        context["target_buttons"] = any(perms.values())
         context["running"] = running_jobs()
         # Refresh the page only while something runs, so a finished job shows without a manual reload.
         context["refresh_seconds"] = 15 if any(context["running"].values()) else None
@@ -127,7 +131,8 @@ def exposure_series(series: list[list[datetime]], now: datetime) -> list[tuple[d
 # --- targets and jobs ---------------------------------------------------------------------
 
 
-def targets(now: datetime) -> list[dict]:
+def targets(now: datetime, perms: dict[str, bool] | None = None) -> list[dict]:
+    """Each target's newest run, good run and check, its charts and (with ``perms``) its job buttons."""
     newest = BackupRun.objects.filter(target=OuterRef("pk")).order_by("-queued_at")
     newest_ok = newest.filter(status__in=BackupRun.WITH_ARTIFACT)  # partial: its landed copies are backups
     newest_check = Verification.objects.filter(target=OuterRef("pk")).order_by("-queued_at")
@@ -138,6 +143,7 @@ def targets(now: datetime) -> list[dict]:
         last_error=Subquery(newest.values("error")[:1]),
         last_ok_at=Subquery(newest_ok.values("started_at")[:1]),
         last_ok_size=Subquery(newest_ok.values("bytes_out")[:1]),
+        stored_run_id=Subquery(newest_ok.values("pk")[:1]),
         check_status=Subquery(newest_check.values("status")[:1]),
         check_kind=Subquery(newest_check.values("kind")[:1]),
         check_at=Subquery(newest_check.values("queued_at")[:1]),
@@ -168,6 +174,7 @@ def targets(now: datetime) -> list[dict]:
                 else None,
                 "size_chart": charts.bars(sizes, days, kind="size"),
                 "duration_chart": charts.bars(durations, days, kind="duration", color="#79aec8"),
+                "buttons": job_buttons(target.pk, target.stored_run_id, perms) if perms and any(perms.values()) else "",
             }
         )
     return result

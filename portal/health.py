@@ -9,7 +9,8 @@ at fault (by name: no secret, hostname or URL is ever in it):
   each enabled target's queue);
 - beat: scheduled jobs are being sent;
 - objectives: no enabled RPO objective is breached or still without a verified copy;
-- targets: no enabled target's newest finished run failed without a newer success;
+- targets: no enabled target's newest finished run failed without a newer success, and no enabled
+  target reads an ``env:`` variable that none of its queue's live workers has (its next run would fail);
 - newest_backup: some good backup is recent;
 - read_only: the portal accepts changes (an incident may have switched it off).
 
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from backups.services.queues import unreadable_sources
 from backups.services.rpo import objective_verdict
 from drportal.workers import BEAT, beat_state
 
@@ -103,11 +105,13 @@ def check_objectives(now: datetime) -> dict:
     return {"ok": not failing, "enabled": count, "failing": failing}
 
 
-def check_targets() -> dict:
-    """A target whose newest finished run failed, or only partly landed, with nothing newer that succeeded.
+def check_targets(now: datetime | None = None) -> dict:
+    """A target whose newest finished run failed, or only partly landed, with nothing newer that succeeded;
+    or whose ``env:`` source no live worker of its queue has (``unreadable``: its next run will fail).
 
     A partial run's copies count for RPO, but a location that refuses copies is not safe either: the
-    plan's promise of a copy in every location no longer holds for that target.
+    plan's promise of a copy in every location no longer holds for that target. A queue without any
+    live worker fails the worker check; its targets' env: names are not counted twice here.
     """
     from django.db.models import OuterRef, Subquery
 
@@ -124,7 +128,13 @@ def check_targets() -> dict:
         .values_list("name", "last_status")
     )
     failing = [{"name": name, "newest_run": last} for name, last in rows if last in (Status.FAILED, Status.PARTIAL)]
-    return {"ok": not failing, "failing": failing}
+    # Names of variables and queues only: never a value.
+    unreadable = [
+        {"name": p.target, "env": p.name, "queue": p.queue}
+        for p in sorted(unreadable_sources(now).values(), key=lambda p: p.target)
+        if p.served
+    ]
+    return {"ok": not failing and not unreadable, "failing": failing, "unreadable": unreadable}
 
 
 def check_workers(now: datetime) -> dict:
@@ -168,7 +178,7 @@ def status(now: datetime | None = None) -> tuple[bool, dict]:
             "standby": len(beat_state(now)["standby"]),  # beats idling because another holds the lease
         }
         checks["objectives"] = check_objectives(now)
-        checks["targets"] = check_targets()
+        checks["targets"] = check_targets(now)
         newest = (
             BackupRun.objects.with_artifact().order_by("-finished_at").values_list("finished_at", flat=True).first()
         )
@@ -194,6 +204,10 @@ def failing_checks(checks: dict) -> list[str]:
             lines += [
                 f"target {t['name']}: newest run {'failed' if t['newest_run'] == 'failed' else 'partly failed'}"
                 for t in check["failing"]
+            ]
+            lines += [
+                f"target {t['name']}: env:{t['env']} is not set on any live worker of queue {t['queue']}"
+                for t in check.get("unreadable", [])
             ]
         elif name == "worker":
             lines += [f"queue {q}: no live worker" for q, v in check["queues"].items() if not v["ok"]]

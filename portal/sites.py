@@ -18,6 +18,19 @@ class PortalAdminSite(admin.AdminSite):
         # Before any ModelAdmin is made (they copy these defaults when registered).
         use_human_durations()
 
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every admin of the portal marks plan-managed rows and refuses edits to what the plan file sets."""
+        from drportal.admin_base import PlanManagedAdminMixin
+
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, PlanManagedAdminMixin):
+            admin_class = type(
+                admin_class.__name__,
+                (PlanManagedAdminMixin, admin_class),
+                {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__},
+            )
+        super().register(model_or_iterable, admin_class, **options)
+
     def index(self, request, extra_context=None):
         from .dashboard import dashboard_context
 

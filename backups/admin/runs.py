@@ -18,6 +18,7 @@ from drportal.admin_base import RecordAdminMixin
 
 from .. import engines
 from ..admin_pgbackrest import PgBackRestBackupInline
+from ..display import progress_data, status_badge
 from ..models import Artifact, BackupRun, Verification
 from ..services import queues, retention, verify
 from ..services import restore as restores
@@ -152,6 +153,11 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
         js = ("backups/progress.js",)
         css = {"all": ("backups/admin.css",)}
 
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        # A run's badge follows the run: the progress poller swaps it when the status changes.
+        return status_badge(obj)
+
     @admin.display(description="waiting")
     def waiting(self, obj):
         return queues.waiting_reason(obj) or "-"
@@ -187,16 +193,8 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
     def progress_view(self, request, run_id):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = get_object_or_404(BackupRun, pk=run_id)
-        data = {
-            "id": run.pk,
-            "status": run.status,
-            "phase": run.phase,
-            "bytes_in": run.bytes_in,
-            "bytes_out": run.bytes_out,
-            "copied": run.copied,
-        }
-        return JsonResponse({**data, "html": progress_bar(run)})
+        run = get_object_or_404(BackupRun.objects.select_related("target"), pk=run_id)
+        return JsonResponse(progress_data(run))
 
     def verify_view(self, request, run_id):
         """POST-only: queue an integrity check (kind=integrity) or a restore test (kind=restore_test)."""

@@ -140,6 +140,21 @@ def refused(exc: Exception) -> HttpResponseForbidden:
     return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
 
 
+def source_column(unreadable: dict):
+    """The source, and under it why its queue's workers cannot read it (``queues.unreadable_sources``)."""
+
+    @admin.display(description="source")
+    def source_display(obj):
+        engine = engines.find(obj.engine)
+        shown = obj.source_display or (engine.implied_source if engine else "") or "-"
+        problem = unreadable.get(obj.name)
+        if problem is None:
+            return shown
+        return format_html('{}<div class="source-warning">⚠ {}</div>', shown, problem.message)
+
+    return source_display
+
+
 @admin.register(Target)
 class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     form = TargetForm
@@ -207,7 +222,11 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         )
 
     def get_list_display(self, request):
-        return (*super().get_list_display(request), target_buttons_column(button_permissions(request)))
+        # The source column also says when no live worker of the target's queue sees its env: variable:
+        # computed once for the page (one query for the workers), not once per row.
+        unreadable = queues.unreadable_sources()
+        columns = [source_column(unreadable) if c == "source_display" else c for c in super().get_list_display(request)]
+        return (*columns, target_buttons_column(button_permissions(request)))
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -223,6 +242,10 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         target = self.get_queryset(request).filter(pk=unquote(object_id)).first() if object_id.isdigit() else None
+        if target is not None and request.method == "GET":
+            problem = queues.unreadable_sources().get(target.name)
+            if problem is not None:
+                self.message_user(request, f"Before its next run: {problem.message}.", messages.WARNING)
         buttons = target_buttons(target, button_permissions(request)) if target else ""
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "buttons": buttons})
 

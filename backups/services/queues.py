@@ -10,6 +10,7 @@ queue, fail with that reason rather than hang silently. A queue with targets goi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -112,6 +113,50 @@ def watch(now: datetime | None = None) -> dict[str, bool]:
     WatchedQueue.objects.exclude(queue__in=current).delete()
     fail_unserved_runs(now)
     return {queue: state.ok for queue, state in current.items()}
+
+
+@dataclass(frozen=True)
+class UnreadableSource:
+    """An enabled target whose ``env:NAME`` source no live worker of its queue can read (yet)."""
+
+    target: str
+    queue: str
+    name: str
+    served: bool  # the queue has live workers (if not, the queue's own check already fails)
+    message: str
+
+
+def unreadable_sources(now: datetime | None = None) -> dict[str, UnreadableSource]:
+    """Target name → why its ``env:NAME`` source will not be found by its queue's workers, before any run.
+
+    Workers report in each heartbeat which of the targets' ``env:`` names are set where they run
+    (``Heartbeat.env_names``, names only). A target is flagged when its queue's live workers have all
+    reported since the target last changed and none of them has the variable; a target changed after
+    their last heartbeat is not flagged until they have looked (a few seconds).
+    """
+    now = now or timezone.now()
+    per_queue = live_workers_per_queue(now)
+    found: dict[str, UnreadableSource] = {}
+    rows = Target.objects.filter(enabled=True).values_list("name", "queue", "source", "updated_at")
+    for target, queue, source, updated_at in rows:
+        if not source or not source.startswith("env:"):
+            continue
+        name = source[4:]
+        workers = per_queue.get(queue, [])
+        if any(name in worker.env_names for worker in workers):
+            continue
+        if not workers:
+            message = f"env:{name} cannot be checked: no live worker of queue {queue}"
+        elif any(worker.seen_at is None or worker.seen_at < updated_at for worker in workers):
+            continue  # not every worker has looked for it yet: its next heartbeat says
+        else:
+            names = ", ".join(sorted(worker.name for worker in workers))
+            message = (
+                f"env:{name} is not set on any live worker of queue {queue} ({names}): its backups will fail "
+                f"until it is set where `celery -A drportal worker -Q {queue}` runs"
+            )
+        found[target] = UnreadableSource(target, queue, name, bool(workers), message)
+    return found
 
 
 def env_names_of_targets() -> list[str]:

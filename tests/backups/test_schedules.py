@@ -66,11 +66,22 @@ def test_removing_the_schedule_removes_the_entry(tmp_path):
 
 
 def test_disabling_a_target_disables_its_entry(tmp_path):
-    call_command("applyplan", str(write(tmp_path, "0 * * * *")))
-    target = Target.objects.get(name="db")
+    # A plan-managed target is disabled in its plan file (an edit elsewhere is refused: tests/test_plan_managed.py).
+    path = write(tmp_path, "0 * * * *")
+    call_command("applyplan", str(path))
+    assert entry().enabled is True
+    path.write_text(path.read_text().replace('timezone = "UTC"', 'timezone = "UTC"\nenabled = false'))
+    call_command("applyplan", str(path))
+    assert Target.objects.get(name="db").enabled is False
+    assert entry().enabled is False
+
+
+def test_disabling_a_target_made_in_the_admin_disables_its_entry(local_location):
+    target = Target.objects.create(name="adhoc", engine="postgresql", source="env:X", schedule="0 * * * *")
+    assert entry("adhoc").enabled is True
     target.enabled = False
     target.save()
-    assert entry().enabled is False
+    assert entry("adhoc").enabled is False
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def test_add_location_and_target_back_up_now_watch_it_finish_and_verify(celery_w
     message.get_by_role("link", name=re.compile(r"run #\d+")).click()
     expect(page).to_have_url(re.compile(r"/admin/backups/backuprun/\d+/change/$"))
 
-    # progress.js polls the bar and reloads the page once the run has ended; the live server
+    # progress.js polls the run and, once it has ended, swaps in the page's final content; the live server
     # serves it (and backups/admin.css, which colours the badge) from /static/.
     assert page.request.get("/static/backups/progress.js").ok
     status = page.locator("div.field-status_badge .run-status")

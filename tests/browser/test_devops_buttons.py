@@ -61,3 +61,29 @@ def test_targets_and_runs_lists_with_buttons_fit_1400_px(run, devops_page):
         page.goto(url)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 1400, f"{url} is {width} px wide"
+
+
+def test_dashboard_target_row_back_up_now_and_verify(run, devops_page, no_other_workers):
+    """The dashboard's Targets card has the same buttons; each press is a POST with the page's token."""
+    from backups.models import BackupRun, Verification
+
+    page = devops_page
+    page.goto("/admin/")
+    row = page.locator("#dash-targets tr.target-row", has_text="botflow-db")
+    row.get_by_role("button", name="Back up now").click()
+    expect(page).to_have_url(re.compile(r"/admin/backups/backuprun/\d+/change/$"))
+    expect(page.locator("ul.messagelist li.success")).to_contain_text("Backup of botflow-db queued")
+    assert BackupRun.objects.filter(status="queued", trigger="manual", triggered_by__username="devops").count() == 1
+
+    page.goto("/admin/")
+    page.locator("#dash-targets tr.target-row", has_text="botflow-db").get_by_role("button", name="Verify").click()
+    expect(page.locator("ul.messagelist li.success")).to_contain_text(f"Verification of run #{run.pk} queued.")
+    assert Verification.objects.get().run_id == run.pk
+
+    page.goto("/admin/")
+    page.locator("#dash-targets tr.target-row", has_text="botflow-db").get_by_role("link", name="Restore…").click()
+    expect(page.locator("h1")).to_contain_text(f"Restore run #{run.pk} of botflow-db?")
+    assert page.js_errors == []
+    page.goto("/admin/")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1400, f"the dashboard is {width} px wide with its buttons"

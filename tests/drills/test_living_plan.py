@@ -72,9 +72,11 @@ def test_the_shipped_plan_has_no_seed_placeholder_and_scenario_one_names_manage_
 
 def test_commands_follow_the_data_when_a_location_is_added(plan_applied, tmp_path):
     from backups.models import Target
+    from drportal.plan import applying
 
     extra = Location.objects.create(name="offsite", url=f"file://{tmp_path}/offsite")
-    Target.objects.get(name="database").locations.add(extra)
+    with applying():  # as a plan file that adds the location would (an edit elsewhere is refused)
+        Target.objects.get(name="database").locations.add(extra)
     scenario = section(export(), "### Scenario 1: Database Corruption or Data Loss")
     assert "python manage.py restore RUN_ID --location offsite" in scenario
     assert f"ls -lt {tmp_path}/offsite/database/*/*/*/*.age" in scenario

@@ -51,11 +51,13 @@ def test_an_update_emails_stakeholders_and_posts_to_the_webhook_with_results_rec
     incident, commander, webhook, deliver_alerts
 ):
     from alerts.models import Channel
+    from drportal.plan import applying
 
     Channel.objects.filter(name="incidents-slack").update(enabled=True)
     channel = Channel.objects.get(name="incidents-slack")
     channel.webhook_url = webhook.url(WEBHOOK_PATH)
-    channel.save()
+    with applying():  # the plan's channel: as the plan's ${...} variable would set it (edits elsewhere are refused)
+        channel.save()
     update, records = communicate.post_update(
         incident, "Investigating slow message delivery.", components={"WhatsApp bots": "degraded"}, user=commander
     )

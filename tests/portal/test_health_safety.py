@@ -20,9 +20,15 @@ from drportal.workers import BEAT
 pytestmark = pytest.mark.django_db
 
 
-def record_heartbeat(name: str, queues: list[str] = ()) -> None:
-    # The rows drportal.workers.record_heartbeat writes (it closes stale connections, which a test transaction is not).
-    Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": timezone.now(), "queues": list(queues)})
+def record_heartbeat(name: str, queues: list[str] = (), env_names: list[str] | None = None) -> None:
+    # The rows drportal.workers.record_worker writes (it closes stale connections, which a test transaction is not).
+    # A worker on a well-set host sees every env: variable the targets read (unless ``env_names`` says otherwise).
+    from backups.services.queues import env_names_of_targets
+
+    seen = (env_names_of_targets() if env_names is None else env_names) if queues else []
+    Heartbeat.objects.update_or_create(
+        name=name, defaults={"seen_at": timezone.now(), "queues": list(queues), "env_names": seen}
+    )
 
 
 @pytest.fixture
@@ -199,3 +205,20 @@ def commander(db):
     from django.contrib.auth.models import User
 
     return User.objects.create_superuser("commander", "ic@example.com", "pw")
+
+
+def test_a_target_whose_variable_no_worker_has_is_not_safe_before_it_runs(client, plan, alive):
+    safe_now()
+    seen = [name for name in Heartbeat.objects.get(name="worker@test").env_names if name != "BOTFLOW_DATABASE_URL"]
+    record_heartbeat("worker@test", ["celery"], env_names=seen)
+    response = client.get(reverse("health"))
+    assert response.status_code == 503
+    body = response.json()
+    # Both targets that read it (the daily and the archive backups of the database), by name, variable and queue.
+    assert body["checks"]["targets"]["unreadable"] == [
+        {"name": name, "env": "BOTFLOW_DATABASE_URL", "queue": "celery"} for name in ("database", "database-archive")
+    ]
+    assert body["failing"] == [
+        f"target {name}: env:BOTFLOW_DATABASE_URL is not set on any live worker of queue celery"
+        for name in ("database", "database-archive")
+    ]
