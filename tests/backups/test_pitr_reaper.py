@@ -221,9 +221,7 @@ def test_an_in_place_restore_killed_after_the_start_is_rolled_back_by_the_reaper
     message = record.error
     assert f"stopped the restored cluster left running in {cluster.data}" in message, message
     assert f"moved the half-restored data directory aside as {cluster.data}.failed-restore-" in message, message
-    assert (
-        f"put the previous data directory back: {cluster.data} is as it was before the restore (stopped)" in message
-    )
+    assert f"put the previous data directory back: {cluster.data} is as it was before the restore (stopped)" in message
     assert "the live cluster was not touched" not in message and "not replaced" not in message
     assert record.rollback_name == "", "the row no longer points at a rollback that is gone"
     assert marker.exists() and not rollback.exists() and not pgbr.is_running(cluster.data)
@@ -240,3 +238,50 @@ def pgbr_ids() -> tuple[int, int]:
 
     entry = pwd.getpwnam("postgres")
     return entry.pw_uid, entry.pw_gid
+
+
+def dead_restore_into(destination: Path, **fields) -> Restore:
+    """A running restore to a moment whose process is gone (it recorded none to check), as a kill leaves it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(hours=2)
+    return Restore.objects.create(
+        source="maindb latest",
+        destination=str(destination),
+        destination_display=str(destination),
+        format="pgbackrest",
+        status=Restore.Status.RUNNING,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+        **fields,
+    )
+
+
+def test_the_reaper_leaves_a_folder_another_restore_claimed_and_one_it_never_claimed(db, settings, tmp_path):
+    # Another restore holds the folder now (its lock names it): nothing of it is touched, not even the lock.
+    claimed = tmp_path / "claimed"
+    claimed.mkdir()
+    (claimed / "PG_VERSION").write_text("15\n")
+    pgbr.lock_path(claimed).write_text("restore #424242\n")
+    first = dead_restore_into(claimed, scratch_name=str(claimed))
+    # It died before it claimed the folder (no lock): whatever is there is not known to be its own.
+    unclaimed = tmp_path / "unclaimed"
+    unclaimed.mkdir()
+    (unclaimed / "notes.txt").write_text("someone else's\n")
+    second = dead_restore_into(unclaimed)
+
+    settings.BACKUP_STALE_SECONDS = 60
+    assert reap_stale_restores() == 2
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == second.status == "failed"
+    assert f"{claimed} is claimed by restore #424242 now: left it and {pgbr.lock_path(claimed)} as they are" in (
+        first.error
+    ), first.error
+    assert (claimed / "PG_VERSION").exists() and pgbr.lock_path(claimed).read_text() == "restore #424242\n"
+    assert f"it had not claimed {unclaimed} (no lock {pgbr.lock_path(unclaimed)}): left it as it is" in second.error
+    assert (unclaimed / "notes.txt").exists()
+    assert "cleanup failed" not in first.error + second.error
