@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from ..leases import Owner, host_id
 from .base import Dump, SourceError, scrub
 from .engine import Engine
 from .restore_base import Recovery
@@ -520,6 +521,17 @@ def recover_restore(restore) -> Recovery:
     live = Path(stanza.pg_path).resolve() if stanza is not None and stanza.pg_path else None
     in_place = bool(restore.rollback_name) or destination == live
     lock = lock_path(destination)
+    owner = Owner.parse(restore.lease_owner)
+    if owner is not None and owner.host != host_id():
+        # Its folders are on the database host it ran on; this reaper sees another disk.
+        steps = [f"stop any cluster in {destination} (pg_ctl stop -m immediate as the cluster's OS user)"]
+        if in_place and restore.rollback_name:
+            steps.append(f"if {restore.rollback_name} exists, move {destination} aside and rename it back")
+        else:
+            steps.append(f"remove what it restored into {destination}")
+        steps.append(f"remove {lock}")
+        todo = ", ".join(steps)
+        return Recovery([f"it ran on {owner.host}, not on this host: nothing was cleaned up; there, {todo}"])
     try:
         holder = lock.read_text(errors="replace").strip()
     except FileNotFoundError:

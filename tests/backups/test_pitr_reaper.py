@@ -285,3 +285,24 @@ def test_the_reaper_leaves_a_folder_another_restore_claimed_and_one_it_never_cla
     assert f"it had not claimed {unclaimed} (no lock {pgbr.lock_path(unclaimed)}): left it as it is" in second.error
     assert (unclaimed / "notes.txt").exists()
     assert "cleanup failed" not in first.error + second.error
+
+
+def test_a_restore_that_ran_on_another_host_is_not_cleaned_up_from_here_and_the_row_says_so(db, settings, tmp_path):
+    """The reaper may run on another machine than the database host: it must not claim a clean-up it cannot do."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    elsewhere = tmp_path / "on-the-db-host"
+    record = dead_restore_into(
+        elsewhere,
+        scratch_name=str(elsewhere),
+        lease_owner="db-host-7:4242:123456",
+        lease_expires_at=timezone.now() - timedelta(hours=1),
+    )
+    settings.BACKUP_STALE_SECONDS = 60
+    assert reap_stale_restores() == 1
+    record.refresh_from_db()
+    assert record.status == "failed"
+    assert "it ran on db-host-7, not on this host: nothing was cleaned up; there, stop any cluster in" in record.error
+    assert f"remove {pgbr.lock_path(elsewhere)}" in record.error, record.error
