@@ -435,10 +435,11 @@ class LeasedJob(FinishingJob, models.Model):
         self.write_held(status=status, lease_expires_at=None, **fields)
         self._announce_finish()
 
-    def reap(self, error: str, status: str = "failed") -> bool:
+    def reap(self, error: str, status: str = "failed", **fields) -> bool:
         """Fail the job for its dead process, only if its row is still exactly as the reaper saw it.
 
-        ``status`` is "failed", or for a backup whose copies partly landed, "partial".
+        ``status`` is "failed", or for a backup whose copies partly landed, "partial"; ``fields`` are saved
+        with it (e.g. a restore's rollback name, once the reaper put the previous data back).
 
         Compare-and-set on the lease and the last progress: a job that reported progress since
         it was looked at (so is alive after all) or finished is left alone. True if reaped.
@@ -452,7 +453,7 @@ class LeasedJob(FinishingJob, models.Model):
                 lease_expires_at=self.lease_expires_at,
                 heartbeat_at=self.heartbeat_at,
             )
-            .update(status=status, error=error[:10000], finished_at=timezone.now(), lease_expires_at=None)
+            .update(status=status, error=error[:10000], finished_at=timezone.now(), lease_expires_at=None, **fields)
         )
         if taken:
             self.refresh_from_db()

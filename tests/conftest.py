@@ -378,8 +378,12 @@ def start_worker(
     concurrency: int = 2,
     queues: list[str] | None = None,
     name: str | None = None,
+    launcher: tuple[str, ...] = ("-m", "celery"),
 ) -> Worker:
-    """A real `celery worker`; ``queues`` become its ``-Q`` (default: the shared queue only)."""
+    """A real `celery worker`; ``queues`` become its ``-Q`` (default: the shared queue only).
+
+    ``launcher``: what Python runs instead of ``-m celery`` (tests/killpoints.py: a worker that kills itself).
+    """
     from django.db import connection
 
     env = {
@@ -392,8 +396,7 @@ def start_worker(
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "celery",
+            *launcher,
             "-A",
             "drportal",
             "worker",

@@ -65,3 +65,47 @@ def backup_killed(target: str, point: str, **env_overrides: str) -> BackupRun:
     run = BackupRun.objects.filter(target__name=target).latest("pk")
     assert run.status == BackupRun.Status.RUNNING, "a SIGKILLed run cannot have recorded its own end"
     return run
+
+
+# A Celery worker that SIGKILLs its whole process group (itself, its pool, the pgbackrest it runs; not a
+# cluster pg_ctl started, which has a session of its own) at a chosen point of a restore to a moment.
+WORKER_KILLER = r"""
+import os, signal, sys, threading, time
+from pathlib import Path
+import django
+django.setup()
+
+point = sys.argv.pop(1)
+
+def die(*args, **kwargs):
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+if point == "during-pgbackrest-restore":
+    from backups.engines import pgbackrest as pgbr
+    original = pgbr.run
+    def run(stanza, command, *args, **kwargs):
+        if command == "restore":
+            data = Path(next(a for a in args if a.startswith("--pg1-path=")).split("=", 1)[1])
+            def watch():
+                # Once pgbackrest has written its first file into the data directory: mid-restore.
+                while not (data.is_dir() and any(data.iterdir())):
+                    time.sleep(0.002)
+                die()
+            threading.Thread(target=watch, daemon=True).start()
+        return original(stanza, command, *args, **kwargs)
+    pgbr.run = run
+elif point == "after-cluster-started":
+    from backups.services import pgbackrest as service
+    service._wait_and_check = die  # pg_ctl start returned; the check never runs
+else:
+    raise SystemExit(f"unknown kill point {point}")
+
+from celery.__main__ import main
+sys.argv[0] = "celery"
+main()
+"""
+
+
+def killer_launcher(point: str) -> tuple[str, ...]:
+    """``start_worker(..., launcher=killer_launcher(point))``: a real worker that kill -9s itself at ``point``."""
+    return ("-c", WORKER_KILLER, point)

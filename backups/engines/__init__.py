@@ -15,7 +15,19 @@ from .files import FilesEngine
 from .pgbackrest import PgBackRestEngine
 from .portal import PortalEngine
 from .postgresql import PostgreSQLEngine
-from .registry import ENGINES, all, choices, find, for_format, get, names, register, restorer_for, unregister
+from .registry import (
+    ENGINES,
+    all,
+    choices,
+    find,
+    for_format,
+    get,
+    names,
+    recover_restore,
+    register,
+    restorer_for,
+    unregister,
+)
 from .sqlite import SQLiteEngine
 
 register(PostgreSQLEngine)
@@ -52,6 +64,7 @@ __all__ = [
     "for_format",
     "get",
     "names",
+    "recover_restore",
     "redact",
     "register",
     "resolve_source",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Dump, Place, SourceError, resolve_source
-from .restore_base import Restorer
+from .restore_base import Recovery, Restorer
 
 
 class Engine:
@@ -78,3 +78,13 @@ class Engine:
         if self.uses_endpoint:
             return self.restorer(destination, scratch_prefix=scratch_prefix, endpoint_url=endpoint_url)
         return self.restorer(destination, scratch_prefix=scratch_prefix)
+
+    def recover_restore(self, restore, *, endpoint_url: str = "") -> Recovery:
+        """After a restore's process died (the reaper proved it): undo what it left behind, and say what was done.
+
+        ``restore`` is the ``Restore`` row as its process last wrote it (destination, scratch and rollback names,
+        recorded before each was made). The default asks the engine's restorer; an engine that restores by other
+        means (pgBackRest) overrides it. Failures are sentences in the result, never exceptions, where they can be.
+        """
+        restorer = self.make_restorer(restore.destination, endpoint_url=endpoint_url)
+        return Recovery(restorer.recover(restore.scratch_name, restore.rollback_name or None))

@@ -13,7 +13,10 @@ import os
 import pwd
 import re
 import shlex
+import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +24,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from ..leases import Owner, host_id
 from .base import Dump, SourceError, scrub
 from .engine import Engine
+from .restore_base import Recovery
 
 ENGINE_NAME = "pgbackrest"
 # pgBackRest keeps its repository inside this folder of a location, so a location shared with
@@ -65,6 +70,10 @@ class PgBackRestEngine(Engine):
 
     def dump(self, source: str, *, endpoint_url: str = "") -> Dump:
         raise SourceError("a pgbackrest target is backed up by pgBackRest, not by a streamed dump")
+
+    def recover_restore(self, restore, *, endpoint_url: str = "") -> Recovery:
+        """A dead restore to a moment: stop what it started, remove what it made, put back what it moved."""
+        return recover_restore(restore)
 
 
 # --- who runs it -------------------------------------------------------------------------
@@ -412,3 +421,206 @@ def is_running(data_dir: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# --- a restore to a moment's own files, and cleaning up after one whose worker died ----------
+
+
+def lock_path(data_dir: Path) -> Path:
+    """The file that gives one restore a destination to itself (beside it: the folder may not exist yet)."""
+    return data_dir.parent / f".{data_dir.name}.drportal-restore.lock"
+
+
+def lock_text(restore_pk: int) -> str:
+    return f"restore #{restore_pk}"
+
+
+def startup_log(data_dir: Path) -> Path:
+    """Where a restored cluster's server log goes while it starts (beside the data directory, not in it)."""
+    return data_dir.parent / f"{data_dir.name}.startup.log"
+
+
+def stop_cluster(os_user: str, data_dir: Path) -> str:
+    """Stop the cluster running in ``data_dir`` at once (a restored copy: nothing to flush); raises SourceError."""
+    pg_ctl(os_user, "stop", "-D", str(data_dir), "-m", "immediate", "-w", timeout=120)
+    return f"stopped the restored cluster left running in {data_dir} (pg_ctl stop -m immediate as {os_user})"
+
+
+def clear_data_dir(data_dir: Path, *, created: bool) -> str:
+    """Remove a restored data directory the restore created; empty one that existed before (the folder stays)."""
+    if created:
+        shutil.rmtree(data_dir)
+        return f"removed the data directory {data_dir} the restore had created"
+    for entry in list(data_dir.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return f"emptied {data_dir}, which existed before the restore (the folder itself is kept)"
+
+
+def restore_processes(data_dir: Path) -> list[int]:
+    """Pids of ``pgbackrest ... restore`` processes writing into ``data_dir`` (Linux: read from /proc)."""
+    wanted = f"--pg1-path={data_dir}"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if args and Path(args[0]).name == "pgbackrest" and "restore" in args and wanted in args:
+            found.append(int(entry.name))
+    return found
+
+
+def _end(pids: list[int], grace: float = 10) -> list[int]:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; returns the pids still alive after both."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+            time.sleep(0.1)
+        if not pids:
+            return []
+    return pids
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _owner(path: Path) -> str | None:
+    try:
+        return pwd.getpwuid(path.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        return None
+
+
+def recover_restore(restore) -> Recovery:
+    """Clean up after a restore to a moment whose process died (kill -9, OOM, a lost host), saying what was done.
+
+    What the restore recorded on its row before each step (``services.pgbackrest``) says what is its own:
+    ``scratch_name`` is the data directory it created (empty: the folder existed before, or it never got
+    that far), ``rollback_name`` where an in-place restore moved the live data directory, and the lock file
+    beside the destination names the restore that claimed it. Never removes a folder the restore did not
+    create, and touches the live data directory only to put the previous one back.
+    """
+    destination = Path(restore.destination)
+    stanza = getattr(restore.target, "pgbackrest", None) if restore.target_id else None
+    live = Path(stanza.pg_path).resolve() if stanza is not None and stanza.pg_path else None
+    in_place = bool(restore.rollback_name) or destination == live
+    lock = lock_path(destination)
+    owner = Owner.parse(restore.lease_owner)
+    if owner is not None and owner.host != host_id():
+        # Its folders are on the database host it ran on; this reaper sees another disk.
+        steps = [f"stop any cluster in {destination} (pg_ctl stop -m immediate as the cluster's OS user)"]
+        if in_place and restore.rollback_name:
+            steps.append(f"if {restore.rollback_name} exists, move {destination} aside and rename it back")
+        else:
+            steps.append(f"remove what it restored into {destination}")
+        steps.append(f"remove {lock}")
+        todo = ", ".join(steps)
+        return Recovery([f"it ran on {owner.host}, not on this host: nothing was cleaned up; there, {todo}"])
+    try:
+        holder = lock.read_text(errors="replace").strip()
+    except FileNotFoundError:
+        holder = None
+    except OSError as exc:
+        return Recovery([f"could not read the lock {lock} ({exc.strerror}): left {destination} as it is"])
+    if holder is not None and holder != lock_text(restore.pk):
+        other = holder or "another restore"
+        return Recovery([f"{destination} is claimed by {other} now: left it and {lock} as they are"])
+    created = bool(restore.scratch_name) and Path(restore.scratch_name) == destination
+    if holder is None and not created:
+        # Died before it claimed the destination (or the lock was removed by hand): nothing here is known to be its own.
+        return Recovery([f"it had not claimed {destination} (no lock {lock}): left it as it is"])
+    done: list[str] = []
+    os_user = stanza.os_user if stanza is not None else _owner(destination)
+    # The worker's own process group usually dies with it; a pgbackrest restore that outlived it still writes.
+    writers = restore_processes(destination)
+    if writers:
+        left = _end(writers)
+        pids = ", ".join(map(str, left or writers))
+        if left:
+            done.append(f"could not stop the pgbackrest restore (pid {pids}) still writing into {destination}")
+            return Recovery(done)
+        done.append(f"stopped the pgbackrest restore (pid {pids}) still writing into {destination}")
+    if is_running(destination):
+        try:
+            if os_user is None:
+                raise SourceError("the cluster's OS user is unknown")
+            done.append(stop_cluster(os_user, destination))
+        except SourceError as exc:
+            done.append(f"could not stop the restored cluster running in {destination}: {exc}; it was left as it is")
+            return Recovery(done)
+    recovery = Recovery(done)
+    if in_place:
+        _put_back(restore, destination, created, recovery)
+    elif not created and destination.is_dir() and not any(destination.iterdir()):
+        done.append(f"{destination} is empty, as it was before the restore: left it")
+    elif destination.exists():
+        try:
+            done.append(clear_data_dir(destination, created=created))
+        except OSError as exc:
+            done.append(f"could not remove what the restore wrote into {destination}: {exc}")
+            return recovery
+        log = startup_log(destination)
+        if log.exists():
+            log.unlink()
+            done.append(f"removed its startup log {log}")
+    else:
+        done.append(f"{destination} had not been created yet")
+    if holder is not None:
+        try:
+            lock.unlink()
+            done.append(f"removed the lock {lock}")
+        except OSError as exc:
+            done.append(f"could not remove the lock {lock}: {exc.strerror}")
+    if not in_place:
+        done.append("the live cluster was not touched")
+    return recovery
+
+
+def _put_back(restore, destination: Path, created: bool, recovery: Recovery) -> None:
+    """An in-place restore that died: the previous data directory goes back where it was (stopped, as it was)."""
+    done = recovery.done
+    rollback = Path(restore.rollback_name) if restore.rollback_name else None
+    if rollback is None or not rollback.exists():
+        if created:
+            where = f"the previous data directory {rollback} is not there" if rollback else "it named no rollback"
+            done.append(f"{where}: left {destination} (the restored one) as it is")
+        else:
+            done.append(f"the live data directory {destination} had not been moved: it was not touched")
+        return
+    if destination.exists():
+        if not created:
+            done.append(
+                f"both {destination} and {rollback} exist and the restore had not recorded creating {destination}: "
+                f"left both as they are; {rollback} is the data directory as it was before the restore"
+            )
+            return
+        failed = destination.with_name(f"{destination.name}.failed-restore-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        try:
+            destination.rename(failed)
+        except OSError as exc:
+            done.append(f"could not move the half-restored {destination} aside: {exc}; {rollback} is the previous one")
+            return
+        done.append(f"moved the half-restored data directory aside as {failed}")
+    try:
+        rollback.rename(destination)
+    except OSError as exc:
+        done.append(f"could not put {rollback} back as {destination}: {exc}; rename it back by hand")
+        return
+    recovery.rolled_back = True
+    done.append(f"put the previous data directory back: {destination} is as it was before the restore (stopped)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .base import SourceError
 from .engine import Engine
-from .restore_base import Restorer
+from .restore_base import Recovery, Restorer
 
 # The live mapping, name -> instance, in registration order (which is also the lookup order by format).
 ENGINES: dict[str, Engine] = {}
@@ -79,3 +79,14 @@ def restorer_for(fmt: str, destination: str, *, endpoint_url: str = "", scratch_
     if engine is None:
         raise SourceError(f"no restorer for backup format {fmt!r}")
     return engine.make_restorer(destination, scratch_prefix=scratch_prefix, endpoint_url=endpoint_url)
+
+
+def recover_restore(restore, *, endpoint_url: str = "") -> Recovery:
+    """Clean up after a restore whose process died, through the engine of its format (``Engine.recover_restore``).
+
+    Any engine of that format will do, also one without a restorer (pgBackRest restores by itself).
+    """
+    engine = for_format(restore.format) or next((e for e in ENGINES.values() if e.format == restore.format), None)
+    if engine is None:
+        raise SourceError(f"no engine knows backup format {restore.format!r}")
+    return engine.recover_restore(restore, endpoint_url=endpoint_url)

@@ -24,6 +24,17 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class Recovery:
+    """What the reaper's cleanup after a dead restore did, in sentences for the row's message (failures too).
+
+    ``rolled_back``: the previous data was put back where it was, so the row no longer names a rollback.
+    """
+
+    done: list[str]
+    rolled_back: bool = False
+
+
+@dataclass
 class RestorePlan:
     destination: str  # safe to show
     replaces: str | None  # what live data will be replaced, if any

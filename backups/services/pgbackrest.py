@@ -546,7 +546,7 @@ def record_pitr(plan: PitrPlan, *, trigger: str, user=None, command_user: str = 
             keep_running=plan.keep_running,
             destination=str(plan.to),
             destination_display=str(plan.to),
-            scratch_name=str(plan.to),
+            scratch_name="",  # set by the worker only if it creates the folder (services/pgbackrest, reaper)
             trigger=trigger,
             triggered_by=user,
             command_user=command_user,
@@ -673,16 +673,12 @@ def execute_pitr(record: Restore, plan: PitrPlan) -> Restore:
     return _carry_out(record, plan)
 
 
-def _lock_path(data_dir: Path) -> Path:
-    return data_dir.parent / f".{data_dir.name}.drportal-restore.lock"
-
-
 def _claim(plan: PitrPlan, record: Restore) -> Path:
     """Take the destination for this restore alone (two restores asked for at once into one folder).
 
     Without it, the second would find the first one's files, fail, and clean up a folder that is not its own.
     """
-    lock = _lock_path(plan.to)
+    lock = pgbr.lock_path(plan.to)
     try:
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -692,7 +688,7 @@ def _claim(plan: PitrPlan, record: Restore) -> Path:
             f"remove {lock} and try again"
         ) from None
     with os.fdopen(fd, "w") as out:
-        out.write(f"restore #{record.pk}\n")
+        out.write(pgbr.lock_text(record.pk) + "\n")
     if not plan.in_place and plan.to.exists() and any(plan.to.iterdir()):
         lock.unlink(missing_ok=True)
         raise PitrRefused(f"{plan.to} is not empty any more; name a new folder")
@@ -715,7 +711,8 @@ def _carry_out(record: Restore, plan: PitrPlan) -> Restore:
 def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
     stanza = stanza_of(plan.target)
     started = time.monotonic()
-    created_dir = False
+    created_dir = False  # this restore made the destination folder (else it existed, empty: only emptied)
+    claimed_dir = False  # it may have written into the destination
     running = False
     try:
         repos = repos_of(plan.target)
@@ -724,8 +721,10 @@ def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
         if plan.in_place:
             if pgbr.is_running(plan.to):
                 raise PitrRefused(f"the cluster in {plan.to} started again: stop it first")
+            # Recorded before the rename (and only while this process holds the restore): if it dies, the
+            # reaper knows where the live directory went and puts it back.
+            record.write_held(rollback_name=str(plan.rollback))
             plan.to.rename(plan.rollback)
-            Restore.objects.filter(pk=record.pk).update(rollback_name=str(plan.rollback))
             record.note(f"kept the live data directory as {plan.rollback}; to roll back, rename it back")
         args = (
             [f"--pg1-path={plan.to}", f"--set={plan.backup_set}"]
@@ -740,13 +739,17 @@ def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
             args += ["--type=default"]
         if not plan.in_place:
             args.append("--archive-mode=off")  # never archive into the production repository
+        created_dir = not plan.to.exists()
+        if created_dir:
+            # Recorded before the folder is made: a reaper removes a folder only when this restore made it.
+            record.write_held(scratch_name=str(plan.to))
+        claimed_dir = True
         plan.to.mkdir(mode=0o700, exist_ok=True)
-        created_dir = True
         pgbr.chown_to(plan.to, stanza.os_user)
         record.note(f"pgbackrest restore {' '.join(a for a in args if not a.startswith('--pg1-path'))} into {plan.to}")
         pgbr.run(stanza, "restore", *args, what="pgbackrest restore")
         options = f"-p {plan.port}" + ("" if plan.in_place else " -c archive_mode=off")
-        log = plan.to.parent / f"{plan.to.name}.startup.log"
+        log = pgbr.startup_log(plan.to)
         log.touch()
         pgbr.chown_to(log, stanza.os_user)
         record.note(f"starting PostgreSQL on port {plan.port}" + ("" if plan.in_place else " with archive_mode=off"))
@@ -759,9 +762,10 @@ def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
         duration = time.monotonic() - started
         record.note(f"promoted and checked: {len(tables)} table(s) in {duration:.1f} s (RTO evidence)")
         if not plan.keep_running and not plan.in_place:
-            _stop_and_remove(stanza, plan.to, log)
-            running = created_dir = False
-            record.note(f"stopped and removed {plan.to}")
+            removed = _stop_and_remove(stanza, plan.to, log, created=created_dir)
+            running = claimed_dir = False
+            gone = created_dir and not plan.to.exists()
+            record.note(f"stopped and removed {plan.to}" if gone else f"stopped; {removed}")
         elif not plan.in_place:
             record.note(f"left running on port {plan.port} in {plan.to} (archive_mode=off): switch over when ready")
         record.succeed(tables=tables)
@@ -773,8 +777,8 @@ def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
         record.note(f"failed: {message}")
         if plan.in_place:
             message += _roll_back(stanza, plan, record)
-        elif running or created_dir:
-            _stop_and_remove(stanza, plan.to, plan.to.parent / f"{plan.to.name}.startup.log")
+        elif running or claimed_dir:
+            _stop_and_remove(stanza, plan.to, pgbr.startup_log(plan.to), created=created_dir)
         record.fail(message)
     return record
 
@@ -848,14 +852,21 @@ def count_tables(stanza: PgBackRestStanza, port: int) -> list[dict]:
     return tables
 
 
-def _stop_and_remove(stanza: PgBackRestStanza, data_dir: Path, log: Path) -> None:
+def _stop_and_remove(stanza: PgBackRestStanza, data_dir: Path, log: Path, *, created: bool = True) -> str:
+    """Stop a restored copy and remove its data directory; one that existed before (``created`` False) is emptied."""
     if pgbr.is_running(data_dir):
         try:
-            pgbr.pg_ctl(stanza.os_user, "stop", "-D", str(data_dir), "-m", "immediate", "-w", timeout=120)
+            pgbr.stop_cluster(stanza.os_user, data_dir)
         except SourceError as exc:
             logger.warning("could not stop the restored copy in %s: %s", data_dir, exc)
-    shutil.rmtree(data_dir, ignore_errors=True)
     log.unlink(missing_ok=True)
+    if not data_dir.exists():
+        return f"{data_dir} was not created"
+    try:
+        return pgbr.clear_data_dir(data_dir, created=created)
+    except OSError as exc:
+        logger.warning("could not remove the restored copy in %s: %s", data_dir, exc)
+        return f"could not remove what was restored into {data_dir}: {exc}"
 
 
 # --- verification -------------------------------------------------------------------------

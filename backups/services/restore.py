@@ -388,23 +388,26 @@ def reap_stale_restores() -> int:
             )
             continue
         done: list[str] = []
+        kept: dict[str, str] = {}
         if record.format and record.destination:
             # The endpoint the restore itself used (propose() takes the backed-up target's): an S3 prefix to clean
             # up is on that server, not on AWS.
             target = record.run.target if record.run else None
             try:
-                restorer = restorer_for(
-                    record.format, record.destination, endpoint_url=target.endpoint_url if target else ""
-                )
-                done = restorer.recover(record.scratch_name, record.rollback_name or None)
+                # Through the engine of the restore's format: each knows what its restores leave behind.
+                recovery = engines.recover_restore(record, endpoint_url=target.endpoint_url if target else "")
+                done = recovery.done
+                if recovery.rolled_back:
+                    kept["rollback_name"] = ""  # put back: the row no longer points at a folder that is gone
             except Exception as exc:  # cleaning up must not stop the reaper
+                logger.exception("restore %s: cleaning up after its dead process failed", record.pk)
                 done = [f"cleanup failed: {type(exc).__name__}: {exc}"]
         if record.swapped_at is not None:
             # It died after the swap: the live data is the restored copy, whatever cleanup found.
             detail = "; ".join([swapped_in_words(record.swapped_at, record.rollback_name), *done])
         else:
             detail = "; ".join(done) if done else "the live data was not replaced; nothing was left to clean up"
-        if record.reap(f"the restore process stopped reporting and is presumed dead ({proof}): {detail}"):
+        if record.reap(f"the restore process stopped reporting and is presumed dead ({proof}): {detail}", **kept):
             reaped += 1
     return reaped
 
