@@ -95,8 +95,8 @@ if point == "during-pgbackrest-restore":
         return original(stanza, command, *args, **kwargs)
     pgbr.run = run
 elif point == "after-cluster-started":
-    from backups.services import pgbackrest as service
-    service._wait_and_check = die  # pg_ctl start returned; the check never runs
+    from backups.services.pgbackrest import pitr
+    pitr.wait_and_check = die  # pg_ctl start returned; the check never runs
 else:
     raise SystemExit(f"unknown kill point {point}")
 

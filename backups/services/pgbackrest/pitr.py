@@ -1,0 +1,534 @@
+"""Restore to a moment: the plan and its checks, the request, and carrying it out on the database host."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from django.db import transaction
+from django.utils import timezone
+
+from ...engines import pgbackrest as pgbr
+from ...engines.base import SourceError
+from ...locations import LocationError
+from ...models import BackupRun, PgBackRestStanza, Restore, Target
+from ..restore import authorize
+from .stanza import connect, repos_of, stanza_of
+
+logger = logging.getLogger(__name__)
+
+
+class PitrRefused(Exception):
+    """A restore to a moment that will not be attempted, with the reason for people."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class PitrPlan:
+    target: Target
+    kind: str  # time, lsn or latest
+    value: str
+    to: Path
+    port: int
+    in_place: bool
+    keep_running: bool
+    moment: datetime | None = None
+    backup_set: str = ""
+    run: BackupRun | None = None
+    rollback: Path | None = None
+    port_given: bool = False  # False: a free port was picked (and is picked again where it runs)
+
+    def lines(self) -> list[str]:
+        what = {"time": f"to {self.value}", "lsn": f"to LSN {self.value}", "latest": "to the end of the archived WAL"}
+        lines = [f"Restore target {self.target.name} {what[self.kind]} with pgBackRest"]
+        if self.backup_set:
+            lines.append(
+                f"  from backup set {self.backup_set} (run #{self.run.pk if self.run else '?'}) plus archived WAL"
+            )
+        if self.in_place:
+            lines.append(f"  OVER THE LIVE DATA DIRECTORY {self.to} (the cluster is stopped)")
+            lines.append(f"  the current directory is kept as {self.rollback} for rollback")
+            lines.append("  the restored cluster keeps archiving into the repository (it becomes production)")
+        else:
+            lines.append(f"  into a new data directory {self.to}, started on port {self.port}, archive_mode=off")
+            lines.append(
+                "  left running for you to switch over" if self.keep_running else "  checked, then stopped and removed"
+            )
+        return lines
+
+
+def _parse_moment(value: str) -> datetime:
+    from django.utils.dateparse import parse_datetime
+
+    moment = parse_datetime(value.strip().replace(" UTC", "Z")) if value else None
+    if moment is None:
+        raise PitrRefused(f"{value!r} is not a date and time; write it like 2026-12-01T14:03:06Z")
+    if timezone.is_naive(moment):
+        raise PitrRefused(f"{value!r} has no time zone; add Z for UTC or an offset like +02:00")
+    return moment
+
+
+def propose_pitr(
+    target_name: str,
+    *,
+    moment: str | None = None,
+    lsn: str | None = None,
+    latest: bool = False,
+    to: str | None,
+    port: int | None = None,
+    keep_running: bool = False,
+    user=None,
+) -> PitrPlan:
+    """Check everything that can be checked before anything is touched; raise PitrRefused otherwise."""
+    target = Target.objects.filter(name=target_name).first()
+    if target is None:
+        raise PitrRefused(f"no target named {target_name!r}")
+    if target.engine != pgbr.ENGINE_NAME:
+        raise PitrRefused(f"target {target.name} is not a pgbackrest target; --time, --lsn and --latest need one")
+    chosen = [name for name, given in (("--time", moment), ("--lsn", lsn), ("--latest", latest)) if given]
+    if len(chosen) != 1:
+        raise PitrRefused("give exactly one of --time, --lsn or --latest")
+    stanza = stanza_of(target)
+    if not to:
+        raise PitrRefused("--to is required: a new data directory (or the live one, with the cluster stopped)")
+    destination = Path(to)
+    if not destination.is_absolute() or ".." in destination.parts:
+        raise PitrRefused(f"--to must be an absolute path without '..': {to}")
+    live = Path(stanza.pg_path).resolve()
+    resolved = destination.resolve()
+    in_place = resolved == live
+    if not in_place and (live in resolved.parents or resolved in live.parents):
+        raise PitrRefused(f"--to {to} is inside (or contains) the live data directory {live}; choose a separate folder")
+    plan = PitrPlan(target, chosen[0][2:], moment or lsn or "", resolved, port or 0, in_place, keep_running)
+    plan.port_given = bool(port)
+    if plan.kind == "time":
+        plan.moment = _parse_moment(moment)
+        if plan.moment > timezone.now():
+            raise PitrRefused(f"{moment} is in the future; {_when_archived(stanza, plan.moment)}")
+        plan.value = plan.moment.isoformat()
+    if plan.kind == "lsn":
+        try:
+            pgbr.lsn_to_int(lsn)
+        except (ValueError, AttributeError):
+            raise PitrRefused(f"{lsn!r} is not an LSN like 0/3000060") from None
+    if in_place:
+        if user is not None and not user.has_perm("backups.restore_backuprun"):
+            raise PitrRefused(f"{user.get_username()} lacks the restore_backuprun permission to restore over live data")
+        if pgbr.is_running(live):
+            raise PitrRefused(f"the cluster in {live} is running: stop it first (pg_ctl stop) to restore over it")
+        plan.rollback = live.with_name(f"{live.name}.pre-restore-{timezone.now():%Y%m%dT%H%M%S}")
+        plan.port = stanza.pg_port
+    else:
+        if resolved.exists() and any(resolved.iterdir()):
+            raise PitrRefused(f"--to {to} exists and is not empty; name a new folder")
+        if not resolved.parent.is_dir():
+            raise PitrRefused(f"--to {to}: its parent folder {resolved.parent} does not exist")
+        if port and port_in_use(port):
+            raise PitrRefused(f"--port {port} is in use; choose another or leave it out for a free one")
+        plan.port = port or free_port()
+    _choose_backup(plan, stanza)
+    return plan
+
+
+def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
+    """When WAL past a future moment will be in the archive, as far as the cluster's settings tell."""
+    try:
+        with connect(stanza) as conn:
+            seconds = conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout'").fetchone()[0]
+    except psycopg.Error:
+        return "the archive cannot hold WAL past it yet (and the cluster is unreachable to say when it will)"
+    if not seconds:
+        return "WAL past it is archived only when a segment fills or WAL is switched (archive_timeout is off)"
+    ready = moment + timedelta(seconds=seconds)
+    return f"WAL past it will be archived by about {ready.isoformat(timespec='seconds')} (archive_timeout {seconds} s)"
+
+
+def _choose_backup(plan: PitrPlan, stanza: PgBackRestStanza) -> None:
+    plan.backup_set, plan.run = backup_set_for(plan.target, plan.moment, stanza=stanza)
+
+
+def backup_set_for(
+    target: Target, moment: datetime | None, *, stanza: PgBackRestStanza | None = None
+) -> tuple[str, BackupRun | None]:
+    """The backup set a restore to ``moment`` (None: to the latest) starts from, and its catalogued run.
+
+    Raises PitrRefused saying why there is none: no backup yet, or none had finished by the moment
+    (with the earliest moment it can restore to).
+    """
+    stanza = stanza or stanza_of(target)
+    data = pgbr.info(stanza)
+    backups = sorted(data.get("backup", []), key=lambda b: b["timestamp"]["stop"])
+    if not backups:
+        raise PitrRefused(f"the repositories of {target.name} hold no backup yet: run a full backup first")
+    if moment is not None:
+        # pgBackRest records whole seconds: a backup that stopped in T's own second may have ended after T.
+        whole = moment.replace(microsecond=0)
+        before = [b for b in backups if pgbr.stamp(b["timestamp"]["stop"]) < whole]
+        if not before:
+            first = pgbr.stamp(backups[0]["timestamp"]["stop"])
+            raise PitrRefused(
+                f"no backup had finished by {moment.isoformat()}: the earliest moment it can restore to is "
+                f"{(first + timedelta(seconds=1)).isoformat()} (the first backup of {target.name} ended at "
+                f"{first.isoformat()}; WAL before a backup cannot be replayed without one)"
+            )
+        chosen = before[-1]
+    else:
+        chosen = backups[-1]
+    return chosen["label"], BackupRun.objects.filter(target=target, artifacts__key=chosen["label"]).first()
+
+
+# --- a restore to a moment asked for from a page (the admin, an incident) and run by a worker -----
+
+
+def record_pitr(plan: PitrPlan, *, trigger: str, user=None, command_user: str = "", link=None) -> Restore:
+    """The Restore row of a checked plan: everything a worker needs to check it again and carry it out."""
+    with transaction.atomic():
+        record = Restore.objects.create(
+            source=f"{plan.target.name} {plan.kind} {plan.value}".strip(),
+            target=plan.target,
+            recovery_kind=plan.kind,
+            recovery_target=plan.value,
+            port=plan.port if plan.port_given or plan.in_place else None,
+            keep_running=plan.keep_running,
+            destination=str(plan.to),
+            destination_display=str(plan.to),
+            scratch_name="",  # set by the worker only if it creates the folder (services/pgbackrest, reaper)
+            trigger=trigger,
+            triggered_by=user,
+            command_user=command_user,
+            run=plan.run,
+            format="pgbackrest",
+            rollback_name=str(plan.rollback or ""),
+        )
+        if link is not None:
+            link(record)
+    return record
+
+
+def request_pitr(plan: PitrPlan, *, user, via: tuple[str, str] | None = None) -> Restore:
+    """Queue a restore to a moment that ``user`` confirmed on a page showing ``plan``; the caller enqueues it.
+
+    Raises RestoreNotAllowed (from the restore service's one check: the permission, or the incident
+    it comes through). The row and its link (an incident's timeline) are made together or not at all.
+    """
+    link = authorize(user, via)
+    return record_pitr(plan, trigger=BackupRun.Trigger.MANUAL, user=user, link=link)
+
+
+def plan_of(record: Restore) -> PitrPlan:
+    """Check a queued restore to a moment again, where it runs: the same checks as when it was asked for."""
+    if record.target is None:
+        raise PitrRefused("the target of this restore no longer exists")
+    kind, value = record.recovery_kind, record.recovery_target
+    user = record.triggered_by if record.trigger == BackupRun.Trigger.MANUAL else None
+    return propose_pitr(
+        record.target.name,
+        moment=value if kind == "time" else None,
+        lsn=value if kind == "lsn" else None,
+        latest=kind == "latest",
+        to=record.destination,
+        port=record.port,
+        keep_running=record.keep_running,
+        user=user,
+    )
+
+
+def run_requested(record: Restore) -> Restore:
+    """A worker carries out a queued restore to a moment; a refusal or failure is stored on the row."""
+    if not record.start():
+        record.refresh_from_db()
+        return record
+    try:
+        plan = plan_of(record)
+    except (PitrRefused, SourceError, LocationError) as exc:
+        record.note(f"refused: {exc}")
+        record.fail(str(exc))
+        return record
+    if plan.port != record.port:
+        record.write_held(port=plan.port)
+    return _carry_out(record, plan)
+
+
+def ensure_wal_past(plan: PitrPlan, stanza: PgBackRestStanza, *, wait_seconds: float = 180, note=None) -> str:
+    """Make sure WAL archived past the moment exists in a repository: switch WAL and wait if it is not yet.
+
+    Returns what was found. With the source cluster unreachable nothing can be proven ahead;
+    PostgreSQL itself then refuses to promote if the archive ends before the moment.
+    """
+    note = note or (lambda line: None)
+    if plan.kind == "lsn":
+        needed = pgbr.lsn_to_int(plan.value)
+    elif plan.kind == "time":
+        needed = None
+    else:
+        return "restoring to the end of the archived WAL"
+    try:
+        with connect(stanza) as conn:
+            current = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            # Any WAL written now is after the moment (which is in the past): once the segment holding
+            # the current position is archived, the archive reaches past the moment.
+            target_lsn = needed if needed is not None else pgbr.lsn_to_int(current)
+            if pgbr.lsn_to_int(current) < target_lsn:
+                raise PitrRefused(f"LSN {plan.value} is past the cluster's current position {current}")
+            segment = conn.execute("SELECT pg_walfile_name(%s::pg_lsn)", (_lsn_text(target_lsn),)).fetchone()[0]
+            if _archived_max(stanza) >= segment:
+                return f"WAL up to {segment} is archived (past the moment)"
+            conn.execute("SELECT pg_switch_wal()")
+            note(f"WAL past the moment was not archived yet: switched WAL, waiting for segment {segment}")
+            deadline = time.monotonic() + wait_seconds
+            while time.monotonic() < deadline:
+                if _archived_max(stanza) >= segment:
+                    return f"WAL up to {segment} is archived (after a WAL switch)"
+                time.sleep(1)
+            stats = conn.execute(
+                "SELECT last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time "
+                "FROM pg_stat_archiver"
+            ).fetchone()
+    except psycopg.Error as exc:
+        note(
+            f"the source cluster is unreachable ({str(exc).strip().splitlines()[0]}): cannot check the archive "
+            "ahead; PostgreSQL will refuse to promote if the archived WAL ends before the moment"
+        )
+        return "source unreachable: archive not checked ahead"
+    why = (
+        f"archiving is failing: {stats[2]} failure(s), the last for {stats[3]} at {stats[4]}"
+        if stats[4] and (not stats[1] or stats[4] > stats[1])
+        else f"the archiver last archived {stats[0]} at {stats[1]}"
+    )
+    raise PitrRefused(
+        f"WAL past the moment (segment {segment}) was not archived within {wait_seconds:.0f} s of a WAL switch; {why}. "
+        "Fix archiving (see PostgreSQL's log) and try again"
+    )
+
+
+def _lsn_text(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+def _archived_max(stanza: PgBackRestStanza) -> str:
+    """The newest WAL segment archived in any repository ('' when none)."""
+    data = pgbr.info(stanza)
+    return max((a.get("max") or "" for a in data.get("archive", [])), default="")
+
+
+def execute_pitr(record: Restore, plan: PitrPlan) -> Restore:
+    """Restore, start, wait for promotion, check; then stop and remove unless kept. Outcome stored on the row."""
+    if not record.start():
+        record.refresh_from_db()
+        return record
+    return _carry_out(record, plan)
+
+
+def _claim(plan: PitrPlan, record: Restore) -> Path:
+    """Take the destination for this restore alone (two restores asked for at once into one folder).
+
+    Without it, the second would find the first one's files, fail, and clean up a folder that is not its own.
+    """
+    lock = pgbr.lock_path(plan.to)
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        holder = lock.read_text(errors="replace").strip() if lock.exists() else "?"
+        raise PitrRefused(
+            f"another restore ({holder}) is writing into {plan.to}; if no restore is running there any more, "
+            f"remove {lock} and try again"
+        ) from None
+    with os.fdopen(fd, "w") as out:
+        out.write(pgbr.lock_text(record.pk) + "\n")
+    if not plan.in_place and plan.to.exists() and any(plan.to.iterdir()):
+        lock.unlink(missing_ok=True)
+        raise PitrRefused(f"{plan.to} is not empty any more; name a new folder")
+    return lock
+
+
+def _carry_out(record: Restore, plan: PitrPlan) -> Restore:
+    try:
+        lock = _claim(plan, record)
+    except (PitrRefused, OSError) as exc:
+        record.note(f"refused: {exc}")
+        record.fail(str(exc))
+        return record
+    try:
+        return _restore_claimed(record, plan)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
+    stanza = stanza_of(plan.target)
+    started = time.monotonic()
+    created_dir = False  # this restore made the destination folder (else it existed, empty: only emptied)
+    claimed_dir = False  # it may have written into the destination
+    running = False
+    try:
+        repos = repos_of(plan.target)
+        pgbr.write_config(stanza, repos)
+        record.note(ensure_wal_past(plan, stanza, note=record.note))
+        if plan.in_place:
+            if pgbr.is_running(plan.to):
+                raise PitrRefused(f"the cluster in {plan.to} started again: stop it first")
+            # Recorded before the rename (and only while this process holds the restore): if it dies, the
+            # reaper knows where the live directory went and puts it back.
+            record.write_held(rollback_name=str(plan.rollback))
+            plan.to.rename(plan.rollback)
+            record.note(f"kept the live data directory as {plan.rollback}; to roll back, rename it back")
+        args = (
+            [f"--pg1-path={plan.to}", f"--set={plan.backup_set}"]
+            if plan.kind != "latest"
+            else [f"--pg1-path={plan.to}"]
+        )
+        if plan.kind == "time":
+            args += ["--type=time", f"--target={plan.moment.isoformat(sep=' ')}", "--target-action=promote"]
+        elif plan.kind == "lsn":
+            args += ["--type=lsn", f"--target={plan.value}", "--target-action=promote"]
+        else:
+            args += ["--type=default"]
+        if not plan.in_place:
+            args.append("--archive-mode=off")  # never archive into the production repository
+        created_dir = not plan.to.exists()
+        if created_dir:
+            # Recorded before the folder is made: a reaper removes a folder only when this restore made it.
+            record.write_held(scratch_name=str(plan.to))
+        claimed_dir = True
+        plan.to.mkdir(mode=0o700, exist_ok=True)
+        pgbr.chown_to(plan.to, stanza.os_user)
+        record.note(f"pgbackrest restore {' '.join(a for a in args if not a.startswith('--pg1-path'))} into {plan.to}")
+        pgbr.run(stanza, "restore", *args, what="pgbackrest restore")
+        options = f"-p {plan.port}" + ("" if plan.in_place else " -c archive_mode=off")
+        log = pgbr.startup_log(plan.to)
+        log.touch()
+        pgbr.chown_to(log, stanza.os_user)
+        record.note(f"starting PostgreSQL on port {plan.port}" + ("" if plan.in_place else " with archive_mode=off"))
+        try:
+            pgbr.pg_ctl(stanza.os_user, "start", "-D", str(plan.to), "-l", str(log), "-w", "-t", "3600", "-o", options)
+        except SourceError as exc:
+            raise SourceError(f"{exc}\n{_tail(log)}") from None
+        running = True
+        tables = wait_and_check(stanza, plan, log, record)
+        duration = time.monotonic() - started
+        record.note(f"promoted and checked: {len(tables)} table(s) in {duration:.1f} s (RTO evidence)")
+        if not plan.keep_running and not plan.in_place:
+            removed = stop_and_remove(stanza, plan.to, log, created=created_dir)
+            running = claimed_dir = False
+            gone = created_dir and not plan.to.exists()
+            record.note(f"stopped and removed {plan.to}" if gone else f"stopped; {removed}")
+        elif not plan.in_place:
+            record.note(f"left running on port {plan.port} in {plan.to} (archive_mode=off): switch over when ready")
+        record.succeed(tables=tables)
+    except Exception as exc:  # expected or not, the row must never be left running
+        expected = isinstance(exc, (PitrRefused, SourceError, LocationError, OSError))
+        if not expected:
+            logger.exception("restore %s crashed", record.pk)
+        message = str(exc) if expected else f"unexpected error: {type(exc).__name__}: {exc}"
+        record.note(f"failed: {message}")
+        if plan.in_place:
+            message += _roll_back(stanza, plan, record)
+        elif running or claimed_dir:
+            stop_and_remove(stanza, plan.to, pgbr.startup_log(plan.to), created=created_dir)
+        record.fail(message)
+    return record
+
+
+def _roll_back(stanza: PgBackRestStanza, plan: PitrPlan, record: Restore) -> str:
+    """A failed restore over the live directory puts the previous one back (stopped, as it was)."""
+    if plan.rollback is None or not plan.rollback.exists():
+        return ""
+    failed = plan.to.with_name(f"{plan.to.name}.failed-restore-{timezone.now():%Y%m%dT%H%M%S}")
+    try:
+        if pgbr.is_running(plan.to):
+            pgbr.pg_ctl(stanza.os_user, "stop", "-D", str(plan.to), "-m", "immediate", "-w", timeout=120)
+        if plan.to.exists():
+            plan.to.rename(failed)
+        plan.rollback.rename(plan.to)
+    except (OSError, SourceError) as exc:
+        note = f"; rolling back failed too ({exc}): the previous data directory is {plan.rollback}"
+        record.note(note[2:])
+        return note
+    Restore.objects.filter(pk=record.pk).update(rollback_name="")
+    record.rollback_name = ""
+    record.note(f"rolled back: the previous data directory is in place again (stopped); the failed one is {failed}")
+    return (
+        f"; rolled back: {plan.to} is the previous data directory again (stopped). If the archive ended before "
+        "the moment, start the cluster, run SELECT pg_switch_wal(), wait for it to be archived, stop it and retry"
+    )
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_and_check(stanza: PgBackRestStanza, plan: PitrPlan, log: Path, record: Restore | None) -> list[dict]:
+    deadline = time.monotonic() + 3600
+    while True:
+        if not pgbr.is_running(plan.to):
+            raise SourceError(f"the restored cluster stopped during recovery:\n{_tail(log)}")
+        try:
+            with connect(stanza, port=plan.port) as conn:
+                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    break
+        except psycopg.OperationalError:
+            pass
+        if time.monotonic() > deadline:
+            raise SourceError("the restored cluster did not finish recovery within an hour")
+        time.sleep(0.5)
+    return count_tables(stanza, plan.port)
+
+
+def count_tables(stanza: PgBackRestStanza, port: int) -> list[dict]:
+    """Every user table of every database of the cluster on ``port``, with its exact row count."""
+    tables = []
+    with connect(stanza, port=port) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname")]
+    for dbname in names:
+        with connect(stanza, dbname, port=port) as conn:
+            rows = conn.execute(
+                "SELECT schemaname, tablename FROM pg_tables "
+                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            ).fetchall()
+            for schema, table in rows:
+                count = conn.execute(
+                    psycopg.sql.SQL("SELECT count(*) FROM {}.{}").format(
+                        psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
+                    )
+                ).fetchone()[0]
+                tables.append({"name": f"{dbname}.{schema}.{table}", "expected": None, "restored": count})
+    return tables
+
+
+def stop_and_remove(stanza: PgBackRestStanza, data_dir: Path, log: Path, *, created: bool = True) -> str:
+    """Stop a restored copy and remove its data directory; one that existed before (``created`` False) is emptied."""
+    if pgbr.is_running(data_dir):
+        try:
+            pgbr.stop_cluster(stanza.os_user, data_dir)
+        except SourceError as exc:
+            logger.warning("could not stop the restored copy in %s: %s", data_dir, exc)
+    log.unlink(missing_ok=True)
+    if not data_dir.exists():
+        return f"{data_dir} was not created"
+    try:
+        return pgbr.clear_data_dir(data_dir, created=created)
+    except OSError as exc:
+        logger.warning("could not remove the restored copy in %s: %s", data_dir, exc)
+        return f"could not remove what was restored into {data_dir}: {exc}"
+
+
+# --- verification -------------------------------------------------------------------------
