@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from ..leases import LeaseLost, silence_limit
@@ -125,6 +127,30 @@ class LeasedJob(FinishingJob, models.Model):
         """The fields of a progress report: now, and the lease pushed forward by the phase's silence limit."""
         now = timezone.now()
         return {"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=silence_limit(phase))}
+
+    @contextmanager
+    def kept_alive(self, every: float = 10.0):
+        """While a long outside step runs that reports nothing itself (``pgbackrest backup`` or ``restore``,
+        ``pg_ctl start`` replaying WAL): renew the heartbeat and lease every ``every`` seconds from a thread,
+        as long as this process still holds the job, so no reaper (on this host or another) takes it for dead.
+        A job this process no longer holds is left alone: its next write raises ``LeaseLost``."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            try:
+                while not stop.wait(every):
+                    if not self.held().update(**self._renewal(getattr(self, "phase", ""))):
+                        return
+            finally:
+                connection.close()  # the thread's own connection
+
+        thread = threading.Thread(target=beat, daemon=True, name=f"kept-alive {type(self).__name__} #{self.pk}")
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(timeout=30)
 
     def held(self) -> models.QuerySet:
         """This job's row, as long as this object's process still holds it."""

@@ -299,3 +299,35 @@ def test_a_restore_whose_process_ended_is_reaped_and_its_late_writes_are_refused
             write()
     assert Restore.objects.get(pk=record.pk).log == reaped.log
     assert Restore.objects.get(pk=record.pk).status == "failed"
+
+
+@pytest.mark.django_db(transaction=True)  # the keep-alive thread writes through its own connection
+def test_a_long_silent_step_keeps_its_restore_alive_for_a_reaper_on_another_host(settings):
+    """pgbackrest restore / pg_ctl start report nothing for minutes: the row is renewed meanwhile, so a reaper on
+    another host (which can only trust the lease) never fails a restore that is still going; without it, it would."""
+    import time
+
+    settings.BACKUP_STALE_SECONDS = 1
+    record = restore_running()
+    Restore.objects.filter(pk=record.pk).update(lease_owner=f"{OTHER_HOST}:4242:1")  # as a reaper here sees it
+    record.refresh_from_db()
+    with record.kept_alive(every=0.05):
+        time.sleep(1.5)  # longer than the stale limit and the lease
+        assert reap_stale_restores() == 0
+        renewed = Restore.objects.get(pk=record.pk)
+        assert renewed.status == "running" and renewed.lease_expires_at > timezone.now()
+    time.sleep(1.5)  # the step over, and nothing renews it: now it is presumed dead
+    assert reap_stale_restores() == 1
+    assert Restore.objects.get(pk=record.pk).status == "failed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keeping_alive_stops_renewing_a_restore_this_process_lost(zero_limits):
+    import time
+
+    record = restore_running()
+    Restore.objects.filter(pk=record.pk).update(lease_owner=f"{OTHER_HOST}:1:1")  # taken over: no longer ours
+    lost = Restore.objects.get(pk=record.pk)
+    with record.kept_alive(every=0.05):  # ``record`` still thinks it holds the old lease
+        time.sleep(0.4)
+    assert Restore.objects.get(pk=record.pk).heartbeat_at == lost.heartbeat_at

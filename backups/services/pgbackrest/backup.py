@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass, field
 
-from django.db import connection as django_connection
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,33 +15,6 @@ from ...models import Artifact, BackupRun, PgBackRestBackup, PgBackRestStanza, T
 from .stanza import HEARTBEAT_SECONDS, next_type, repos_of, setup, stanza_of
 
 logger = logging.getLogger(__name__)
-
-
-class _Heartbeat:
-    """Keeps the run's heartbeat fresh while pgBackRest works, so the reaper never takes it for dead."""
-
-    def __init__(self, run: BackupRun) -> None:
-        self.run, self.run_pk = run, run.pk
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        try:
-            while not self.stop.wait(HEARTBEAT_SECONDS):
-                # Progress pushes the lease forward too, so the reaper leaves a long pgBackRest backup alone.
-                BackupRun.objects.filter(pk=self.run_pk, status=BackupRun.Status.RUNNING).update(
-                    **self.run._renewal(self.run.phase)
-                )
-        finally:
-            django_connection.close()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop.set()
-        self.thread.join(timeout=30)
 
 
 def perform_backup(run: BackupRun) -> None:
@@ -65,7 +36,7 @@ def perform_backup(run: BackupRun) -> None:
         for repo in repos
     }
     errors = []
-    with _Heartbeat(run):
+    with run.kept_alive(HEARTBEAT_SECONDS):
         for repo in repos:
             try:
                 pgbr.run(

@@ -19,7 +19,7 @@ from ...engines.base import SourceError
 from ...locations import LocationError
 from ...models import BackupRun, PgBackRestStanza, Restore, Target
 from ..restore import authorize
-from .stanza import connect, repos_of, stanza_of
+from .stanza import HEARTBEAT_SECONDS, connect, repos_of, stanza_of
 
 logger = logging.getLogger(__name__)
 
@@ -365,7 +365,9 @@ def _carry_out(record: Restore, plan: PitrPlan) -> Restore:
         record.fail(str(exc))
         return record
     try:
-        return _restore_claimed(record, plan)
+        # pgbackrest restore and pg_ctl start say nothing for minutes on a big cluster: keep the row alive.
+        with record.kept_alive(HEARTBEAT_SECONDS):
+            return _restore_claimed(record, plan)
     finally:
         lock.unlink(missing_ok=True)
 
