@@ -129,8 +129,9 @@ def check_targets(now: datetime | None = None) -> dict:
     )
     failing = [{"name": name, "newest_run": last} for name, last in rows if last in (Status.FAILED, Status.PARTIAL)]
     # Names of variables and queues only: never a value.
+    never_run = {name for name, last in rows if last is None}
     unreadable = [
-        {"name": p.target, "env": p.name, "queue": p.queue}
+        {"name": p.target, "env": p.name, "queue": p.queue, "never_run": p.target in never_run}
         for p in sorted(unreadable_sources(now).values(), key=lambda p: p.target)
         if p.served
     ]

@@ -9,7 +9,9 @@ hard reason. The levels:
   database or broker down, no recent good backup, or the portal read-only.
 - **waiting for the first backup**: /health fails (still 503: waiting is not safe), but only because
   objectives created less than ``FIRST_ALERT_GRACE_SECONDS`` ago have no copy or ping yet
-  (and so no good backup exists at all). Said calmly: nothing has failed, and no alert is sent.
+  (and so no good backup exists at all), and targets that never ran still miss their ``env:``
+  variable on the workers (listed: their first backup will fail until it is set). Said calmly:
+  nothing has failed, and no alert is sent.
 - **at risk**: nothing hard fails, but something soft does: an objective late within its grace,
   beat not ticking (scheduled jobs will stop), a health-check probe down, or the newest drill of a
   test failed. /health may answer 503 for beat; the dashboard says "at risk", not "safe".
@@ -84,6 +86,18 @@ def compute(now: datetime | None = None) -> Verdict:
                     verdict.problems.append(line)
         elif name == "newest_backup" and check["age_seconds"] is None and waiting:
             continue  # no backup at all yet: the waiting objectives already say so
+        elif name == "targets" and waiting:
+            # A fresh install: a target that never ran and whose variable no worker has yet is part of the
+            # setup still to do, said as such (its first backup will fail until it is set), not an alarm.
+            setup = [u for u in check.get("unreadable", []) if u["never_run"]]
+            verdict.waiting += [
+                f"target {u['name']}: env:{u['env']} is not set on any live worker of queue {u['queue']}"
+                " (its first backup will fail until it is)"
+                for u in setup
+            ]
+            rest = {**check, "unreadable": [u for u in check.get("unreadable", []) if not u["never_run"]]}
+            if rest["failing"] or rest["unreadable"]:
+                verdict.problems += health.failing_checks({name: rest})
         elif name in SOFT_CHECKS:
             verdict.risks.append("beat: scheduled jobs are not being sent (no tick lately)")
         else:

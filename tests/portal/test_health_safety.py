@@ -207,7 +207,7 @@ def commander(db):
     return User.objects.create_superuser("commander", "ic@example.com", "pw")
 
 
-def test_a_target_whose_variable_no_worker_has_is_not_safe_before_it_runs(client, plan, alive):
+def test_a_target_whose_variable_no_worker_has_is_not_safe_before_it_runs(client, plan_applied, alive):
     safe_now()
     seen = [name for name in Heartbeat.objects.get(name="worker@test").env_names if name != "BOTFLOW_DATABASE_URL"]
     record_heartbeat("worker@test", ["celery"], env_names=seen)
@@ -216,7 +216,8 @@ def test_a_target_whose_variable_no_worker_has_is_not_safe_before_it_runs(client
     body = response.json()
     # Both targets that read it (the daily and the archive backups of the database), by name, variable and queue.
     assert body["checks"]["targets"]["unreadable"] == [
-        {"name": name, "env": "BOTFLOW_DATABASE_URL", "queue": "celery"} for name in ("database", "database-archive")
+        {"name": name, "env": "BOTFLOW_DATABASE_URL", "queue": "celery", "never_run": False}
+        for name in ("database", "database-archive")
     ]
     assert body["failing"] == [
         f"target {name}: env:BOTFLOW_DATABASE_URL is not set on any live worker of queue celery"

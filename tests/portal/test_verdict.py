@@ -271,3 +271,28 @@ def test_a_viewer_sees_the_verdict(client, installed_long_ago, alive):  # noqa: 
     client.force_login(viewer)
     html = client.get(reverse("admin:index")).content.decode()
     assert 'id="dash-verdict"' in html and "Not safe" in html
+
+
+def test_a_fresh_install_missing_a_variable_waits_and_lists_it_a_target_that_ran_is_not_safe(
+    grace,
+    plan_applied,
+    alive,  # noqa: F811
+):
+    """First grace: a target that never ran and whose env: variable no worker has is setup still to do (listed,
+    the verdict stays "waiting"); once that target has run, the same missing variable is a hard problem."""
+    from portal import verdict
+
+    seen = [n for n in Heartbeat.objects.get(name="worker@test").env_names if n != "BOTFLOW_DATABASE_URL"]
+    record_heartbeat("worker@test", ["celery"], env_names=seen)
+    fresh = verdict.compute()
+    assert fresh.level == verdict.WAITING, fresh
+    assert (
+        "target database: env:BOTFLOW_DATABASE_URL is not set on any live worker of queue celery"
+        " (its first backup will fail until it is)"
+    ) in fresh.waiting
+    assert not fresh.problems
+
+    run(Target.objects.get(name="database"), 20, verified=True)
+    ran = verdict.compute()
+    assert ran.level == verdict.NOT_SAFE
+    assert "target database: env:BOTFLOW_DATABASE_URL is not set on any live worker of queue celery" in ran.problems
