@@ -48,6 +48,16 @@ class StreamError(PipelineError):
 # Levels a target may ask for. zstd's 20-22 ("ultra") need hundreds of MiB per thread: left out.
 COMPRESSION_LEVELS = {"zstd": range(-7, 20), "gzip": range(1, 10)}
 DEFAULT_GZIP_LEVEL = 6
+# The default zstd level (settings.BACKUP_ZSTD_LEVEL unless set). Level 2, not 3: the lowest level whose
+# artifact is never larger than the seed's `pg_dump | gzip | openssl enc` on any dataset in bench/
+# (bench/size_compare.py: 0.972× fleet.py's SQLite source, 0.997× BotFlow 100k, 0.994× 1M, 0.989× 4M),
+# where level 3 made the SQLite source 1.056× the seed's (its double-fast matcher misses the short
+# repeats level 2's fast one finds) and level 1 BotFlow dumps 1.03×. It also takes ~25 % less CPU than
+# level 3 (bench/compression_sweep.py), which is the margin of the time targets on 2 cores, at the same
+# memory (2 MiB jobs below). zstd's long-distance matching (enable_ldm) at level 2 was measured and left
+# off: on these dumps it is not smaller than level 3 (4M: 0.985× against 0.976×), costs level 3's CPU,
+# and its window costs memory: 2^24 +13 MiB of peak RSS, 2^27 +134 MiB (over the 150 MiB target).
+DEFAULT_ZSTD_LEVEL = 2
 
 
 def check_level(kind: str, level: int) -> None:
@@ -62,7 +72,7 @@ def check_level(kind: str, level: int) -> None:
 def compressor(kind: str, level: int | None = None):
     """A streaming compressor object with ``compress()`` and ``flush()``."""
     if kind == "zstd":
-        level = 3 if level is None else level
+        level = DEFAULT_ZSTD_LEVEL if level is None else level
         # Two worker threads let zstd compress while this thread reads the source,
         # which is what keeps a backup close to the speed of bare pg_dump.
         # Up to level 3, 2 MiB jobs: zstd's default (8 MiB, several in flight) costs ~60 MiB

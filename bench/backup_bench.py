@@ -21,7 +21,7 @@ first use) it measures, as separate processes, the median wall time over
 
 and checks the targets: manage.py ≤ 1.3× pg_dump and ≤ 0.3× seed, pipeline ≤ 1.15×
 pg_dump (time targets are defined at 4M messages; smaller sizes are shown for
-information), artifact ≤ 0.9× the seed's size, portal peak RSS ≤ 150 MiB (every size, the
+information), artifact ≤ 1.0× the seed's size (never larger), portal peak RSS ≤ 150 MiB (every size, the
 local+S3 backup included).
 
 Results are printed as one table per size and written to bench/results/. See
@@ -61,7 +61,7 @@ TARGETS = {
     "manage_vs_pg_dump": 1.3,
     "manage_vs_seed": 0.3,
     "pipeline_vs_pg_dump": 1.15,
-    "artifact_vs_seed": 0.9,
+    "artifact_vs_seed": 1.0,  # never larger than the seed's (issue 15; was 0.9, see README "The size target")
     "rss_mib": 150,
 }
 TIME_TARGET_SIZES = {"4m"}
@@ -488,7 +488,7 @@ def verdicts(size: str, result: dict, variant: str | None = None) -> list[dict]:
     add("manage.py backup ≤ 1.3× pg_dump", result[manage]["x_pg_dump"], TARGETS["manage_vs_pg_dump"], timed)
     add("manage.py backup ≤ 0.3× seed", result[manage]["x_seed"], TARGETS["manage_vs_seed"], timed)
     add("pipeline ≤ 1.15× pg_dump", result[pipeline]["x_pg_dump"], TARGETS["pipeline_vs_pg_dump"], timed)
-    add("artifact ≤ 0.9× seed size", result[manage]["x_seed_size"], TARGETS["artifact_vs_seed"], timed)
+    add("artifact ≤ 1.0× seed size", result[manage]["x_seed_size"], TARGETS["artifact_vs_seed"], timed)
     for key, name in ((pipeline, "pipeline"), (manage, "manage.py"), ("manage_s3", "manage.py local + S3")):
         if key in result:
             add(f"{name} peak RSS ≤ 150 MiB", result[key]["rss_main_mib"] or 0, TARGETS["rss_mib"], True)

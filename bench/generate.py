@@ -27,6 +27,8 @@ import time
 import psycopg
 
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Databases are called <prefix>_<size>; another prefix keeps one session's databases apart from another's.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "drp_bench")
 GENERATOR_VERSION = 2
 SIZES = {"100k": 100_000, "1m": 1_000_000, "4m": 4_000_000}
 
@@ -110,7 +112,7 @@ def db_url(name: str) -> str:
 
 
 def db_name(size: str) -> str:
-    return f"drp_bench_{size}"
+    return f"{DB_PREFIX}_{size}"
 
 
 def parse_size(size: str) -> int:

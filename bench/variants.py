@@ -5,7 +5,10 @@ by profile_pipeline.py. A variant is a comma-separated list of knobs:
 
   level=N        zstd level (default: settings.BACKUP_ZSTD_LEVEL)
   threads=N      zstd worker threads (portal: 2)
-  job=SIZE       zstd multithreading job size, e.g. 2m (portal: 2 MiB up to level 3, zstd's own above)
+  job=SIZE       zstd multithreading job size, e.g. 2m (portal: 2 MiB up to level 3, zstd's own above;
+                 when threads/ldm/wlog are given without job, zstd's own)
+  ldm=on|off     zstd long-distance matching (enable_ldm)
+  wlog=N         zstd window log, e.g. 24 (16 MiB window); ≤ 27 stays readable by `zstd -d` without --long
   chunk=SIZE     pipeline.CHUNK, the read size from pg_dump (portal: 1m)
   pipesize=SIZE  F_SETPIPE_SZ on pg_dump's stdout (Linux default: 64k)
   counter=off    no CopyRowCounter (measures its cost; loses per-table row counts)
@@ -40,33 +43,52 @@ def parse(spec: str) -> dict[str, str]:
     return opts
 
 
-def apply(spec: str) -> dict[str, str]:
+def zstd_compressor(opts: dict[str, str], default_level: int | None = None, portal=None):
+    """The zstd compressor a variant's knobs describe (level, threads, job, ldm, wlog).
+
+    With only ``level`` (or nothing), the portal's own ``compressor()`` at that level.
+    """
     import zstandard
 
+    from backups import pipeline
+
+    portal = portal or pipeline.compressor
+    if default_level is None:
+        default_level = pipeline.DEFAULT_ZSTD_LEVEL
+    lvl = int(opts["level"]) if "level" in opts else default_level
+    if not {"threads", "job", "ldm", "wlog"} & set(opts):
+        return portal("zstd", lvl)  # the portal's own parameters for that level
+    params = {"threads": int(opts.get("threads", 2)), "write_checksum": True}
+    if "job" in opts:  # otherwise zstd sizes its jobs (from the window, or LDM's cycle)
+        params["job_size"] = parse_size(opts["job"])
+    if "ldm" in opts:
+        if opts["ldm"] not in ("on", "off"):
+            raise SystemExit(f"ldm={opts['ldm']}: expected on or off")
+        params["enable_ldm"] = opts["ldm"] == "on"
+    if "wlog" in opts:
+        params["window_log"] = int(opts["wlog"])
+    cparams = zstandard.ZstdCompressionParameters.from_level(lvl, **params)
+    return zstandard.ZstdCompressor(compression_params=cparams).compressobj(size=-1)
+
+
+def apply(spec: str) -> dict[str, str]:
     from backups import pipeline
     from backups.engines import postgresql
 
     opts = parse(spec)
-    known = {"level", "threads", "job", "chunk", "pipesize", "counter", "putfile"}
+    known = {"level", "threads", "job", "ldm", "wlog", "chunk", "pipesize", "counter", "putfile"}
     unknown = set(opts) - known
     if unknown:
         raise SystemExit(f"unknown variant knob(s): {', '.join(sorted(unknown))}")
     if "chunk" in opts:
         pipeline.CHUNK = parse_size(opts["chunk"])
-    if {"level", "threads", "job"} & set(opts):
+    if {"level", "threads", "job", "ldm", "wlog"} & set(opts):
         original = pipeline.compressor
 
         def compressor(kind: str, level: int | None = None):
             if kind != "zstd":
                 return original(kind, level)
-            lvl = int(opts["level"]) if "level" in opts else (3 if level is None else level)
-            if not {"threads", "job"} & set(opts):
-                return original(kind, lvl)  # the portal's own threads and job size for that level
-            params = {"threads": int(opts.get("threads", 2)), "write_checksum": True}
-            if "job" in opts:
-                params["job_size"] = parse_size(opts["job"])
-            cparams = zstandard.ZstdCompressionParameters.from_level(lvl, **params)
-            return zstandard.ZstdCompressor(compression_params=cparams).compressobj(size=-1)
+            return zstd_compressor(opts, level, original)
 
         pipeline.compressor = compressor
     if "pipesize" in opts:

@@ -237,7 +237,8 @@ BACKUP_AGE_IDENTITY_FILE = env("BACKUP_AGE_IDENTITY_FILE")
 BACKUP_COMPRESSION = env("BACKUP_COMPRESSION", "zstd")
 if BACKUP_COMPRESSION not in ("zstd", "gzip"):
     raise ImproperlyConfigured(f"BACKUP_COMPRESSION must be zstd or gzip, got {BACKUP_COMPRESSION!r}")
-BACKUP_ZSTD_LEVEL = envint("BACKUP_ZSTD_LEVEL", 3, minimum=-7, maximum=19)
+# 2, as backups.pipeline.DEFAULT_ZSTD_LEVEL (why: there, and bench/README.md "The size target").
+BACKUP_ZSTD_LEVEL = envint("BACKUP_ZSTD_LEVEL", 2, minimum=-7, maximum=19)
 # Where a run spools its encrypted stream before copying it to each location.
 BACKUP_SPOOL_DIR = Path(env("BACKUP_SPOOL_DIR", str(PORTAL_HOME / "spool")))
 # pgBackRest: one generated configuration file per target, readable by the cluster's OS user.

@@ -70,7 +70,7 @@ class Target(models.Model):
     compression_level = models.SmallIntegerField(
         null=True,
         blank=True,
-        help_text="Empty: BACKUP_ZSTD_LEVEL for zstd (3 unless set), 6 for gzip. zstd runs from -7 to 19: "
+        help_text="Empty: BACKUP_ZSTD_LEVEL for zstd (2 unless set), 6 for gzip. zstd runs from -7 to 19: "
         "higher is smaller and slower (level 9 takes ~5× the CPU of 3 for ~10% less on chat data).",
     )
     queue = models.CharField(

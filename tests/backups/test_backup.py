@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
 import subprocess
 
 import psycopg
@@ -112,6 +114,32 @@ def test_a_targets_compression_level_is_used_recorded_and_restorable(
         f"age -d -i {age_key.identity_file} {path} | zstd -d", shell=True, check=True, capture_output=True
     ).stdout
     assert len(sql) == small.bytes_in
+
+
+def test_the_default_artifact_is_no_larger_than_the_seeds_gzip_openssl_one(
+    local_location, make_target, age_key, tmp_path
+):
+    """Issue 15's size target on bench/fleet.py's SQLite source, where zstd level 3 made 1.056× the seed's."""
+    source = tmp_path / "events.sqlite3"
+    with sqlite3.connect(source) as db:  # one target's source, as bench/fleet.py's make_sources writes it
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT)")
+        db.executemany("INSERT INTO events (body) VALUES (?)", [(f"event 0-{n} " + "x" * 40,) for n in range(2000)])
+
+    run = run_backup(make_target("events", f"sqlite:///{source}", [local_location], engine="sqlite"))
+
+    assert run.status == "succeeded", run.error
+    path = local_path(run.artifacts.get())
+    # The seed's script, on exactly the bytes this run dumped.
+    seed = subprocess.run(
+        f"age -d -i {age_key.identity_file} {path} | zstd -d "
+        "| gzip | openssl enc -aes-256-cbc -pbkdf2 -pass env:SEED_PASS | wc -c",
+        shell=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SEED_PASS": "correct horse battery staple"},
+    )
+    assert path.stat().st_size == run.bytes_out
+    assert run.bytes_out <= int(seed.stdout), (run.compression_level, run.bytes_out, int(seed.stdout))
 
 
 def test_a_level_that_does_not_suit_the_compression_is_refused_by_the_form(source_db, local_location):
