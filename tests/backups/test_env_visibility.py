@@ -53,7 +53,9 @@ def test_an_env_source_no_worker_sees_is_flagged_before_the_first_run(
 
         body = client.get(reverse("health")).json()
         assert body["checks"]["targets"]["ok"] is False
-        assert body["checks"]["targets"]["unreadable"] == [{"name": "needs-env", "env": variable, "queue": queue}]
+        assert body["checks"]["targets"]["unreadable"] == [
+            {"name": "needs-env", "env": variable, "queue": queue, "never_run": True}
+        ]
         assert body["checks"]["worker"]["queues"][queue]["ok"] is True  # the queue is served: only the variable lacks
         # The dashboard's verdict names it too (the same checks as /health).
         dashboard = client.get(reverse("admin:index")).content.decode()
