@@ -63,9 +63,9 @@ def sync_role_permissions(sender=None, **kwargs) -> None:
     """post_migrate: make each role group's permissions exactly what ROLES says."""
     from django.contrib.auth.models import Group, Permission
 
-    groups = {g.name: g for g in Group.objects.filter(name__in=ROLES)}
-    if not groups:
-        return
+    # The groups are created here too, not only by the migration that first made them: a database flushed
+    # and re-migrated (a test, a reset) must not be left without its roles, and assign() never fails for one.
+    groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLES}
     permissions = {
         f"{p.content_type.app_label}.{p.codename}": p for p in Permission.objects.select_related("content_type")
     }

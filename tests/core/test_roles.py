@@ -135,3 +135,14 @@ def test_location_delete_needs_its_permission(client, people):
     url = reverse("admin:backups_location_delete", args=[location.pk])
     assert as_(client, people["Viewer"]).post(url, {"post": "yes"}).status_code == 403
     assert Location.objects.filter(pk=location.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # flush cannot run inside the test's transaction
+def test_a_flushed_database_gets_its_role_groups_back_at_migrate():
+    """A database flushed and migrated again (a reset, a transactional test) must not be left without its roles:
+    assigning one then failed with Group.DoesNotExist."""
+    call_command("flush", interactive=False, verbosity=0)  # emits post_migrate, as after a migrate
+    assert set(Group.objects.values_list("name", flat=True)) >= set(roles.ROLES)
+    user = User.objects.create_user("after-flush", password="pw")
+    roles.assign(user, roles.DEVOPS)
+    assert user.has_perm("backups.add_target")
