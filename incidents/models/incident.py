@@ -423,26 +423,27 @@ class Incident(models.Model):
     # --- restore proposals (the restore helper's "awaiting confirmation" entries) ------------------
     def propose_restore(self, target, run, before, user=None, *, expires: str = "") -> TimelineEntry:
         """Log a proposed restore; it stays "awaiting confirmation" until confirmed, expired or resolved."""
-        lapse = f" Unconfirmed, it expires after {expires} or when the incident is resolved." if expires else ""
-        return TimelineEntry.objects.create(
-            incident=self,
-            kind=TimelineEntry.Kind.SYSTEM,
-            text=f"Restore of {target.name} as of before {before:%Y-%m-%d %H:%M} UTC proposed: backup run #{run.pk} "
-            f"(started {run.started_at:%Y-%m-%d %H:%M} UTC).{lapse}",
-            author=user,
-            proposed_run=run,
-            proposal_state=TimelineEntry.Proposal.AWAITING,
+        what = (
+            f"Restore of {target.name} as of before {before:%Y-%m-%d %H:%M} UTC proposed: backup run #{run.pk} "
+            f"(started {run.started_at:%Y-%m-%d %H:%M} UTC)."
         )
+        return self._proposal(what, run, user, expires)
 
     def propose_restore_to_moment(self, target, moment, label, run, user=None, *, expires: str = "") -> TimelineEntry:
         """Log a proposed restore of ``target`` to ``moment`` (point in time, from backup set ``label``)."""
-        lapse = f" Unconfirmed, it expires after {expires} or when the incident is resolved." if expires else ""
         source = f"backup set {label}" + (f" (backup run #{run.pk})" if run is not None else "")
+        what = (
+            f"Restore of {target.name} to {moment:%Y-%m-%d %H:%M:%S} UTC (point in time) proposed: "
+            f"{source} plus the WAL archived up to that moment."
+        )
+        return self._proposal(what, run, user, expires)
+
+    def _proposal(self, what: str, run, user, expires: str) -> TimelineEntry:
+        lapse = f" Unconfirmed, it expires after {expires} or when the incident is resolved." if expires else ""
         return TimelineEntry.objects.create(
             incident=self,
             kind=TimelineEntry.Kind.SYSTEM,
-            text=f"Restore of {target.name} to {moment:%Y-%m-%d %H:%M:%S} UTC (point in time) proposed: "
-            f"{source} plus the WAL archived up to that moment.{lapse}",
+            text=what + lapse,
             author=user,
             proposed_run=run,
             proposal_state=TimelineEntry.Proposal.AWAITING,
