@@ -2,6 +2,7 @@
 objectives). Thin: actions call services; secrets are write-only. Everything is re-exported here, so
 ``from backups.admin import X`` keeps working."""
 
+from ..display import progress_bar, restore_progress_bar
 from .display import (
     JobColumns,
     ReadOnlyInline,
@@ -10,8 +11,6 @@ from .display import (
     VerificationColumns,
     button_permissions,
     job_buttons,
-    progress_bar,
-    restore_progress_bar,
     restored_tables_html,
     run_buttons_column,
     target_buttons,

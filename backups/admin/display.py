@@ -12,7 +12,6 @@ from drportal import humanize
 from drportal.admin_base import RecordAdminMixin
 
 from .. import engines
-from ..display import progress_bar, restore_progress_bar  # noqa: F401  re-exported for the admin modules
 from ..models import BackupRun, Target, Verification
 
 

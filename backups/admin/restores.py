@@ -10,8 +10,9 @@ from django.urls import path
 
 from drportal.admin_base import PermanentRecordAdminMixin
 
+from ..display import restore_progress_bar
 from ..models import Restore
-from .display import JobColumns, TriggerColumn, restore_progress_bar, restored_tables_html
+from .display import JobColumns, TriggerColumn, restored_tables_html
 
 
 @admin.register(Restore)

@@ -18,12 +18,12 @@ from drportal.admin_base import RecordAdminMixin
 
 from .. import engines
 from ..admin_pgbackrest import PgBackRestBackupInline
-from ..display import progress_data, status_badge
+from ..display import progress_bar, progress_data, status_badge
 from ..models import Artifact, BackupRun, Verification
 from ..services import queues, retention, verify
 from ..services import restore as restores
 from ..tasks import enqueue_restore, enqueue_verification
-from .display import JobColumns, TriggerColumn, button_permissions, progress_bar, run_buttons_column
+from .display import JobColumns, TriggerColumn, button_permissions, run_buttons_column
 from .verifications import VerificationInline
 
 
