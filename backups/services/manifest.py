@@ -83,9 +83,16 @@ def write_index(location, target) -> None:
     """Rewrite ``<target>/manifest.json`` in a location from the catalogue.
 
     Best effort: sidecars are authoritative, so a failed index write is logged
-    and repaired by the next backup or prune, never fails a backup.
+    and repaired by the next backup or prune, never fails a backup. A target whose
+    engine runs its own backup (pgBackRest) gets no index: its repository describes
+    itself (backup.info, read by `pgbackrest info` and rebuildcatalog), and an index
+    here would describe its copies as age-encrypted artifacts, which they are not.
     """
     from ..models import Artifact
+
+    engine = engines.find(target.engine)
+    if engine is not None and engine.runs_own_backup:
+        return
 
     artifacts = (
         Artifact.objects.filter(location=location, run__target=target, status=Artifact.Status.STORED)

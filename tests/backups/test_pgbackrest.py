@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import stat
@@ -79,7 +80,7 @@ def test_setup_of_a_non_pgbackrest_target_is_a_one_line_error(db, local_location
         call_command("pgbackrest-setup", "other", stdout=StringIO())
 
 
-def test_full_backup_to_posix_and_s3_is_catalogued_from_pgbackrest_info(pg_cluster, s3_tls, age_key):  # noqa: F811
+def test_full_backup_to_posix_and_s3_is_catalogued_from_pgbackrest_info(pg_cluster, s3_tls, age_key, caplog):  # noqa: F811
     cluster = pg_cluster("maindb")
     local, remote = posix_location(cluster, keep_last=2), s3_tls_location(s3_tls)
     target = make_pgbr_target(cluster, [local, remote])
@@ -107,6 +108,11 @@ def test_full_backup_to_posix_and_s3_is_catalogued_from_pgbackrest_info(pg_clust
     )
     assert opened.stdout == stanza.cipher_pass
     assert remote.backend().size("pgbackrest/maindb.cipher-pass.age") > 0
+    # pgBackRest's repository describes itself (backup.info): no portal index beside it claims its copies are
+    # age-encrypted artifacts, and ending the run logged no error (writing that index once raised KeyError).
+    for location in (local, remote):
+        assert not location.backend().exists("maindb/manifest.json")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
     # An incremental on top: pgBackRest's type and prior are recorded.
     cluster.sql("INSERT INTO messages (body) VALUES ('after the full')")
