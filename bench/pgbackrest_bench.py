@@ -22,6 +22,10 @@ appended to postgresql.conf, `--apply` creates the stanza. Then, ``--repeat`` ti
 portal reads), each also timed as a bare ``pgbackrest backup`` (the engine alone, without the
 portal's Django start, catalogue import and manifest checksum); ``--backups-only`` skips the restores.
 
+``PGBACKREST_BIN=/path/to/pgbackrest`` benchmarks another pgBackRest build (the portal reads the same
+variable). Debian 12's pgBackRest 2.45 waits at least 100 ms for each SQL query it sends (pgBackRest
+issue #2458, fixed in 2.54), about a second of fixed waits per backup; the figures name the version.
+
 Targets (issue 16): pgBackRest full ≤ 1.0× bare pg_dump; restore to a moment ≤ 0.5× the logical
 restore. The machine may be shared: figures are wall times of single runs unless --repeat says
 otherwise. Results go to bench/results/pgbackrest-latest.json.
@@ -38,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -49,6 +54,12 @@ import generate  # noqa: E402
 PYTHON = sys.executable
 PG_BIN = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 PG_ADMIN = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The portal reads the same variable: PGBACKREST_BIN=/path/to/another/pgbackrest benchmarks that build throughout.
+PGBACKREST_BIN = os.environ.get("PGBACKREST_BIN", "pgbackrest")
+
+
+def pgbackrest_version() -> str:
+    return subprocess.run([PGBACKREST_BIN, "version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def as_postgres(*argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -114,6 +125,7 @@ class Bench:
 
     def setup(self) -> None:
         source = generate.generate(self.size)
+        print(pgbackrest_version(), flush=True)
         as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"\nport = {self.port}\nlisten_addresses = ''\nunix_socket_directories = '{self.sock}'\n")
@@ -130,6 +142,10 @@ class Bench:
         self.psql("VACUUM ANALYZE")
         size = self.psql("SELECT pg_size_pretty(pg_database_size('botflow'))")
         print(f"  {time.monotonic() - started:.0f} s; database size {size}", flush=True)
+        # pgBackRest gives each file to one process: the largest relation segment (at most 1 GiB) is the
+        # critical path of a full backup however many processes run.
+        self.largest_file = max(f.stat().st_size for f in (self.data / "base").rglob("*") if f.is_file())
+        print(f"  largest data file {self.largest_file / 1e6:.0f} MB", flush=True)
         public = subprocess.run(
             [
                 PYTHON,
@@ -192,13 +208,22 @@ class Bench:
         )
         run = json.loads(result.stdout)
         assert run["status"] == "succeeded", run
-        return {"seconds": wall, "bytes": run["bytes_out"], "run": run["id"], "database_bytes": run["bytes_in"]}
+        # The run's own span, as a worker spends it: the wall time above adds the Python and Django start of
+        # manage.py (about a second here), which a Celery worker pays once, not per backup.
+        span = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
+        return {
+            "seconds": wall,
+            "run_seconds": span.total_seconds(),
+            "bytes": run["bytes_out"],
+            "run": run["id"],
+            "database_bytes": run["bytes_in"],
+        }
 
     def pgbackrest_bare(self) -> dict:
         """The engine alone, with the configuration the portal generated last (its variant's settings)."""
         config = self.home / "pgbackrest" / "bench.conf"
         wall, _ = self.timed(
-            ["runuser", "-u", "postgres", "--", "pgbackrest", f"--config={config}", "--stanza=bench", "--type=full"]
+            ["runuser", "-u", "postgres", "--", PGBACKREST_BIN, f"--config={config}", "--stanza=bench", "--type=full"]
             + ["backup"],
             cwd="/",
         )
@@ -307,15 +332,20 @@ def main() -> None:
 
     med = {name: statistics.median(s["seconds"] for s in values) for name, values in samples.items()}
     full_ratio = med["pgbackrest"] / med["pg_dump"]
+    run_span = statistics.median(s["run_seconds"] for s in samples["pgbackrest"])
     pitr_ratio = med["pitr"] / med["logical_restore"]
     result = {
         "size": args.size,
+        "pgbackrest": pgbackrest_version(),
         "database_bytes": samples["pgbackrest"][0]["database_bytes"],
         "seconds": med,
         "portal_artifact_bytes": samples["portal"][0]["bytes"],
         "pgbackrest_full_repo_bytes": samples["pgbackrest"][0]["bytes"],
         "pgbackrest_repo_total_bytes": repo,
         "full_vs_pg_dump": full_ratio,
+        "full_run_span_seconds": run_span,
+        "full_run_span_vs_pg_dump": run_span / med["pg_dump"],
+        "largest_data_file_bytes": bench.largest_file,
         "pitr_vs_logical_restore": pitr_ratio,
         "samples": samples,
     }
@@ -326,6 +356,8 @@ def main() -> None:
         f"  pgBackRest full         {med['pgbackrest']:7.1f} s   "
         f"repository {result['pgbackrest_full_repo_bytes'] / 1e6:7.1f} MB"
         f"  = {full_ratio:.2f}x pg_dump (target <= 1.0: {'PASS' if full_ratio <= 1.0 else 'FAIL'})\n"
+        f"    the run itself        {run_span:7.1f} s   = {run_span / med['pg_dump']:.2f}x pg_dump"
+        " (without manage.py's start)\n"
         f"  manage.py restore --to  {med['logical_restore']:7.1f} s\n"
         f"  restore --time T        {med['pitr']:7.1f} s   = {pitr_ratio:.2f}x logical restore "
         f"(target <= 0.5: {'PASS' if pitr_ratio <= 0.5 else 'FAIL'})"
@@ -375,22 +407,31 @@ def variants_main(args) -> None:
         if not args.keep:
             bench.close()
     med = {name: statistics.median(s["seconds"] for s in values) for name, values in samples.items() if values}
-    lines = [f"\n{args.size}, median of {args.repeat}:", f"  bare pg_dump {med['pg_dump']:27.1f} s"]
+    lines = [
+        f"\n{args.size}, {pgbackrest_version()}, median of {args.repeat}:",
+        f"  bare pg_dump {med['pg_dump']:27.1f} s",
+    ]
     lines.append(f"  manage.py backup {med['portal']:23.1f} s   artifact {samples['portal'][0]['bytes'] / 1e6:7.1f} MB")
     for variant in variants:
         full, bare = med[f"pgbackrest {variant}"], med[f"bare {variant}"]
         size = samples[f"pgbackrest {variant}"][0]["bytes"] / 1e6
         paired = statistics.median(s["vs_pg_dump_before"] for s in samples[f"pgbackrest {variant}"])
+        span = statistics.median(s["run_seconds"] for s in samples[f"pgbackrest {variant}"])
         lines.append(
             f"  pgBackRest {variant:<20} {full:7.1f} s = {full / med['pg_dump']:.2f}x pg_dump "
             f"({paired:.2f}x the pg_dump just before), repository {size:7.1f} MB"
-            f" (bare pgbackrest {bare:.1f} s = {bare / med['pg_dump']:.2f}x)"
+            f" (the run itself {span:.1f} s = {span / med['pg_dump']:.2f}x;"
+            f" bare pgbackrest {bare:.1f} s = {bare / med['pg_dump']:.2f}x)"
         )
     print("\n".join(lines), flush=True)
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
     (results / "pgbackrest-variants-latest.json").write_text(
-        json.dumps({"size": args.size, "seconds": med, "samples": samples}, indent=2, default=str)
+        json.dumps(
+            {"size": args.size, "pgbackrest": pgbackrest_version(), "seconds": med, "samples": samples},
+            indent=2,
+            default=str,
+        )
     )
 
 
