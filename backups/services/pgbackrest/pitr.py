@@ -214,7 +214,9 @@ def record_pitr(plan: PitrPlan, *, trigger: str, user=None, command_user: str = 
             command_user=command_user,
             run=plan.run,
             format="pgbackrest",
-            rollback_name=str(plan.rollback or ""),
+            # Not the planned rollback folder: the worker names it on the row just before it moves the live
+            # directory there, so a restore refused or failed before that never points at a folder that is not there.
+            rollback_name="",
         )
         if link is not None:
             link(record)
@@ -378,6 +380,7 @@ def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
     created_dir = False  # this restore made the destination folder (else it existed, empty: only emptied)
     claimed_dir = False  # it may have written into the destination
     running = False
+    moved = False  # this restore moved the live directory aside: only then is there anything to roll back
     try:
         repos = repos_of(plan.target)
         pgbr.write_config(stanza, repos)
@@ -385,10 +388,14 @@ def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
         if plan.in_place:
             if pgbr.is_running(plan.to):
                 raise PitrRefused(f"the cluster in {plan.to} started again: stop it first")
+            if plan.rollback.exists():
+                # Renaming onto it would fail (or, were it empty, silently replace it): never touch it.
+                raise PitrRefused(f"{plan.rollback} exists already; keep or move it, then try again")
             # Recorded before the rename (and only while this process holds the restore): if it dies, the
             # reaper knows where the live directory went and puts it back.
             record.write_held(rollback_name=str(plan.rollback))
             plan.to.rename(plan.rollback)
+            moved = True
             record.note(f"kept the live data directory as {plan.rollback}; to roll back, rename it back")
         args = (
             [f"--pg1-path={plan.to}", f"--set={plan.backup_set}"]
@@ -439,18 +446,19 @@ def _restore_claimed(record: Restore, plan: PitrPlan) -> Restore:
             logger.exception("restore %s crashed", record.pk)
         message = str(exc) if expected else f"unexpected error: {type(exc).__name__}: {exc}"
         record.note(f"failed: {message}")
-        if plan.in_place:
+        kept = {}
+        if moved:
             message += _roll_back(stanza, plan, record)
+        elif plan.in_place:
+            kept["rollback_name"] = ""  # the live directory was never moved: no rollback folder to name
         elif running or claimed_dir:
             stop_and_remove(stanza, plan.to, pgbr.startup_log(plan.to), created=created_dir)
-        record.fail(message)
+        record.fail(message, **kept)
     return record
 
 
 def _roll_back(stanza: PgBackRestStanza, plan: PitrPlan, record: Restore) -> str:
-    """A failed restore over the live directory puts the previous one back (stopped, as it was)."""
-    if plan.rollback is None or not plan.rollback.exists():
-        return ""
+    """A failed restore over the live directory that moved it aside puts the previous one back (stopped, as it was)."""
     failed = plan.to.with_name(f"{plan.to.name}.failed-restore-{timezone.now():%Y%m%dT%H%M%S}")
     try:
         if pgbr.is_running(plan.to):
