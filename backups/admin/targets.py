@@ -315,9 +315,14 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
     def restore_moment_view(self, request, target_id):
         """Restore a pgbackrest target to a moment: the form, a page saying exactly what will happen, then a POST.
 
-        The checks are the restore command's (services.pgbackrest.propose_pitr), made again by the worker
-        before it touches anything. ``?incident=ID`` (an incident's "restore to T") lets someone restore
-        through that incident, and links the restore to its timeline; ``?time=T`` fills in the time.
+        The page runs in the web process, which may be another machine than the database host: it makes only
+        the checks that hold anywhere (services.pgbackrest.propose_pitr with ``on_host=False``: the request,
+        the backup set from the portal's catalogue) and says which ones the worker of the target's queue
+        makes on the database host before it touches anything (the folder, the port, the cluster stopped,
+        pgBackRest's own catalogue); a refusal there is stored on the Restore row.
+
+        ``?incident=ID`` (an incident's "restore to T") lets someone restore through that incident, and links
+        the restore to its timeline; ``?time=T`` fills in the time.
         """
         via = next(((kind, request.GET[kind]) for kind in restores.requester_kinds() if kind in request.GET), None)
         try:
@@ -334,7 +339,9 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
             )
         elif form.is_bound and form.is_valid():
             try:
-                plan = pgbackrest.propose_pitr(target.name, **form.proposal_arguments(), user=request.user)
+                plan = pgbackrest.propose_pitr(
+                    target.name, **form.proposal_arguments(), user=request.user, on_host=False
+                )
             except (pgbackrest.PitrRefused, SourceError, LocationError) as exc:
                 problem = str(exc)
         if plan is not None and request.POST.get("confirm") == "yes":
@@ -360,6 +367,7 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
             "form": form,
             "plan": plan,
             "plan_lines": plan.lines() if plan else [],
+            "plan_checks": plan.checks() if plan else [],
             "problem": problem,
         }
         return TemplateResponse(request, "admin/backups/target/restore_moment.html", context)

@@ -98,10 +98,11 @@ def restore_before_url(incident: Incident, target: Target, before: datetime, use
     engine = engines.find(target.engine)
     if engine is not None and engine.restores_to_a_moment:
         try:
-            label, run = pgbackrest.backup_set_for(target, before)
+            # From the portal's catalogue: this runs in the web process, not on the database host.
+            chosen = pgbackrest.backup_set_for(target, before)
         except (pgbackrest.PitrRefused, SourceError, LocationError) as exc:
             raise ValidationError(f"Cannot restore {target.name} to {before:%Y-%m-%d %H:%M:%S} UTC: {exc}") from None
-        incident.propose_restore_to_moment(target, before, label, run, user, expires=expires)
+        incident.propose_restore_to_moment(target, before, chosen.label, chosen.run, user, expires=expires)
         query = urlencode({"incident": incident.pk, "time": before.isoformat()})
         return f"{reverse('admin:backups_target_restore_moment', args=[target.pk])}?{query}"
     run = newest_good_run_before(target, before)

@@ -1,89 +1,28 @@
+# ruff: noqa: F811 (the fixtures imported from tests.pitr_setup are the tests' arguments)
 """Restore a pgbackrest target to a moment from the admin and from an incident, run by a real worker.
 
-One throwaway cluster for the module (they are slow to make): each test gives it a new target
-(always named maindb: the cluster's archive_command names that stanza) with a repository of its
-own, and a fresh messages table. A Celery worker of the target's queue runs the restores, as the
-cluster's OS user would on the database host. People are role users, not superusers, and their
-POSTs are typed by hand with a real CSRF token.
+The module's cluster, the worker of the target's queue (as on the database host) and a new target
+per test come from tests/pitr_setup.py. People are role users, not superusers, and their POSTs are
+typed by hand with a real CSRF token.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from datetime import UTC, timedelta
 from html import unescape
-from pathlib import Path
 
 import pytest
-from django.test import override_settings
 from django.urls import reverse
 
 from backups.engines import pgbackrest as pgbr
 from backups.models import BackupRun, Restore, Target, Verification
 from backups.services import backup
-from tests.conftest import role_client, start_worker, stop_worker, wait_for
-from tests.pg_cluster import destroy, make_cluster, make_pgbr_target, posix_location
+from tests.conftest import role_client, wait_for
+from tests.pitr_setup import cluster, conf_dir, db_host_worker, finished, target, write_then_make_the_mistake  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-QUEUE = "db-host"
-
-
-@pytest.fixture(scope="module")
-def conf_dir():
-    folder = Path(tempfile.mkdtemp(prefix="drp-pitr-conf-"))
-    folder.chmod(0o755)
-    with override_settings(PGBACKREST_CONFIG_DIR=folder):
-        yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def cluster(conf_dir):
-    made = make_cluster(pgbr.archive_command("maindb"))
-    yield made
-    destroy(made)
-
-
-@pytest.fixture(scope="module")
-def db_host_worker(django_db_setup, django_db_blocker, age_key, conf_dir, tmp_path_factory):
-    """A worker of the target's queue only, reading the same generated configuration folder."""
-    with django_db_blocker.unblock():
-        worker = start_worker(
-            tmp_path_factory.mktemp("db-host-worker") / "worker.log",
-            extra_env={"PGBACKREST_CONFIG_DIR": str(conf_dir)},
-            queues=[QUEUE],
-            name="db-host",
-        )
-    yield worker
-    stop_worker(worker)
-
-
-def ensure_roles() -> None:
-    """A transactional test's flush empties the role groups the migration made; make them again."""
-    from django.contrib.auth.models import Group
-
-    from drportal import roles
-
-    for name in roles.ROLES:
-        Group.objects.get_or_create(name=name)
-    roles.sync_role_permissions()
-
-
-@pytest.fixture
-def target(cluster, request) -> Target:
-    ensure_roles()
-    repo = f"repo-{request.node.name[:40]}"
-    made = make_pgbr_target(cluster, [posix_location(cluster, repo)])
-    Target.objects.filter(pk=made.pk).update(queue=QUEUE)
-    made.refresh_from_db()
-    cluster.sql("DROP TABLE IF EXISTS messages")
-    cluster.sql("CREATE TABLE messages (id bigserial PRIMARY KEY, body text NOT NULL)")
-    cluster.sql("INSERT INTO messages (body) SELECT 'message ' || g FROM generate_series(1, 1000) g")
-    return made
 
 
 def moment_url(target: Target, query: str = "") -> str:
@@ -92,30 +31,6 @@ def moment_url(target: Target, query: str = "") -> str:
 
 def post(client, url: str, data: dict):
     return client.post(url, {**data, "csrfmiddlewaretoken": client.token})
-
-
-def write_then_make_the_mistake(cluster) -> tuple[list, list, object]:
-    """Rows after the backup, the moment T (to the second, as people type it), then most rows deleted."""
-    cluster.sql("SELECT pg_sleep(1.1)", dbname="postgres")  # pgBackRest keeps whole seconds: T after the backup
-    cluster.sql("INSERT INTO messages (body) SELECT 'after the backup ' || g FROM generate_series(1, 500) g")
-    at_t = cluster.sql("SELECT id, body FROM messages ORDER BY id")
-    cluster.sql("SELECT pg_sleep(1.1)", dbname="postgres")
-    moment = cluster.sql("SELECT date_trunc('second', now())")[0][0].astimezone(UTC)
-    cluster.sql("SELECT pg_sleep(1.1)", dbname="postgres")
-    cluster.sql("DELETE FROM messages WHERE id > 100")  # the mistake
-    after = cluster.sql("SELECT id, body FROM messages ORDER BY id")
-    assert len(at_t) == 1500 and len(after) == 100
-    return at_t, after, moment
-
-
-def finished(record: Restore) -> Restore:
-    wait_for(
-        lambda: Restore.objects.get(pk=record.pk).status in ("succeeded", "failed"),
-        timeout=300,
-        interval=0.5,
-        message=f"the db-host worker to finish restore #{record.pk}",
-    )
-    return Restore.objects.get(pk=record.pk)
 
 
 def test_devops_restores_to_a_moment_from_the_admin_through_a_real_worker(cluster, target, db_host_worker):
@@ -286,7 +201,9 @@ def test_a_time_before_the_first_backup_is_refused_saying_why(cluster, target):
         "Say to which time": {"moment": ""},
         "must be an absolute path": {"to": "relative/dir"},
         "is inside (or contains) the live data directory": {"kind": "latest", "to": str(cluster.data / "x")},
-        "is running: stop it first": {"kind": "latest", "to": str(cluster.data)},
+        # Over the live data: whether the cluster is stopped is the database host's to say (see
+        # test_over_the_running_live_cluster_the_page_reviews_and_the_worker_refuses); the page asks for the tick.
+        "tick “Replace the live data directory”": {"kind": "latest", "to": str(cluster.data)},
     }
     for expected, change in cases.items():
         page = unescape(post(devops, moment_url(target), {**form, **change}).content.decode())
@@ -342,3 +259,210 @@ def test_the_portals_pgbackrest_settings_never_reach_pgbackrest_as_options(clust
 
     assert run.status == "succeeded", run.error
     assert "repo1-bundle=y" in pgbr.config_path("maindb").read_text()
+
+
+# --- the page checks what holds anywhere; the database host checks the rest ------------------------------
+
+HOST_CHECKS = "The worker on the database host (queue `db-host`) checks again before touching anything: "
+REFUSED_THERE = "; if any fails, the restore is refused on its page, saying why."
+
+
+def review(client, target: Target, form: dict) -> tuple[str, list[str]]:
+    """Post the form for review (not confirmed): the page's text and its "what was checked" lines."""
+    response = post(client, moment_url(target), form)
+    assert response.status_code == 200
+    text = unescape(response.content.decode())
+    assert "cannot go ahead" not in text, re.findall(r'errornote"[^>]*>([^<]*)', text)
+    assert "Yes, restore" in text
+    checks = re.search(r'id="restore-checks">(.*?)</ul>', text, re.S).group(1)
+    return text, re.findall(r"<li>(.*?)</li>", checks, re.S)
+
+
+def problem_of(response) -> str:
+    """The refusal the page shows, in words (never a traceback)."""
+    assert response.status_code == 200
+    text = unescape(re.search(r'id="restore-problem">([^<]*)<', response.content.decode()).group(1))
+    return text.removeprefix("This restore cannot go ahead: ")
+
+
+def test_the_folder_checks_are_the_database_hosts_the_page_says_so_and_the_worker_refuses_on_the_row(
+    cluster, target, db_host_worker
+):
+    devops = role_client("DevOps")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    label, ended = run.pgbackrest.label, run.pgbackrest.stopped_at.isoformat()
+    restores = cluster.folder("restores")
+    no_parent = restores / "no-such-folder" / "data"
+    busy = restores / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("not yours")
+    reasons = {
+        no_parent: f"--to {no_parent}: its parent folder {no_parent.parent} does not exist",
+        busy: f"--to {busy} exists and is not empty; name a new folder",
+    }
+    records = {}
+    for destination in reasons:
+        form = {"kind": "latest", "to": str(destination)}
+
+        # The page does not look at the folder (it may be another machine): it reviews, and says who checks it.
+        text, checks = review(devops, target, form)
+
+        assert f"into a new data directory {destination}, started on a free port, archive_mode=off" in text
+        assert checks == [
+            f"Checked here from the portal's catalogue: backup set {label} (run #{run.pk}), the newest, ended at "
+            f"{ended}.",
+            f"{HOST_CHECKS}where {destination} leads (symlinks resolved), that the destination folder is new and "
+            f"empty and its parent exists, that a free port is picked there, and pgBackRest's own catalogue"
+            f"{REFUSED_THERE}",
+        ]
+        assert "Checked on the database host" not in text  # never claimed before it ran
+        response = post(devops, moment_url(target), {**form, "confirm": "yes"})
+        assert response.status_code == 302
+        records[destination] = Restore.objects.latest("pk")
+
+    for destination, record in records.items():
+        record = finished(record)
+        assert record.status == "failed" and record.error == reasons[destination], record.error + record.log
+        assert f"refused: {reasons[destination]}" in record.log and record.rollback_name == ""
+        assert not record.scratch_name and record.started_at is not None  # the worker took it, and made nothing
+        page = unescape(devops.get(reverse("admin:backups_restore_change", args=[record.pk])).content.decode())
+        assert reasons[destination] in page
+    assert not no_parent.parent.exists()
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"] and (busy / "keep.txt").read_text() == "not yours"
+
+
+def test_the_page_reviews_from_the_catalogue_when_pgbackrest_cannot_run_in_the_web_process(
+    cluster, target, db_host_worker, settings
+):
+    from backups.engines import SourceError
+
+    devops = role_client("DevOps")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    at_t, after_mistake, moment = write_then_make_the_mistake(cluster)
+    # The web process has no pgBackRest (nor the stanza's configuration); the worker has its own settings.
+    settings.PGBACKREST_BIN = "/nonexistent/pgbackrest"
+    with pytest.raises(SourceError):
+        pgbr.info(target.pgbackrest)
+    destination = cluster.folder("restores") / "web-without-pgbackrest"
+    form = {"kind": "time", "moment": moment.isoformat(), "to": str(destination)}
+
+    text, checks = review(devops, target, form)
+
+    assert f"from backup set {run.pgbackrest.label} (run #{run.pk}) plus archived WAL" in text
+    assert "checked, then stopped and removed" in text
+    assert checks[0] == (
+        f"Checked here from the portal's catalogue: backup set {run.pgbackrest.label} (run #{run.pk}) ended at "
+        f"{run.pgbackrest.stopped_at.isoformat()}, before {moment.isoformat()}."
+    )
+    assert checks[1].startswith(HOST_CHECKS) and checks[1].endswith(REFUSED_THERE)
+
+    response = post(devops, moment_url(target), {**form, "confirm": "yes"})
+    assert response.status_code == 302
+    record = finished(Restore.objects.get())
+    assert record.status == "succeeded", record.error + "\n" + record.log + db_host_worker.log()[-3000:]
+    # The worker made the host's checks (and wrote that it did), with pgBackRest's own catalogue.
+    assert f"Checked on the database host: {destination} is a new or empty folder whose parent exists, port " in (
+        record.log
+    )
+    assert (
+        f"pgBackRest's own catalogue: backup set {run.pgbackrest.label} (run #{run.pk}) ended at "
+        f"{run.pgbackrest.stopped_at.isoformat()}, before {moment.isoformat()}." in record.log
+    )
+    assert {"name": "app.public.messages", "expected": None, "restored": len(at_t)} in record.tables
+    assert f"stopped and removed {destination}" in record.log and not destination.exists()
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id") == after_mistake
+
+
+def test_the_catalogues_refusals_come_out_on_the_page_without_pgbackrest(cluster, target, settings):
+    devops = role_client("DevOps")
+    real_bin = settings.PGBACKREST_BIN
+    settings.PGBACKREST_BIN = "/nonexistent/pgbackrest"
+    destination = cluster.folder("restores") / "refused"
+    latest = {"kind": "latest", "to": str(destination), "confirm": "yes"}
+
+    no_backup = (
+        "the portal's catalogue holds no finished backup of maindb yet: run a full backup first (one made outside "
+        "the portal counts once `manage.py rebuildcatalog <location>` has imported it)"
+    )
+    assert problem_of(post(devops, moment_url(target), latest)) == no_backup
+
+    too_early = cluster.sql("SELECT now()")[0][0].astimezone(UTC)
+    time.sleep(1.1)
+    settings.PGBACKREST_BIN = real_bin
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    settings.PGBACKREST_BIN = "/nonexistent/pgbackrest"
+    first_stop = run.pgbackrest.stopped_at
+    response = post(devops, moment_url(target), {**latest, "kind": "time", "moment": too_early.isoformat()})
+    assert problem_of(response) == (
+        f"no backup had finished by {too_early.isoformat()}: the earliest moment it can restore to is "
+        f"{(first_stop + timedelta(seconds=1)).isoformat()} (the first backup of maindb ended at "
+        f"{first_stop.isoformat()}; WAL before a backup cannot be replayed without one)"
+    )
+    assert "Yes, restore" not in response.content.decode()
+    # A copy pgBackRest expired (its retention) is no backup set to start from; nor is a failed run's.
+    run.artifacts.update(status="deleted")
+    assert problem_of(post(devops, moment_url(target), latest)) == no_backup
+    run.artifacts.update(status="stored")
+    BackupRun.objects.filter(pk=run.pk).update(status="failed")
+    assert problem_of(post(devops, moment_url(target), latest)) == no_backup
+    assert not Restore.objects.exists() and not destination.exists()
+
+
+def test_over_the_running_live_cluster_the_page_reviews_and_the_worker_refuses(cluster, target, db_host_worker):
+    devops = role_client("DevOps")
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    form = {"kind": "latest", "to": str(cluster.data), "replace_live": "on"}
+
+    text, checks = review(devops, target, form)
+
+    assert f"OVER THE LIVE DATA DIRECTORY {cluster.data} (the cluster must be stopped first)" in text
+    assert "(the cluster is stopped)" not in text
+    assert checks[1] == (
+        f"{HOST_CHECKS}where {cluster.data} leads (symlinks resolved), that the cluster is stopped, and pgBackRest's "
+        f"own catalogue{REFUSED_THERE}"
+    )
+    response = post(devops, moment_url(target), {**form, "confirm": "yes"})
+    assert response.status_code == 302
+    record = finished(Restore.objects.get())
+    assert record.status == "failed", record.log
+    assert record.error == (
+        f"the cluster in {cluster.data} is running: stop it first (pg_ctl stop) to restore over it"
+    ), record.error
+    assert record.rollback_name == ""  # nothing was kept aside: its page must not say so
+    assert not list(cluster.base.glob("data.pre-restore-*"))
+    assert cluster.sql("SELECT count(*) FROM messages") == [(1000,)]  # the live cluster, untouched and up
+
+
+def test_symlinks_are_the_database_hosts_to_resolve_and_the_live_guards_hold_there(cluster, target):
+    from backups.services import pgbackrest
+
+    run = backup.execute(backup.start_backup(target, trigger="command"))
+    assert run.status == "succeeded", run.error
+    links = cluster.folder("links")
+    into_live = links / "into-live"
+    into_live.unlink(missing_ok=True)
+    into_live.symlink_to(cluster.data / "restored-here")
+    to_live = links / "to-live"
+    to_live.unlink(missing_ok=True)
+    to_live.symlink_to(cluster.data)
+    refusals = {
+        into_live: f"--to {into_live} is inside (or contains) the live data directory {cluster.data} (through a "
+        f"symlink: it leads to {cluster.data / 'restored-here'}); choose a separate folder",
+        to_live: f"--to {to_live} leads to the live data directory {cluster.data} through a symlink: to restore "
+        f"over the live data, name {cluster.data} itself (with the cluster stopped)",
+    }
+    for destination, refusal in refusals.items():
+        # As written, the path is a separate folder: the page (no filesystem) cannot know better.
+        plan = pgbackrest.propose_pitr("maindb", latest=True, to=str(destination), on_host=False)
+        assert not plan.in_place and not plan.host_checked
+        # Where it really leads is for the database host (the worker, the restore command) to say.
+        with pytest.raises(pgbackrest.PitrRefused) as refused:
+            pgbackrest.propose_pitr("maindb", latest=True, to=str(destination), on_host=True)
+        assert str(refused.value) == refusal
+    with pytest.raises(pgbackrest.PitrRefused, match="must be an absolute path without '..'"):
+        pgbackrest.propose_pitr("maindb", latest=True, to=f"{links}/../data", on_host=False)
+    assert not (cluster.data / "restored-here").exists() and not Restore.objects.exists()

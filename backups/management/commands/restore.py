@@ -67,14 +67,22 @@ class Command(BaseCommand):
         from backups.services import pgbackrest
 
         try:
+            # The command runs on the database host: every check, the host's included.
             plan = pgbackrest.propose_pitr(
-                target, moment=moment, lsn=lsn, latest=latest, to=to, port=port, keep_running=bool(keep_running)
+                target,
+                moment=moment,
+                lsn=lsn,
+                latest=latest,
+                to=to,
+                port=port,
+                keep_running=bool(keep_running),
+                on_host=True,
             )
         except (pgbackrest.PitrRefused, SourceError, LocationError) as exc:
             self._finish_refused(target, str(exc), as_json)
             return
         out = self.stderr if as_json else self.stdout
-        for line in plan.lines():
+        for line in plan.lines() + plan.checks():
             out.write(line)
         if not yes and not self._confirm():
             raise CommandError("not confirmed; nothing was changed (pass --yes to skip this question)")

@@ -11,9 +11,13 @@ One module per job (stanza, backup, pitr, verify, rpo); callers use this package
 
 from .backup import ImportReport, import_info, manifest_sha256, perform_backup
 from .pitr import (
+    BackupSet,
     PitrPlan,
     PitrRefused,
     backup_set_for,
+    backup_set_in_repositories,
+    check_on_host,
+    check_request,
     count_tables,
     ensure_wal_past,
     execute_pitr,
@@ -64,7 +68,11 @@ __all__ = [
     "port_in_use",
     "PitrPlan",
     "propose_pitr",
+    "check_request",
+    "check_on_host",
+    "BackupSet",
     "backup_set_for",
+    "backup_set_in_repositories",
     "record_pitr",
     "request_pitr",
     "plan_of",

@@ -1,4 +1,10 @@
-"""Restore to a moment: the plan and its checks, the request, and carrying it out on the database host."""
+"""Restore to a moment: the plan and its checks, the request, and carrying it out on the database host.
+
+The checks come in two parts. check_request holds anywhere (the web process, which may run on another
+machine): the request, the destination as written, the backup set from the portal's catalogue.
+check_on_host needs the database host (the worker of the target's queue, or the restore command there):
+symlinks, the folder, the port, the cluster stopped, and pgBackRest's own catalogue.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,17 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from ...engines import pgbackrest as pgbr
 from ...engines.base import SourceError
 from ...locations import LocationError
-from ...models import BackupRun, PgBackRestStanza, Restore, Target
+from ...models import Artifact, BackupRun, PgBackRestBackup, PgBackRestStanza, Restore, Target
 from ..restore import authorize
 from .stanza import HEARTBEAT_SECONDS, connect, repos_of, stanza_of
 
@@ -39,13 +47,21 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+class BackupSet(NamedTuple):
+    """The backup set a restore to a moment starts from, its catalogued run, and when it ended."""
+
+    label: str
+    run: BackupRun | None
+    ended_at: datetime
+
+
 @dataclass
 class PitrPlan:
     target: Target
     kind: str  # time, lsn or latest
     value: str
     to: Path
-    port: int
+    port: int  # 0: a free one, picked on the database host
     in_place: bool
     keep_running: bool
     moment: datetime | None = None
@@ -53,6 +69,10 @@ class PitrPlan:
     run: BackupRun | None = None
     rollback: Path | None = None
     port_given: bool = False  # False: a free port was picked (and is picked again where it runs)
+    backup_ended_at: datetime | None = None
+    # True once the database host's checks ran (check_on_host): where the destination leads, the folder,
+    # the port, the cluster stopped, and pgBackRest's own catalogue. Until then nothing may claim they passed.
+    host_checked: bool = False
 
     def lines(self) -> list[str]:
         what = {"time": f"to {self.value}", "lsn": f"to LSN {self.value}", "latest": "to the end of the archived WAL"}
@@ -62,15 +82,47 @@ class PitrPlan:
                 f"  from backup set {self.backup_set} (run #{self.run.pk if self.run else '?'}) plus archived WAL"
             )
         if self.in_place:
-            lines.append(f"  OVER THE LIVE DATA DIRECTORY {self.to} (the cluster is stopped)")
+            stopped = "the cluster is stopped" if self.host_checked else "the cluster must be stopped first"
+            lines.append(f"  OVER THE LIVE DATA DIRECTORY {self.to} ({stopped})")
             lines.append(f"  the current directory is kept as {self.rollback} for rollback")
             lines.append("  the restored cluster keeps archiving into the repository (it becomes production)")
         else:
-            lines.append(f"  into a new data directory {self.to}, started on port {self.port}, archive_mode=off")
+            port = f"port {self.port}" if self.port else "a free port"
+            lines.append(f"  into a new data directory {self.to}, started on {port}, archive_mode=off")
             lines.append(
                 "  left running for you to switch over" if self.keep_running else "  checked, then stopped and removed"
             )
         return lines
+
+    def checks(self) -> list[str]:
+        """What was checked, from where, and what is left to the database host: never a check that was not run."""
+        chosen = self._chosen_set()
+        if self.host_checked:
+            if self.in_place:
+                done = f"the cluster in {self.to} is stopped"
+            else:
+                done = f"{self.to} is a new or empty folder whose parent exists, port {self.port} is free"
+            return [f"Checked on the database host: {done}; pgBackRest's own catalogue: {chosen}."]
+        if self.in_place:
+            left = f"where {self.to} leads (symlinks resolved), that the cluster is stopped"
+        else:
+            port = f"port {self.port} is free" if self.port else "a free port is picked there"
+            left = (
+                f"where {self.to} leads (symlinks resolved), that the destination folder is new and empty and its "
+                f"parent exists, that {port}"
+            )
+        return [
+            f"Checked here from the portal's catalogue: {chosen}.",
+            f"The worker on the database host (queue `{self.target.queue}`) checks again before touching anything: "
+            f"{left}, and pgBackRest's own catalogue; if any fails, the restore is refused on its page, saying why.",
+        ]
+
+    def _chosen_set(self) -> str:
+        run = f" (run #{self.run.pk})" if self.run else ""
+        ended = self.backup_ended_at.isoformat() if self.backup_ended_at else "?"
+        if self.kind == "time":
+            return f"backup set {self.backup_set}{run} ended at {ended}, before {self.value}"
+        return f"backup set {self.backup_set}{run}, the newest, ended at {ended}"
 
 
 def _parse_moment(value: str) -> datetime:
@@ -94,8 +146,43 @@ def propose_pitr(
     port: int | None = None,
     keep_running: bool = False,
     user=None,
+    on_host: bool = True,
 ) -> PitrPlan:
-    """Check everything that can be checked before anything is touched; raise PitrRefused otherwise."""
+    """Check a restore to a moment before anything is touched; raise PitrRefused saying why not.
+
+    ``on_host`` False (a page in the web process, which may run on another machine): only the checks that
+    hold anywhere (check_request). True (the worker on the database host, the restore command): those,
+    then the ones only the database host can make (check_on_host).
+    """
+    plan = check_request(
+        target_name,
+        moment=moment,
+        lsn=lsn,
+        latest=latest,
+        to=to,
+        port=port,
+        keep_running=keep_running,
+        user=user,
+    )
+    return check_on_host(plan) if on_host else plan
+
+
+def check_request(
+    target_name: str,
+    *,
+    moment: str | None = None,
+    lsn: str | None = None,
+    latest: bool = False,
+    to: str | None,
+    port: int | None = None,
+    keep_running: bool = False,
+    user=None,
+) -> PitrPlan:
+    """The checks that hold wherever they run: the request itself, and the backup set from the portal's catalogue.
+
+    No filesystem, port, process or pgBackRest call: the destination is compared with the live data directory
+    as written (symlinks are the database host's to resolve, in check_on_host).
+    """
     target = Target.objects.filter(name=target_name).first()
     if target is None:
         raise PitrRefused(f"no target named {target_name!r}")
@@ -107,15 +194,16 @@ def propose_pitr(
     stanza = stanza_of(target)
     if not to:
         raise PitrRefused("--to is required: a new data directory (or the live one, with the cluster stopped)")
-    destination = Path(to)
+    destination = Path(to)  # pathlib drops repeated slashes and "." parts; ".." is refused
     if not destination.is_absolute() or ".." in destination.parts:
         raise PitrRefused(f"--to must be an absolute path without '..': {to}")
-    live = Path(stanza.pg_path).resolve()
-    resolved = destination.resolve()
-    in_place = resolved == live
-    if not in_place and (live in resolved.parents or resolved in live.parents):
+    # pathlib keeps a leading "//" (POSIX leaves its meaning to the system; on Linux it is "/").
+    destination = Path("/" + str(destination).lstrip("/"))
+    live = Path(os.path.normpath(stanza.pg_path))
+    in_place = destination == live
+    if not in_place and (live in destination.parents or destination in live.parents):
         raise PitrRefused(f"--to {to} is inside (or contains) the live data directory {live}; choose a separate folder")
-    plan = PitrPlan(target, chosen[0][2:], moment or lsn or "", resolved, port or 0, in_place, keep_running)
+    plan = PitrPlan(target, chosen[0][2:], moment or lsn or "", destination, port or 0, in_place, keep_running)
     plan.port_given = bool(port)
     if plan.kind == "time":
         plan.moment = _parse_moment(moment)
@@ -130,20 +218,59 @@ def propose_pitr(
     if in_place:
         if user is not None and not user.has_perm("backups.restore_backuprun"):
             raise PitrRefused(f"{user.get_username()} lacks the restore_backuprun permission to restore over live data")
+        plan.rollback = _rollback_path(live)
+        plan.port = stanza.pg_port
+    _use(plan, backup_set_for(target, plan.moment))
+    return plan
+
+
+def check_on_host(plan: PitrPlan) -> PitrPlan:
+    """The checks only the database host can make, on a plan check_request made; raise PitrRefused otherwise.
+
+    Where the destination leads (symlinks), the folder new and empty with its parent there, the port free,
+    the cluster stopped for a restore over it, and the backup set from pgBackRest's own catalogue
+    (`pgbackrest info`, authoritative: the portal's may lag behind it).
+    """
+    stanza = stanza_of(plan.target)
+    live = Path(stanza.pg_path).resolve()
+    resolved = plan.to.resolve()
+    if resolved == live and not plan.in_place:
+        # Over live data only when it was asked for by name (the page asks to tick "replace" for that name).
+        raise PitrRefused(
+            f"--to {plan.to} leads to the live data directory {live} through a symlink: to restore over the live "
+            f"data, name {stanza.pg_path} itself (with the cluster stopped)"
+        )
+    if not plan.in_place and (live in resolved.parents or resolved in live.parents):
+        raise PitrRefused(
+            f"--to {plan.to} is inside (or contains) the live data directory {live}"
+            f"{' (through a symlink: it leads to ' + str(resolved) + ')' if resolved != plan.to else ''}; "
+            "choose a separate folder"
+        )
+    given, plan.to = plan.to, resolved
+    if plan.in_place:
         if pgbr.is_running(live):
             raise PitrRefused(f"the cluster in {live} is running: stop it first (pg_ctl stop) to restore over it")
-        plan.rollback = live.with_name(f"{live.name}.pre-restore-{timezone.now():%Y%m%dT%H%M%S}")
+        plan.rollback = _rollback_path(live)
         plan.port = stanza.pg_port
     else:
         if resolved.exists() and any(resolved.iterdir()):
-            raise PitrRefused(f"--to {to} exists and is not empty; name a new folder")
+            raise PitrRefused(f"--to {given} exists and is not empty; name a new folder")
         if not resolved.parent.is_dir():
-            raise PitrRefused(f"--to {to}: its parent folder {resolved.parent} does not exist")
-        if port and port_in_use(port):
-            raise PitrRefused(f"--port {port} is in use; choose another or leave it out for a free one")
-        plan.port = port or free_port()
-    _choose_backup(plan, stanza)
+            raise PitrRefused(f"--to {given}: its parent folder {resolved.parent} does not exist")
+        if plan.port_given and port_in_use(plan.port):
+            raise PitrRefused(f"--port {plan.port} is in use; choose another or leave it out for a free one")
+        plan.port = plan.port if plan.port_given else free_port()
+    _use(plan, backup_set_in_repositories(plan.target, plan.moment, stanza=stanza))
+    plan.host_checked = True
     return plan
+
+
+def _rollback_path(live: Path) -> Path:
+    return live.with_name(f"{live.name}.pre-restore-{timezone.now():%Y%m%dT%H%M%S}")
+
+
+def _use(plan: PitrPlan, chosen: BackupSet) -> None:
+    plan.backup_set, plan.run, plan.backup_ended_at = chosen
 
 
 def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
@@ -159,38 +286,66 @@ def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
     return f"WAL past it will be archived by about {ready.isoformat(timespec='seconds')} (archive_timeout {seconds} s)"
 
 
-def _choose_backup(plan: PitrPlan, stanza: PgBackRestStanza) -> None:
-    plan.backup_set, plan.run = backup_set_for(plan.target, plan.moment, stanza=stanza)
-
-
-def backup_set_for(
-    target: Target, moment: datetime | None, *, stanza: PgBackRestStanza | None = None
-) -> tuple[str, BackupRun | None]:
-    """The backup set a restore to ``moment`` (None: to the latest) starts from, and its catalogued run.
+def backup_set_for(target: Target, moment: datetime | None) -> BackupSet:
+    """From the portal's catalogue (works anywhere): the backup set a restore to ``moment`` (None: to the
+    latest) starts from. The runs that succeeded, whose copy pgBackRest has not expired.
 
     Raises PitrRefused saying why there is none: no backup yet, or none had finished by the moment
-    (with the earliest moment it can restore to).
+    (with the earliest moment it can restore to). The database host asks pgBackRest itself
+    (backup_set_in_repositories) before restoring.
+    """
+    stored = Artifact.objects.filter(run=OuterRef("run"), key=OuterRef("label"), status=Artifact.Status.STORED)
+    sets = [
+        (row.label, row.stopped_at, row.run)
+        for row in PgBackRestBackup.objects.filter(
+            run__target=target, run__status=BackupRun.Status.SUCCEEDED, stopped_at__isnull=False
+        )
+        .exclude(label="")
+        .filter(Exists(stored))
+        .select_related("run")
+        .order_by("stopped_at", "pk")
+    ]
+    if not sets:
+        raise PitrRefused(
+            f"the portal's catalogue holds no finished backup of {target.name} yet: run a full backup first "
+            "(one made outside the portal counts once `manage.py rebuildcatalog <location>` has imported it)"
+        )
+    label, ended_at, run = _choose(target, moment, sets)
+    return BackupSet(label, run, ended_at)
+
+
+def backup_set_in_repositories(
+    target: Target, moment: datetime | None, *, stanza: PgBackRestStanza | None = None
+) -> BackupSet:
+    """On the database host, from `pgbackrest info` (authoritative): the backup set a restore to ``moment``
+    (None: to the latest) starts from, and its catalogued run (None if the portal does not know it).
+
+    Raises PitrRefused as backup_set_for does.
     """
     stanza = stanza or stanza_of(target)
     data = pgbr.info(stanza)
-    backups = sorted(data.get("backup", []), key=lambda b: b["timestamp"]["stop"])
-    if not backups:
+    sets = [(b["label"], pgbr.stamp(b["timestamp"]["stop"]), None) for b in data.get("backup", [])]
+    if not sets:
         raise PitrRefused(f"the repositories of {target.name} hold no backup yet: run a full backup first")
-    if moment is not None:
-        # pgBackRest records whole seconds: a backup that stopped in T's own second may have ended after T.
-        whole = moment.replace(microsecond=0)
-        before = [b for b in backups if pgbr.stamp(b["timestamp"]["stop"]) < whole]
-        if not before:
-            first = pgbr.stamp(backups[0]["timestamp"]["stop"])
-            raise PitrRefused(
-                f"no backup had finished by {moment.isoformat()}: the earliest moment it can restore to is "
-                f"{(first + timedelta(seconds=1)).isoformat()} (the first backup of {target.name} ended at "
-                f"{first.isoformat()}; WAL before a backup cannot be replayed without one)"
-            )
-        chosen = before[-1]
-    else:
-        chosen = backups[-1]
-    return chosen["label"], BackupRun.objects.filter(target=target, artifacts__key=chosen["label"]).first()
+    label, ended_at, _ = _choose(target, moment, sorted(sets, key=lambda s: s[1]))
+    return BackupSet(label, BackupRun.objects.filter(target=target, artifacts__key=label).first(), ended_at)
+
+
+def _choose(target: Target, moment: datetime | None, sets: list[tuple]) -> tuple:
+    """The newest of ``sets`` (label, ended at, run), oldest first, that ended before ``moment``."""
+    if moment is None:
+        return sets[-1]
+    # pgBackRest records whole seconds: a backup that stopped in T's own second may have ended after T.
+    whole = moment.replace(microsecond=0)
+    before = [s for s in sets if s[1] < whole]
+    if not before:
+        first = sets[0][1]
+        raise PitrRefused(
+            f"no backup had finished by {moment.isoformat()}: the earliest moment it can restore to is "
+            f"{(first + timedelta(seconds=1)).isoformat()} (the first backup of {target.name} ended at "
+            f"{first.isoformat()}; WAL before a backup cannot be replayed without one)"
+        )
+    return before[-1]
 
 
 # --- a restore to a moment asked for from a page (the admin, an incident) and run by a worker -----
@@ -234,7 +389,7 @@ def request_pitr(plan: PitrPlan, *, user, via: tuple[str, str] | None = None) ->
 
 
 def plan_of(record: Restore) -> PitrPlan:
-    """Check a queued restore to a moment again, where it runs: the same checks as when it was asked for."""
+    """Check a queued restore to a moment again, where it runs: the page's checks, then the database host's."""
     if record.target is None:
         raise PitrRefused("the target of this restore no longer exists")
     kind, value = record.recovery_kind, record.recovery_target
@@ -260,10 +415,22 @@ def run_requested(record: Restore) -> Restore:
         plan = plan_of(record)
     except (PitrRefused, SourceError, LocationError) as exc:
         record.note(f"refused: {exc}")
-        record.fail(str(exc))
+        # Nothing was moved: the rollback the request named would otherwise read as "kept as" on its page.
+        record.fail(str(exc), rollback_name="")
         return record
     if plan.port != record.port:
         record.write_held(port=plan.port)
+    for line in plan.checks():
+        record.note(line)
+    chosen = plan.run.pk if plan.run else None
+    if chosen != record.run_id:
+        # The page chose from the portal's catalogue; pgBackRest's own, on this host, has the last word.
+        reviewed = f"run #{record.run_id}" if record.run_id else "no catalogued run"
+        record.note(
+            f"pgBackRest's catalogue chose backup set {plan.backup_set}"
+            f"{f' (run #{chosen})' if chosen else ' (not in the portal catalogue)'}, not {reviewed} as reviewed"
+        )
+        record.write_held(run=plan.run)
     return _carry_out(record, plan)
 
 
@@ -364,7 +531,7 @@ def _carry_out(record: Restore, plan: PitrPlan) -> Restore:
         lock = _claim(plan, record)
     except (PitrRefused, OSError) as exc:
         record.note(f"refused: {exc}")
-        record.fail(str(exc))
+        record.fail(str(exc), rollback_name="")  # refused before the live directory could be moved
         return record
     try:
         # pgbackrest restore and pg_ctl start say nothing for minutes on a big cluster: keep the row alive.
