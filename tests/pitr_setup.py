@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 
 from backups.engines import pgbackrest as pgbr
 from backups.models import Restore, Target
@@ -104,3 +105,11 @@ def finished(record: Restore) -> Restore:
         message=f"the db-host worker to finish restore #{record.pk}",
     )
     return Restore.objects.get(pk=record.pk)
+
+
+def moment_url(target: Target, query: str = "") -> str:
+    return reverse("admin:backups_target_restore_moment", args=[target.pk]) + query
+
+
+def post(client, url: str, data: dict):
+    return client.post(url, {**data, "csrfmiddlewaretoken": client.token})

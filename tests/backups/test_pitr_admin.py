@@ -20,17 +20,18 @@ from backups.engines import pgbackrest as pgbr
 from backups.models import BackupRun, Restore, Target, Verification
 from backups.services import backup
 from tests.conftest import role_client, wait_for
-from tests.pitr_setup import cluster, conf_dir, db_host_worker, finished, target, write_then_make_the_mistake  # noqa: F401
+from tests.pitr_setup import (  # noqa: F401 (module fixtures, used by name)
+    cluster,
+    conf_dir,
+    db_host_worker,
+    finished,
+    moment_url,
+    post,
+    target,
+    write_then_make_the_mistake,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-def moment_url(target: Target, query: str = "") -> str:
-    return reverse("admin:backups_target_restore_moment", args=[target.pk]) + query
-
-
-def post(client, url: str, data: dict):
-    return client.post(url, {**data, "csrfmiddlewaretoken": client.token})
 
 
 def test_devops_restores_to_a_moment_from_the_admin_through_a_real_worker(cluster, target, db_host_worker):
@@ -263,7 +264,7 @@ def test_the_portals_pgbackrest_settings_never_reach_pgbackrest_as_options(clust
 
 # --- the page checks what holds anywhere; the database host checks the rest ------------------------------
 
-HOST_CHECKS = "The worker on the database host (queue `db-host`) checks again before touching anything: "
+HOST_CHECKS = "The worker on the database host (queue db-host) checks again before touching anything: "
 REFUSED_THERE = "; if any fails, the restore is refused on its page, saying why."
 
 

@@ -69,7 +69,7 @@ def test_devops_restores_to_a_moment_in_the_browser_and_a_worker_of_the_queue_ca
         [
             f"Checked here from the portal's catalogue: backup set {label} (run #{run.pk}) ended at {ended}, "
             f"before {moment.isoformat()}.",
-            f"The worker on the database host (queue `{QUEUE}`) checks again before touching anything: where "
+            f"The worker on the database host (queue {QUEUE}) checks again before touching anything: where "
             f"{destination} leads (symlinks resolved), that the destination folder is new and empty and its parent "
             "exists, that a free port is picked there, and pgBackRest's own catalogue; if any fails, the restore "
             "is refused on its page, saying why.",

@@ -113,7 +113,7 @@ class PitrPlan:
             )
         return [
             f"Checked here from the portal's catalogue: {chosen}.",
-            f"The worker on the database host (queue `{self.target.queue}`) checks again before touching anything: "
+            f"The worker on the database host (queue {self.target.queue}) checks again before touching anything: "
             f"{left}, and pgBackRest's own catalogue; if any fails, the restore is refused on its page, saying why.",
         ]
 
