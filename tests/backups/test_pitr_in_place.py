@@ -211,7 +211,8 @@ def test_a_live_restore_without_the_stopped_cluster_the_permission_or_the_box_is
     for _ in range(2):
         for to in spellings:
             review = post(devops, moment_url(target), {"kind": "latest", "to": to, "replace_live": "on"})
-            assert f"OVER THE LIVE DATA DIRECTORY {live} (the cluster must be stopped first)" in plan_of_page(review), to
+            over_live = f"OVER THE LIVE DATA DIRECTORY {live} (the cluster must be stopped first)"
+            assert over_live in plan_of_page(review), to
             assert "into a new data directory" not in plan_of_page(review)
             response = post(devops, moment_url(target), {"kind": "latest", "to": to, "confirm": "yes"})
             assert "tick “Replace the live data directory”" in problem_of(response), (to, problem_of(response))
