@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from backups.engines import pgbackrest as pgbr
-from backups.models import BackupRun, Location, PgBackRestBackup, PgBackRestStanza, Target
+from backups.models import BackupRun, Location, PgBackRestBackup, PgBackRestStanza, Restore, Target
 from backups.services import backup, pgbackrest
 from tests.conftest import target_form
 from tests.pg_cluster import make_pgbr_target, pg_cluster, posix_location, s3_tls  # noqa: F401
@@ -225,6 +225,65 @@ def test_restore_to_just_before_the_mistake(pg_cluster):  # noqa: F811
     assert {"name": "app.public.messages", "expected": None, "restored": 1500} in result["tables"]
     assert not other.exists(), "without --keep-running the restored copy is stopped and removed"
     assert "stopped and removed" in result["log"]
+
+
+def test_restore_to_an_lsn_starts_from_the_newest_backup_that_had_stopped_by_it(pg_cluster):  # noqa: F811
+    """Full backup; rows; note LSN L; the mistake; another full backup: --lsn L starts from the first one.
+
+    The newest set stopped after L: PostgreSQL could not stop at L from it (not consistent before its stop LSN).
+    """
+    cluster = pg_cluster("maindb")
+    target = make_pgbr_target(cluster, [posix_location(cluster)])
+    seed(cluster, 1000)
+    first = backup_now(target, "full")
+    assert first.status == "succeeded", first.error
+    cluster.sql("INSERT INTO messages (body) SELECT 'after the backup ' || g FROM generate_series(1, 500) g")
+    at_l = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    lsn = cluster.sql("SELECT pg_current_wal_lsn()::text")[0][0]
+    cluster.sql("DELETE FROM messages WHERE id > 100")  # the mistake
+    after_mistake = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    second = backup_now(target, "full")
+    assert second.status == "succeeded", second.error
+    first_stop, second_stop = first.pgbackrest.lsn_stop, second.pgbackrest.lsn_stop
+    assert pgbr.lsn_to_int(first_stop) <= pgbr.lsn_to_int(lsn) < pgbr.lsn_to_int(second_stop)
+    assert len(at_l) == 1500 and len(after_mistake) == 100
+
+    new_dir = cluster.folder("restores") / "at-l"
+    code, result = restore_cmd("maindb", "--lsn", lsn, "--to", str(new_dir), "--keep-running")
+
+    assert code == 0, result
+    assert result["status"] == "succeeded" and result["run"] == first.pk
+    assert f"--set={first.pgbackrest.label} --type=lsn --target={lsn}" in result["log"]
+    chosen = (
+        f"backup set {first.pgbackrest.label} (run #{first.pk}) ended at LSN {first_stop} "
+        f"({first.pgbackrest.stopped_at.isoformat()}), at or before LSN {lsn}."
+    )
+    elsewhere = cluster.folder("restores") / "reviewed"
+    for on_host, said in ((False, f"Checked here from the portal's catalogue: {chosen}"), (True, chosen)):
+        plan = pgbackrest.propose_pitr("maindb", lsn=lsn, to=str(elsewhere), on_host=on_host)
+        assert plan.backup_set == first.pgbackrest.label and plan.checks()[0].endswith(said), plan.checks()
+    port = int(
+        next(line for line in result["log"].splitlines() if "left running on port" in line).split("port ")[1].split()[0]
+    )
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id", port=port) == at_l
+    pgbr.pg_ctl("postgres", "stop", "-D", str(new_dir), "-m", "fast", "-w")
+    assert cluster.sql("SELECT id, body FROM messages ORDER BY id") == after_mistake
+
+    # An LSN before the first backup stopped: refused up front, naming the earliest LSN it can restore to.
+    too_early, refused_dir = first.pgbackrest.lsn_start, cluster.folder("restores") / "too-early"
+    assert pgbr.lsn_to_int(too_early) < pgbr.lsn_to_int(first_stop)
+    code, result = restore_cmd("maindb", "--lsn", too_early, "--to", str(refused_dir))
+    assert code == 1 and result["status"] == "refused", result
+    assert result["error"] == (
+        f"no backup had finished by LSN {too_early}: the earliest LSN it can restore to is {first_stop} (the "
+        f"first backup of maindb ended there, at {first.pgbackrest.stopped_at.isoformat()}; WAL before a backup "
+        "cannot be replayed without one)"
+    )
+    with pytest.raises(pgbackrest.PitrRefused, match=f"the earliest LSN it can restore to is {first_stop} "):
+        pgbackrest.propose_pitr("maindb", lsn=too_early, to=str(refused_dir), on_host=False)  # the catalogue's
+    with pytest.raises(pgbackrest.PitrRefused, match=f"the earliest LSN it can restore to is {first_stop} "):
+        pgbackrest.backup_set_in_repositories(target, None, lsn=too_early)  # pgBackRest's, on the host
+    assert not refused_dir.exists() and not Restore.objects.filter(recovery_target=too_early).exists()
 
 
 def test_restore_to_a_moment_refuses_clearly(pg_cluster):  # noqa: F811

@@ -48,11 +48,12 @@ def port_in_use(port: int) -> bool:
 
 
 class BackupSet(NamedTuple):
-    """The backup set a restore to a moment starts from, its catalogued run, and when it ended."""
+    """The backup set a restore to a moment starts from, its catalogued run, and when and at which LSN it ended."""
 
     label: str
     run: BackupRun | None
     ended_at: datetime
+    stop_lsn: str = ""
 
 
 @dataclass
@@ -70,9 +71,15 @@ class PitrPlan:
     rollback: Path | None = None
     port_given: bool = False  # False: a free port was picked (and is picked again where it runs)
     backup_ended_at: datetime | None = None
+    backup_stop_lsn: str = ""
     # True once the database host's checks ran (check_on_host): where the destination leads, the folder,
     # the port, the cluster stopped, and pgBackRest's own catalogue. Until then nothing may claim they passed.
     host_checked: bool = False
+
+    @property
+    def lsn(self) -> str | None:
+        """The LSN to restore to (None unless the kind is lsn)."""
+        return self.value if self.kind == "lsn" else None
 
     def lines(self) -> list[str]:
         what = {"time": f"to {self.value}", "lsn": f"to LSN {self.value}", "latest": "to the end of the archived WAL"}
@@ -122,6 +129,11 @@ class PitrPlan:
         ended = self.backup_ended_at.isoformat() if self.backup_ended_at else "?"
         if self.kind == "time":
             return f"backup set {self.backup_set}{run} ended at {ended}, before {self.value}"
+        if self.kind == "lsn":
+            return (
+                f"backup set {self.backup_set}{run} ended at LSN {self.backup_stop_lsn or '?'} ({ended}), "
+                f"at or before LSN {self.value}"
+            )
         return f"backup set {self.backup_set}{run}, the newest, ended at {ended}"
 
 
@@ -220,7 +232,7 @@ def check_request(
             raise PitrRefused(f"{user.get_username()} lacks the restore_backuprun permission to restore over live data")
         plan.rollback = _rollback_path(live)
         plan.port = stanza.pg_port
-    _use(plan, backup_set_for(target, plan.moment))
+    _use(plan, backup_set_for(target, plan.moment, lsn=plan.lsn))
     return plan
 
 
@@ -260,7 +272,7 @@ def check_on_host(plan: PitrPlan) -> PitrPlan:
         if plan.port_given and port_in_use(plan.port):
             raise PitrRefused(f"--port {plan.port} is in use; choose another or leave it out for a free one")
         plan.port = plan.port if plan.port_given else free_port()
-    _use(plan, backup_set_in_repositories(plan.target, plan.moment, stanza=stanza))
+    _use(plan, backup_set_in_repositories(plan.target, plan.moment, lsn=plan.lsn, stanza=stanza))
     plan.host_checked = True
     return plan
 
@@ -270,7 +282,7 @@ def _rollback_path(live: Path) -> Path:
 
 
 def _use(plan: PitrPlan, chosen: BackupSet) -> None:
-    plan.backup_set, plan.run, plan.backup_ended_at = chosen
+    plan.backup_set, plan.run, plan.backup_ended_at, plan.backup_stop_lsn = chosen
 
 
 def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
@@ -286,17 +298,17 @@ def _when_archived(stanza: PgBackRestStanza, moment: datetime) -> str:
     return f"WAL past it will be archived by about {ready.isoformat(timespec='seconds')} (archive_timeout {seconds} s)"
 
 
-def backup_set_for(target: Target, moment: datetime | None) -> BackupSet:
-    """From the portal's catalogue (works anywhere): the backup set a restore to ``moment`` (None: to the
-    latest) starts from. The runs that succeeded, whose copy pgBackRest has not expired.
+def backup_set_for(target: Target, moment: datetime | None, *, lsn: str | None = None) -> BackupSet:
+    """From the portal's catalogue (works anywhere): the backup set a restore to ``moment`` or to ``lsn``
+    (neither: to the latest) starts from. The runs that succeeded, whose copy pgBackRest has not expired.
 
-    Raises PitrRefused saying why there is none: no backup yet, or none had finished by the moment
-    (with the earliest moment it can restore to). The database host asks pgBackRest itself
+    Raises PitrRefused saying why there is none: no backup yet, or none had finished by the moment or the
+    LSN (with the earliest one it can restore to). The database host asks pgBackRest itself
     (backup_set_in_repositories) before restoring.
     """
     stored = Artifact.objects.filter(run=OuterRef("run"), key=OuterRef("label"), status=Artifact.Status.STORED)
     sets = [
-        (row.label, row.stopped_at, row.run)
+        BackupSet(row.label, row.run, row.stopped_at, row.lsn_stop)
         for row in PgBackRestBackup.objects.filter(
             run__target=target, run__status=BackupRun.Status.SUCCEEDED, stopped_at__isnull=False
         )
@@ -310,40 +322,70 @@ def backup_set_for(target: Target, moment: datetime | None) -> BackupSet:
             f"the portal's catalogue holds no finished backup of {target.name} yet: run a full backup first "
             "(one made outside the portal counts once `manage.py rebuildcatalog <location>` has imported it)"
         )
-    label, ended_at, run = _choose(target, moment, sets)
-    return BackupSet(label, run, ended_at)
+    return _choose(target, sets, moment=moment, lsn=lsn)
 
 
 def backup_set_in_repositories(
-    target: Target, moment: datetime | None, *, stanza: PgBackRestStanza | None = None
+    target: Target, moment: datetime | None, *, lsn: str | None = None, stanza: PgBackRestStanza | None = None
 ) -> BackupSet:
     """On the database host, from `pgbackrest info` (authoritative): the backup set a restore to ``moment``
-    (None: to the latest) starts from, and its catalogued run (None if the portal does not know it).
+    or to ``lsn`` (neither: to the latest) starts from, and its catalogued run (None if the portal does not
+    know it).
 
     Raises PitrRefused as backup_set_for does.
     """
     stanza = stanza or stanza_of(target)
     data = pgbr.info(stanza)
-    sets = [(b["label"], pgbr.stamp(b["timestamp"]["stop"]), None) for b in data.get("backup", [])]
+    sets = [
+        BackupSet(b["label"], None, pgbr.stamp(b["timestamp"]["stop"]), (b.get("lsn") or {}).get("stop") or "")
+        for b in data.get("backup", [])
+    ]
     if not sets:
         raise PitrRefused(f"the repositories of {target.name} hold no backup yet: run a full backup first")
-    label, ended_at, _ = _choose(target, moment, sorted(sets, key=lambda s: s[1]))
-    return BackupSet(label, BackupRun.objects.filter(target=target, artifacts__key=label).first(), ended_at)
+    chosen = _choose(target, sorted(sets, key=lambda s: s.ended_at), moment=moment, lsn=lsn)
+    return chosen._replace(run=BackupRun.objects.filter(target=target, artifacts__key=chosen.label).first())
 
 
-def _choose(target: Target, moment: datetime | None, sets: list[tuple]) -> tuple:
-    """The newest of ``sets`` (label, ended at, run), oldest first, that ended before ``moment``."""
+def _choose(
+    target: Target, sets: list[BackupSet], *, moment: datetime | None = None, lsn: str | None = None
+) -> BackupSet:
+    """The newest of ``sets`` (oldest first) that ended before ``moment``, or by ``lsn``; neither: the newest."""
+    if lsn is not None:
+        return _choose_by_lsn(target, sets, lsn)
     if moment is None:
         return sets[-1]
     # pgBackRest records whole seconds: a backup that stopped in T's own second may have ended after T.
     whole = moment.replace(microsecond=0)
-    before = [s for s in sets if s[1] < whole]
+    before = [s for s in sets if s.ended_at < whole]
     if not before:
-        first = sets[0][1]
+        first = sets[0].ended_at
         raise PitrRefused(
             f"no backup had finished by {moment.isoformat()}: the earliest moment it can restore to is "
             f"{(first + timedelta(seconds=1)).isoformat()} (the first backup of {target.name} ended at "
             f"{first.isoformat()}; WAL before a backup cannot be replayed without one)"
+        )
+    return before[-1]
+
+
+def _choose_by_lsn(target: Target, sets: list[BackupSet], lsn: str) -> BackupSet:
+    """The newest of ``sets`` whose stop LSN is at or before ``lsn``.
+
+    PostgreSQL is consistent only once it has replayed up to a backup's stop LSN: from a set that stopped
+    after the LSN it refuses late ("requested recovery stop point is before consistent recovery point"),
+    after the whole set was copied. LSNs are compared as numbers, which holds along one line of history;
+    an LSN of an older timeline, after a restore started a new one, is not told apart here (out of scope).
+    """
+    wanted = pgbr.lsn_to_int(lsn)
+    known = sorted((s for s in sets if s.stop_lsn), key=lambda s: pgbr.lsn_to_int(s.stop_lsn))
+    if not known:
+        raise PitrRefused(f"no backup of {target.name} records the LSN it stopped at: restore to a time instead")
+    before = [s for s in known if pgbr.lsn_to_int(s.stop_lsn) <= wanted]
+    if not before:
+        first = known[0]
+        raise PitrRefused(
+            f"no backup had finished by LSN {lsn}: the earliest LSN it can restore to is {first.stop_lsn} "
+            f"(the first backup of {target.name} ended there, at {first.ended_at.isoformat()}; WAL before a "
+            "backup cannot be replayed without one)"
         )
     return before[-1]
 
