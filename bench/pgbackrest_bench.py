@@ -186,6 +186,21 @@ class Bench:
             raise SystemExit(f"failed: {argv}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return wall, result
 
+    def settle_archive(self, timeout: float = 600) -> float:
+        """Wait until the cluster has archived every finished WAL segment; return the seconds waited.
+
+        The logical restore of the previous round writes ~1.3 GB of WAL into this cluster; a backup timed while
+        the archiver still pushes that backlog would wait for it at its stop (the WAL it needs is queued behind
+        the backlog), measuring the benchmark's own leftovers rather than the backup.
+        """
+        ready = self.data / "pg_wal" / "archive_status"
+        started = time.monotonic()
+        while any(ready.glob("*.ready")):
+            if time.monotonic() - started > timeout:
+                raise SystemExit(f"the archiver did not catch up within {timeout:.0f} s")
+            time.sleep(0.5)
+        return time.monotonic() - started
+
     def pg_dump(self) -> dict:
         wall, _ = self.timed(
             ["bash", "-c", f'pg_dump --format=plain -h "{self.sock}" -p {self.port} -U postgres botflow > /dev/null']
@@ -309,6 +324,9 @@ def main() -> None:
     try:
         bench.setup()
         for i in range(args.repeat):
+            waited = bench.settle_archive()
+            if waited > 1:
+                print(f"  (waited {waited:.0f} s for the archiver to push the last round's WAL)", flush=True)
             for name, call in (
                 ("pg_dump", bench.pg_dump),
                 ("portal", bench.portal_backup),
