@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests import make_run
 from tests.conftest import ROOT, free_port
 
 PY = sys.executable
@@ -63,10 +63,7 @@ def test_make_run_writes_an_env_file_another_terminal_can_source(tmp_path):
     home = tmp_path / "portal-home"
     env = bare_env(home)
     env["PORT"] = str(free_port())
-    log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen(
-        ["bash", "scripts/run-dev.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    proc = make_run.start(env, tmp_path / "run.log")
     try:
         deadline = time.monotonic() + 240
         while "DR Portal is running" not in (tmp_path / "run.log").read_text():
@@ -94,11 +91,4 @@ def test_make_run_writes_an_env_file_another_terminal_can_source(tmp_path):
         without = run([PY, "manage.py", "listbackups"], {**other, "DRPORTAL_HOME": str(stray)})
         assert_refused(without, stray)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        log.close()
+        make_run.stop(proc, home)

@@ -8,9 +8,7 @@ carries the `deploy` marker with the other process-level smoke tests.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests import make_run
 from tests.conftest import ROOT, free_port
 from tests.core.test_run_env import PY, bare_env
 
@@ -66,15 +65,7 @@ def test_a_fresh_make_run_sends_no_alert_and_waits_for_the_first_backup(tmp_path
     env["PORT"] = str(free_port())
     base = f"http://127.0.0.1:{env['PORT']}"
     log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            ["bash", "scripts/run-dev.sh"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = make_run.start(env, log_path)
     try:
         wait_for(log_path, proc, "DR Portal is running", 240)
         password = (home / "admin-password.txt").read_text().strip()
@@ -112,10 +103,4 @@ def test_a_fresh_make_run_sends_no_alert_and_waits_for_the_first_backup(tmp_path
         assert requests.get(f"{base}/health", timeout=30).status_code == 503
         print(f"checked {time.monotonic() - started:.0f} s after the portal answered")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        make_run.stop(proc, home)
