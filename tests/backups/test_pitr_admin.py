@@ -94,6 +94,37 @@ def test_devops_restores_to_a_moment_from_the_admin_through_a_real_worker(cluste
     pgbr.pg_ctl("postgres", "stop", "-D", str(destination), "-m", "fast", "-w")
 
 
+def test_an_lsn_restore_from_the_page_starts_from_the_set_that_had_stopped_by_it(cluster, target, db_host_worker):
+    """Kind LSN on the page, carried out by the worker: the newest set stopped after L, so the older one is used."""
+    devops = role_client("DevOps")
+    first = backup.execute(backup.start_backup(target, trigger="command"))
+    assert first.status == "succeeded", first.error
+    cluster.sql("INSERT INTO messages (body) SELECT 'after the backup ' || g FROM generate_series(1, 500) g")
+    at_l = cluster.sql("SELECT id, body FROM messages ORDER BY id")
+    lsn = cluster.sql("SELECT pg_current_wal_lsn()::text")[0][0]
+    cluster.sql("DELETE FROM messages WHERE id > 100")  # the mistake, then a newer backup that holds it
+    second = backup.execute(backup.start_backup(target, trigger="command"))
+    assert second.status == "succeeded", second.error
+    destination = cluster.folder("restores") / "to-an-lsn"
+    form = {"kind": "lsn", "lsn": lsn, "to": str(destination)}
+
+    text = unescape(post(devops, moment_url(target), form).content.decode())
+    assert "cannot go ahead" not in text, re.findall(r'errornote"[^>]*>([^<]*)', text)
+    assert f"Restore target maindb to LSN {lsn} with pgBackRest" in text
+    assert f"from backup set {first.pgbackrest.label} (run #{first.pk}) plus archived WAL" in text
+    assert f"at or before LSN {lsn}" in text
+    response = post(devops, moment_url(target), {**form, "confirm": "yes"})
+    assert response.status_code == 302
+
+    record = finished(Restore.objects.get())
+    assert record.status == "succeeded", record.error + "\n" + record.log + db_host_worker.log()[-3000:]
+    assert (record.recovery_kind, record.recovery_target, record.run) == ("lsn", lsn, first)
+    assert f"--set={first.pgbackrest.label} --type=lsn --target={lsn}" in record.log
+    assert {"name": "app.public.messages", "expected": None, "restored": len(at_l)} in record.tables
+    assert not destination.exists()  # checked, then stopped and removed
+    assert cluster.sql("SELECT count(*) FROM messages") == [(100,)]  # the live cluster, untouched
+
+
 def test_an_incident_proposes_a_restore_to_its_impact_start_and_confirming_it_restores_to_t(
     cluster, target, db_host_worker
 ):
