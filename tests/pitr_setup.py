@@ -72,8 +72,13 @@ def ensure_roles() -> None:
 
 @pytest.fixture
 def target(cluster, request) -> Target:
+    return new_target(cluster, request.node.name)
+
+
+def new_target(cluster, test_name: str) -> Target:
+    """A new target maindb on the module's cluster, with a repository of its own and a fresh 1000-row messages."""
     ensure_roles()
-    repo = f"repo-{request.node.name[:40]}"
+    repo = f"repo-{test_name[:40]}"
     made = make_pgbr_target(cluster, [posix_location(cluster, repo)])
     Target.objects.filter(pk=made.pk).update(queue=QUEUE)
     made.refresh_from_db()

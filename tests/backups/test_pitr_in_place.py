@@ -26,15 +26,14 @@ from backups.services import backup
 from backups.services.restore import reap_stale_restores
 from tests.conftest import role_client, start_worker, stop_worker
 from tests.killpoints import killer_launcher
-from tests.pg_cluster import make_pgbr_target, posix_location
 from tests.pitr_setup import (  # noqa: F401 (module fixtures, used by name)
     QUEUE,
     cluster,
     conf_dir,
     db_host_worker,
-    ensure_roles,
     finished,
     moment_url,
+    new_target,
     post,
     write_then_make_the_mistake,
 )
@@ -53,14 +52,7 @@ def target(cluster, request) -> Target:  # noqa: F811
     """A new target on the module's cluster (running), with a repository of its own and 1000 messages."""
     if not running(cluster):
         cluster.start()
-    ensure_roles()
-    repo = f"repo-{request.node.name[:40]}"
-    made = make_pgbr_target(cluster, [posix_location(cluster, repo)])
-    Target.objects.filter(pk=made.pk).update(queue=QUEUE)
-    made.refresh_from_db()
-    cluster.sql("DROP TABLE IF EXISTS messages")
-    cluster.sql("CREATE TABLE messages (id bigserial PRIMARY KEY, body text NOT NULL)")
-    cluster.sql("INSERT INTO messages (body) SELECT 'message ' || g FROM generate_series(1, 1000) g")
+    made = new_target(cluster, request.node.name)
     (cluster.data / MARKER).unlink(missing_ok=True)
     yield made
     if not running(cluster):  # the next test needs it up, whatever this one left
