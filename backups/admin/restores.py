@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import JsonResponse
+from django.http import HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
 
@@ -12,7 +12,20 @@ from drportal.admin_base import PermanentRecordAdminMixin
 
 from ..display import restore_progress_bar
 from ..models import Restore
+from ..services import restore as restores
 from .display import JobColumns, TriggerColumn, restored_tables_html
+
+
+def requester_of(request) -> tuple[str, str] | None:
+    """The ``?<kind>=<reference>`` another app sent people to a restore page with (incidents: "restore
+    before T" sends ?incident=ID), for the restore service to ask that app whether they may restore through it.
+    """
+    return next(((kind, request.GET[kind]) for kind in restores.requester_kinds() if kind in request.GET), None)
+
+
+def restore_refused(exc: Exception) -> HttpResponseForbidden:
+    """A restore the restore service will not let this person start (no permission, or not through that incident)."""
+    return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
 
 
 @admin.register(Restore)

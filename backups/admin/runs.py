@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -24,6 +24,7 @@ from ..services import queues, retention, verify
 from ..services import restore as restores
 from ..tasks import enqueue_restore, enqueue_verification
 from .display import JobColumns, TriggerColumn, button_permissions, run_buttons_column
+from .restores import requester_of, restore_refused
 from .verifications import VerificationInline
 
 
@@ -209,13 +210,11 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
 
     def restore_view(self, request, run_id):
         """Django's delete_selected pattern: a page that says exactly what will happen, then a POST."""
-        # Another app may send people here with ?<kind>=<reference> (incidents: "restore before T" sends
-        # ?incident=ID); the restore service asks that app whether this person may restore through it.
-        via = next(((kind, request.GET[kind]) for kind in restores.requester_kinds() if kind in request.GET), None)
+        via = requester_of(request)
         try:
             restores.authorize(request.user, via)
         except restores.RestoreNotAllowed as exc:
-            return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
+            return restore_refused(exc)
         run = get_object_or_404(BackupRun.objects.select_related("target"), pk=run_id)
         engine = engines.find(run.target.engine)
         if engine is not None and engine.restores_to_a_moment:
@@ -234,7 +233,7 @@ class BackupRunAdmin(RecordAdminMixin, TriggerColumn, JobColumns, admin.ModelAdm
             try:
                 record = restores.request_restore(run, proposal, to=form.cleaned_data["to"], user=request.user, via=via)
             except restores.RestoreNotAllowed as exc:
-                return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
+                return restore_refused(exc)
             enqueue_restore(record)
             self.log_change(request, run, f"Started restore #{record.pk} into {proposal.plan.destination}")
             self.message_user(request, f"Restore #{record.pk} queued.", messages.SUCCESS)

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseForbidden, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -32,6 +32,7 @@ from ..services import restore as restores
 from ..tasks import enqueue_backup, enqueue_restore
 from .display import _relative, button_permissions, target_buttons, target_buttons_column
 from .kept_secrets import KeepSecretsForm, _formfield
+from .restores import requester_of, restore_refused
 
 
 class TargetForm(KeepSecretsForm):
@@ -134,10 +135,6 @@ class RestoreToMomentForm(forms.Form):
             "port": data.get("port"),
             "keep_running": bool(data.get("keep_running")),
         }
-
-
-def refused(exc: Exception) -> HttpResponseForbidden:
-    return HttpResponseForbidden(f"Restore refused: {exc}\n", content_type="text/plain; charset=utf-8")
 
 
 def source_column(unreadable: dict):
@@ -324,11 +321,11 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
         ``?incident=ID`` (an incident's "restore to T") lets someone restore through that incident, and links
         the restore to its timeline; ``?time=T`` fills in the time.
         """
-        via = next(((kind, request.GET[kind]) for kind in restores.requester_kinds() if kind in request.GET), None)
+        via = requester_of(request)
         try:
             restores.authorize(request.user, via)
         except restores.RestoreNotAllowed as exc:
-            return refused(exc)
+            return restore_refused(exc)
         target = get_object_or_404(Target, pk=target_id)
         engine = engines.find(target.engine)
         plan, problem = None, ""
@@ -354,7 +351,7 @@ class TargetAdmin(HiddenFromViewersMixin, admin.ModelAdmin):
                 try:
                     record = pgbackrest.request_pitr(plan, user=request.user, via=via)
                 except restores.RestoreNotAllowed as exc:
-                    return refused(exc)
+                    return restore_refused(exc)
                 enqueue_restore(record)
                 self.log_change(request, target, f"Started restore #{record.pk}: {plan.lines()[0]}")
                 self.message_user(request, f"Restore #{record.pk} queued: {plan.lines()[0]}.", messages.SUCCESS)
