@@ -262,8 +262,7 @@ def check_on_host(plan: PitrPlan) -> PitrPlan:
     if plan.in_place:
         if pgbr.is_running(live):
             raise PitrRefused(f"the cluster in {live} is running: stop it first (pg_ctl stop) to restore over it")
-        plan.rollback = _rollback_path(live)
-        plan.port = stanza.pg_port
+        plan.rollback = _rollback_path(live)  # beside the directory pg_path really leads to, named as of now
     else:
         if resolved.exists() and any(resolved.iterdir()):
             raise PitrRefused(f"--to {given} exists and is not empty; name a new folder")
