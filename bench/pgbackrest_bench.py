@@ -125,7 +125,8 @@ class Bench:
 
     def setup(self) -> None:
         source = generate.generate(self.size)
-        print(pgbackrest_version(), flush=True)
+        self.pgbackrest = pgbackrest_version()
+        print(self.pgbackrest, flush=True)
         as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"\nport = {self.port}\nlisten_addresses = ''\nunix_socket_directories = '{self.sock}'\n")
@@ -354,7 +355,7 @@ def main() -> None:
     pitr_ratio = med["pitr"] / med["logical_restore"]
     result = {
         "size": args.size,
-        "pgbackrest": pgbackrest_version(),
+        "pgbackrest": bench.pgbackrest,
         "database_bytes": samples["pgbackrest"][0]["database_bytes"],
         "seconds": med,
         "portal_artifact_bytes": samples["portal"][0]["bytes"],
@@ -426,7 +427,7 @@ def variants_main(args) -> None:
             bench.close()
     med = {name: statistics.median(s["seconds"] for s in values) for name, values in samples.items() if values}
     lines = [
-        f"\n{args.size}, {pgbackrest_version()}, median of {args.repeat}:",
+        f"\n{args.size}, {bench.pgbackrest}, median of {args.repeat}:",
         f"  bare pg_dump {med['pg_dump']:27.1f} s",
     ]
     lines.append(f"  manage.py backup {med['portal']:23.1f} s   artifact {samples['portal'][0]['bytes'] / 1e6:7.1f} MB")
@@ -446,7 +447,7 @@ def variants_main(args) -> None:
     results.mkdir(exist_ok=True)
     (results / "pgbackrest-variants-latest.json").write_text(
         json.dumps(
-            {"size": args.size, "pgbackrest": pgbackrest_version(), "seconds": med, "samples": samples},
+            {"size": args.size, "pgbackrest": bench.pgbackrest, "seconds": med, "samples": samples},
             indent=2,
             default=str,
         )
